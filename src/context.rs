@@ -1,0 +1,110 @@
+//! What a [`ServerErrorHandler`](crate::ServerErrorHandler) knows about the failed request:
+//! [`ErrorContext`] and [`ErrorKind`].
+
+use std::fmt;
+
+use axum::http::Method;
+
+/// Where an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The handler returned an [`Error`](crate::Error).
+    Error,
+    /// The handler (or the service, in `call` or in its future) panicked.
+    Panic,
+    /// The inner service returned `Err` (a service error, as opposed to an error response).
+    Service,
+}
+
+impl ErrorKind {
+    /// The label value used in logs and metrics: `error`, `panic` or `service`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Panic => "panic",
+            Self::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The request an error belongs to, as the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) saw it.
+///
+/// ```
+/// use axum::http::Method;
+/// use unhandled::{ErrorContext, ErrorKind};
+///
+/// let context = ErrorContext::new(&Method::GET, "/users/7", Some("/users/{id}"), ErrorKind::Error);
+/// assert_eq!(context.route_label(), "/users/{id}");
+/// assert_eq!(context.method_label(), "GET");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorContext<'a> {
+    method: &'a Method,
+    path: &'a str,
+    route: Option<&'a str>,
+    kind: ErrorKind,
+}
+
+impl<'a> ErrorContext<'a> {
+    /// A context for a request; the layer makes these, tests and custom layers may too.
+    pub fn new(method: &'a Method, path: &'a str, route: Option<&'a str>, kind: ErrorKind) -> Self {
+        Self {
+            method,
+            path,
+            route,
+            kind,
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The request path, without the query. Paths longer than 128 bytes are cut and end in `…`.
+    pub fn path(&self) -> &'a str {
+        self.path
+    }
+
+    /// The matched route template (axum's `MatchedPath`, such as `/users/{id}`), if a route matched.
+    pub fn route(&self) -> Option<&'a str> {
+        self.route
+    }
+
+    /// Where the error came from.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The route as a bounded label: the template, or `unmatched`. Never the raw path.
+    pub fn route_label(&self) -> &'a str {
+        self.route.unwrap_or("unmatched")
+    }
+
+    /// The method as a bounded label: the standard methods by name, any other as `_OTHER`
+    /// (the OpenTelemetry convention).
+    pub fn method_label(&self) -> &'static str {
+        const LABELS: [(Method, &str); 9] = [
+            (Method::GET, "GET"),
+            (Method::POST, "POST"),
+            (Method::PUT, "PUT"),
+            (Method::DELETE, "DELETE"),
+            (Method::PATCH, "PATCH"),
+            (Method::HEAD, "HEAD"),
+            (Method::OPTIONS, "OPTIONS"),
+            (Method::CONNECT, "CONNECT"),
+            (Method::TRACE, "TRACE"),
+        ];
+        LABELS
+            .iter()
+            .find(|(known, _)| known == self.method)
+            .map_or("_OTHER", |(_, label)| label)
+    }
+}

@@ -1,0 +1,320 @@
+//! The error type handlers return: [`Error`] and its [`Result`] alias.
+//!
+//! Any `std::error::Error + Send + Sync + 'static` converts into an [`Error`], so `?` works in a
+//! handler that returns [`Result`]. The error keeps its whole source chain; rendering it never
+//! shows that chain to the client (see [`DefaultErrorHandler`](crate::DefaultErrorHandler)).
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//!
+//! async fn load() -> unhandled::Result<String> {
+//!     let text = std::fs::read_to_string("/definitely/not/here")?;
+//!     Ok(text)
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(load))
+//!     .layer(unhandled::layer());
+//! ```
+
+use std::{
+    error::Error as StdError,
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+
+/// A type-erased error, as `tower` and `axum` spell it.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The result type of a handler: `Ok` is any response, `Err` an [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error a handler returns; rendered by the server error handler, counted if nobody logged it.
+///
+/// There are two kinds:
+/// - an *unhandled* error, made from any `std::error::Error` (by `?`, [`Error::new`] or
+///   [`Error::msg`]): rendered as `500 Internal Server Error` and counted;
+/// - an *intentional* status, made by [`Error::status`]: rendered with that status and never
+///   counted, like Armeria's `HttpStatusException` without a cause. Give it a cause with
+///   [`Error::with_cause`] and it is counted again.
+///
+/// `Error` is cheap to clone (one reference count) so that it can travel in response extensions
+/// from the handler to [`ErrorHandlerLayer`](crate::ErrorHandlerLayer). It deliberately does not
+/// implement `std::error::Error`, so that `From<E: std::error::Error>` can exist (as in `anyhow`).
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use unhandled::Error;
+///
+/// let io = std::io::Error::other("disk on fire");
+/// let error = Error::new(io);
+/// assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+/// assert!(!error.is_intentional());
+///
+/// let not_found = Error::status(StatusCode::NOT_FOUND);
+/// assert!(not_found.is_intentional());
+/// assert_eq!(not_found.to_string(), "404 Not Found");
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    status: StatusCode,
+    cause: Option<BoxError>,
+    logged: AtomicBool,
+}
+
+impl Error {
+    /// An unhandled error (`500 Internal Server Error`) caused by `cause`.
+    pub fn new(cause: impl Into<BoxError>) -> Self {
+        Self::from_parts(StatusCode::INTERNAL_SERVER_ERROR, Some(cause.into()))
+    }
+
+    /// An unhandled error with a message and no further source.
+    ///
+    /// ```
+    /// let error = unhandled::Error::msg("the cache is empty");
+    /// assert_eq!(error.to_string(), "the cache is empty");
+    /// ```
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self::new(Message(message.to_string()))
+    }
+
+    /// An intentional status without a cause: rendered with `status`, never counted.
+    pub fn status(status: StatusCode) -> Self {
+        Self::from_parts(status, None)
+    }
+
+    /// Attaches a cause to this error. An intentional status with a cause is counted, since the
+    /// cause is something nobody has seen yet.
+    ///
+    /// ```
+    /// use axum::http::StatusCode;
+    ///
+    /// let error = unhandled::Error::status(StatusCode::BAD_GATEWAY)
+    ///     .with_cause(std::io::Error::other("upstream refused"));
+    /// assert!(!error.is_intentional());
+    /// assert_eq!(error.status_code(), StatusCode::BAD_GATEWAY);
+    /// ```
+    pub fn with_cause(self, cause: impl Into<BoxError>) -> Self {
+        Self::from_parts(self.status_code(), Some(cause.into()))
+    }
+
+    pub(crate) fn from_parts(status: StatusCode, cause: Option<BoxError>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                status,
+                cause,
+                logged: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// An unhandled error made from a caught panic's payload.
+    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        Self::new(Panicked::from_payload(payload))
+    }
+
+    /// The status the response carries.
+    pub fn status_code(&self) -> StatusCode {
+        self.inner.status
+    }
+
+    /// Whether this is an intentional status without a cause (never counted).
+    pub fn is_intentional(&self) -> bool {
+        self.inner.cause.is_none()
+    }
+
+    /// The cause, if any: the error this one was made from.
+    pub fn cause(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner.cause.as_deref().map(|cause| cause as _)
+    }
+
+    /// The cause and each of its sources, outermost first.
+    ///
+    /// ```
+    /// let error = unhandled::Error::new(std::io::Error::other("refused"));
+    /// let messages: Vec<String> = error.chain().map(|e| e.to_string()).collect();
+    /// assert_eq!(messages, ["refused"]);
+    /// ```
+    pub fn chain(&self) -> impl Iterator<Item = &(dyn StdError + 'static)> {
+        std::iter::successors(self.cause(), |&error| error.source())
+    }
+
+    /// Marks this error as logged, so that no [`ReportingErrorHandler`](crate::ReportingErrorHandler)
+    /// counts it. A logging layer or a custom [`ServerErrorHandler`](crate::ServerErrorHandler)
+    /// calls this once it has written the error somewhere a person will read it.
+    pub fn mark_logged(&self) {
+        self.inner.logged.store(true, Ordering::Release);
+    }
+
+    /// Whether [`mark_logged`](Self::mark_logged) was called on this error or a clone of it.
+    pub fn is_logged(&self) -> bool {
+        self.inner.logged.load(Ordering::Acquire)
+    }
+
+    /// The whole chain on one line, `outer: inner: innermost`; the status when there is no cause.
+    pub(crate) fn chain_text(&self) -> String {
+        format!("{self:#}")
+    }
+}
+
+/// Any standard error converts, so `?` works in handlers.
+impl<E> From<E> for Error
+where
+    E: StdError + Send + Sync + 'static,
+{
+    fn from(cause: E) -> Self {
+        Self::new(cause)
+    }
+}
+
+/// `{}` prints the outermost message; `{:#}` prints the whole source chain joined by `: `.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut chain = self.chain();
+        match chain.next() {
+            None => fmt::Display::fmt(&self.inner.status, f),
+            Some(cause) => {
+                fmt::Display::fmt(cause, f)?;
+                if f.alternate() {
+                    for source in chain {
+                        write!(f, ": {source}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chain: Vec<String> = self.chain().map(ToString::to_string).collect();
+        f.debug_struct("Error")
+            .field("status", &self.inner.status)
+            .field("chain", &chain)
+            .field("logged", &self.is_logged())
+            .finish()
+    }
+}
+
+/// Renders as [`DefaultErrorHandler`](crate::DefaultErrorHandler) would and carries the error in
+/// the response extensions, where [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) picks it up.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let mut response = crate::handler::render_default(&self);
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// A plain message used as a cause.
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Message {}
+
+/// The cause of an error made from a caught panic: its message.
+#[derive(Debug)]
+pub(crate) struct Panicked(pub(crate) String);
+
+impl Panicked {
+    /// The panic's message; payloads that are neither `&str` nor `String` get a stand-in.
+    pub(crate) fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = if let Some(text) = payload.downcast_ref::<&'static str>() {
+            (*text).to_owned()
+        } else if let Some(text) = payload.downcast_ref::<String>() {
+            text.clone()
+        } else {
+            "panic payload of a type that is not a string".to_owned()
+        };
+        Self(message)
+    }
+}
+
+impl fmt::Display for Panicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "handler panicked: {}", self.0)
+    }
+}
+
+impl StdError for Panicked {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("loading user 7")
+        }
+    }
+
+    impl StdError for Outer {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn question_mark_keeps_the_source_chain() {
+        fn failing() -> Result<()> {
+            Err(Outer(std::io::Error::other("connection refused")))?;
+            Ok(())
+        }
+        let error = failing().unwrap_err();
+        assert_eq!(error.to_string(), "loading user 7");
+        assert_eq!(error.chain_text(), "loading user 7: connection refused");
+        assert_eq!(error.chain().count(), 2);
+        assert!(!error.is_intentional());
+    }
+
+    #[test]
+    fn status_without_cause_is_intentional_and_with_cause_is_not() {
+        let status = Error::status(StatusCode::NOT_FOUND);
+        assert!(status.is_intentional());
+        assert_eq!(status.chain_text(), "404 Not Found");
+        let caused = status.with_cause(Message("gone".into()));
+        assert!(!caused.is_intentional());
+        assert_eq!(caused.status_code(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn mark_logged_is_shared_by_clones() {
+        let error = Error::msg("x");
+        let clone = error.clone();
+        assert!(!clone.is_logged());
+        error.mark_logged();
+        assert!(clone.is_logged());
+    }
+
+    #[test]
+    fn panic_payloads_of_any_type_get_a_message() {
+        let text: Box<dyn std::any::Any + Send> = Box::new("boom");
+        let string: Box<dyn std::any::Any + Send> = Box::new(String::from("bang"));
+        let number: Box<dyn std::any::Any + Send> = Box::new(42_u32);
+        assert_eq!(Panicked::from_payload(&*text).0, "boom");
+        assert_eq!(Panicked::from_payload(&*string).0, "bang");
+        assert!(Panicked::from_payload(&*number).0.contains("not a string"));
+    }
+}

@@ -1,0 +1,114 @@
+use std::{
+    convert::Infallible,
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use axum::{
+    body::{Body, Bytes, HttpBody},
+    http::Response,
+};
+use pin_project_lite::pin_project;
+
+use super::head::RequestHead;
+use crate::{
+    context::ErrorKind,
+    error::{BoxError, Error},
+    handler::{ServerErrorHandler, render_default},
+};
+
+pin_project! {
+    /// Response future of [`ErrorHandlerService`](super::ErrorHandlerService).
+    pub struct ResponseFuture<F, H> {
+        #[pin]
+        kind: Kind<F>,
+        head: RequestHead,
+        handler: H,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Future {
+            #[pin]
+            future: F,
+        },
+        Failed {
+            failure: Option<(Error, ErrorKind)>,
+        },
+    }
+}
+
+impl<F, H> ResponseFuture<F, H> {
+    pub(super) fn new(future: F, head: RequestHead, handler: H) -> Self {
+        Self {
+            kind: Kind::Future { future },
+            head,
+            handler,
+        }
+    }
+
+    pub(super) fn failed(error: Error, kind: ErrorKind, head: RequestHead, handler: H) -> Self {
+        Self {
+            kind: Kind::Failed {
+                failure: Some((error, kind)),
+            },
+            head,
+            handler,
+        }
+    }
+}
+
+impl<F, H, ResBody, E> Future for ResponseFuture<F, H>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: Into<BoxError>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+    H: ServerErrorHandler,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (error, kind) = match this.kind.project() {
+            KindProj::Failed { failure } => failure.take().expect("future polled after completion"),
+            KindProj::Future { future } => {
+                match ready!(
+                    catch_unwind(AssertUnwindSafe(|| future.poll(cx))).map_or_else(
+                        |payload| Poll::Ready(Err((
+                            Error::from_panic(&*payload),
+                            ErrorKind::Panic
+                        ))),
+                        |poll| poll.map(Ok),
+                    )
+                ) {
+                    Ok(Ok(mut response)) => match response.extensions_mut().remove::<Error>() {
+                        None => return Poll::Ready(Ok(response.map(Body::new))),
+                        Some(error) => (error, ErrorKind::Error),
+                    },
+                    Ok(Err(error)) => (Error::new(error), ErrorKind::Service),
+                    Err(panicked) => panicked,
+                }
+            }
+        };
+        Poll::Ready(Ok(handle(this.handler, &error, this.head, kind)))
+    }
+}
+
+/// Asks `handler` for the response; [`render_default`] when it defers or panics itself.
+fn handle<H: ServerErrorHandler>(
+    handler: &H,
+    error: &Error,
+    head: &RequestHead,
+    kind: ErrorKind,
+) -> Response<Body> {
+    let context = head.context(kind);
+    catch_unwind(AssertUnwindSafe(|| handler.on_error(error, &context)))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| render_default(error))
+}

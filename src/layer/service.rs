@@ -1,0 +1,108 @@
+use std::{
+    convert::Infallible,
+    panic::{AssertUnwindSafe, catch_unwind},
+    task::{Context, Poll},
+};
+
+use axum::{
+    body::{Body, Bytes, HttpBody},
+    extract::Request,
+    http::{Response, StatusCode},
+};
+use tower_service::Service;
+
+use super::{future::ResponseFuture, head::RequestHead};
+use crate::{
+    context::ErrorKind,
+    error::{BoxError, Error},
+    handler::ServerErrorHandler,
+};
+
+/// Middleware that sends every failure of `S` to the [`ServerErrorHandler`] `H` and returns the
+/// response it renders. It never fails: its error type is [`Infallible`].
+///
+/// What counts as a failure:
+/// - a response that carries an [`Error`](crate::Error), i.e. a handler returned `Err(error)`;
+/// - an `Err` from `S` (a service error);
+/// - a panic in `S::call` or while polling its future, whatever the payload.
+///
+/// Every other response, a `500` the handler built itself or an extractor rejection included,
+/// passes through untouched.
+#[derive(Debug)]
+pub struct ErrorHandlerService<S, H> {
+    inner: S,
+    handler: H,
+    /// The error `poll_ready` saw, failing the next request.
+    not_ready: Option<BoxError>,
+}
+
+impl<S: Clone, H: Clone> Clone for ErrorHandlerService<S, H> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), self.handler.clone())
+    }
+}
+
+impl<S, H> ErrorHandlerService<S, H> {
+    /// Wraps `inner`, sending its failures to `handler`.
+    pub fn new(inner: S, handler: H) -> Self {
+        Self {
+            inner,
+            handler,
+            not_ready: None,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The handler failures go to.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+}
+
+impl<S, H, ReqBody, ResBody> Service<Request<ReqBody>> for ErrorHandlerService<S, H>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+    H: ServerErrorHandler,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future, H>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // A service that is not ready fails the request it would have served: report that
+        // failure when the request arrives rather than dropping the connection now.
+        match self.inner.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(error)) => {
+                self.not_ready = Some(error.into());
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let head = RequestHead::capture(&request);
+        let handler = self.handler.clone();
+        if let Some(error) = self.not_ready.take() {
+            let error = Error::from_parts(StatusCode::SERVICE_UNAVAILABLE, Some(error));
+            return ResponseFuture::failed(error, ErrorKind::Service, head, handler);
+        }
+        match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            Ok(future) => ResponseFuture::new(future, head, handler),
+            Err(payload) => ResponseFuture::failed(
+                Error::from_panic(&*payload),
+                ErrorKind::Panic,
+                head,
+                handler,
+            ),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Every error and panic in an axum handler is either logged or counted, exported and reported.
+//!
+//! A new axum service that returns an error or panics inside a handler tells nobody: without a
+//! logging layer there is no log line, no metric, at worst a dropped connection. `unhandled` ports
+//! Armeria's answer to that:
+//!
+//! - [`ErrorHandlerLayer`] sends every handler error, service error and panic to a
+//!   [`ServerErrorHandler`], which renders the response ([`DefaultErrorHandler`]: a safe `500`);
+//! - [`ReportingErrorHandler`] counts the errors that no logging layer reported, exports them as
+//!   the Prometheus counter [`METRIC_NAME`] through the `metrics` facade, and every interval logs
+//!   one warning with the count, the failing routes and a sample error.
+//!
+//! ```
+//! use axum::{Router, extract::Path, routing::get};
+//!
+//! async fn get_user(Path(id): Path<u64>) -> unhandled::Result<String> {
+//!     let name = std::fs::read_to_string(format!("/var/lib/users/{id}"))?;
+//!     Ok(name)
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(get_user))
+//!     .layer(unhandled::layer()); // interval from UNHANDLED_ERRORS_REPORT_INTERVAL, else 10s
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod context;
+mod error;
+mod expected;
+mod handler;
+pub mod layer;
+mod metric;
+mod reporting;
+mod striped;
+
+pub use crate::{
+    config::{ConfigError, DEFAULT_INTERVAL, INTERVAL_VAR, parse_interval},
+    context::{ErrorContext, ErrorKind},
+    error::{BoxError, Error, Result},
+    handler::{DefaultErrorHandler, ServerErrorHandler},
+    layer::{ErrorHandlerLayer, ErrorHandlerService},
+    metric::METRIC_NAME,
+    reporting::{
+        Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, ReportingErrorHandler,
+        ReportingErrorHandlerBuilder, ShutdownGuard,
+    },
+    striped::StripedCounter,
+};
+
+/// The layer to add on day one: [`ErrorHandlerLayer`] with the process-wide
+/// [`ReportingErrorHandler::global`] around [`DefaultErrorHandler`].
+///
+/// Its report interval comes from [`UNHANDLED_ERRORS_REPORT_INTERVAL`](INTERVAL_VAR) (10 s when
+/// unset; an invalid value is logged and the default used).
+pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
+    ErrorHandlerLayer::reporting()
+}

@@ -1,0 +1,62 @@
+//! The periodic report: one `tracing` event at the configured level.
+
+use std::{fmt::Write, time::Duration};
+
+use tracing::Level;
+
+use super::groups::Pending;
+
+/// The advice every report ends with.
+pub(crate) const FIX: &str = "add unhandled::LoggingLayer to log each one";
+
+/// Emits the report for `pending`, saying it covers the last `window`.
+pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
+    let whole_millis = Duration::from_millis(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+    let window = humantime::format_duration(whole_millis).to_string();
+    let top = top_text(pending);
+    let sample = &pending.sample;
+    let chain = sample.error.chain_text();
+    let s = if pending.count == 1 { "" } else { "s" };
+    macro_rules! report {
+        ($level:expr) => {
+            tracing::event!(
+                target: "unhandled",
+                $level,
+                count = pending.count,
+                interval = %window,
+                top = %top,
+                sample.method = %sample.method,
+                sample.path = %sample.path,
+                sample.route = %sample.route,
+                sample.kind = %sample.kind,
+                sample.status = sample.error.status_code().as_u16(),
+                sample.error = %chain,
+                fix = FIX,
+                "Observed {} unhandled error{s} in the last {window} that no logging layer \
+                 reported; {FIX}",
+                pending.count,
+            )
+        };
+    }
+    match level {
+        Level::ERROR => report!(Level::ERROR),
+        Level::WARN => report!(Level::WARN),
+        Level::INFO => report!(Level::INFO),
+        Level::DEBUG => report!(Level::DEBUG),
+        _ => report!(Level::TRACE),
+    }
+}
+
+/// `GET /users/{id} error ×12, POST /orders panic ×3, 2 more in other groups`.
+fn top_text(pending: &Pending) -> String {
+    let mut text = String::new();
+    for (label, count) in &pending.top {
+        let separator = if text.is_empty() { "" } else { ", " };
+        let _ = write!(text, "{separator}{label} ×{count}");
+    }
+    if pending.rest > 0 {
+        let separator = if text.is_empty() { "" } else { ", " };
+        let _ = write!(text, "{separator}{} more in other groups", pending.rest);
+    }
+    text
+}

@@ -1,0 +1,269 @@
+//! Count, export and periodically report the errors no logging layer reported.
+//!
+//! [`ReportingErrorHandler`] wraps any [`ServerErrorHandler`]: it lets the wrapped handler render
+//! the response first, then counts the error unless it was marked logged, is an intentional
+//! status, or only says the client went away. Each counted error goes into
+//! - a [`StripedCounter`](crate::StripedCounter) ([`unhandled_count`](ReportingErrorHandler::unhandled_count)),
+//! - a bounded [`Breakdown`] by method, route and kind, with a sample error per group,
+//! - the counter [`METRIC_NAME`](crate::METRIC_NAME) of the `metrics` facade.
+//!
+//! The first counted error starts one tokio task that, every interval in which the count grew,
+//! logs one event: how many, the largest groups, one sample with its request and source chain,
+//! and the fix. No error, no task; no growth, no event.
+
+mod event;
+mod groups;
+mod reporter;
+
+use std::{
+    fmt,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use axum::response::Response;
+use tracing::Level;
+
+pub use self::groups::{Breakdown, ErrorGroup, MAX_GROUPS};
+use self::reporter::Reporter;
+use crate::{
+    config::{self, ConfigError, DEFAULT_INTERVAL},
+    context::ErrorContext,
+    error::Error,
+    expected::is_expected,
+    handler::{DefaultErrorHandler, ServerErrorHandler},
+};
+
+/// The longest interval kept; longer ones are cut to this (a year), which is as good as never.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// A [`ServerErrorHandler`] that counts and reports the errors nobody logged, around another
+/// handler that renders them (Armeria's `ExceptionReportingServiceErrorHandler`).
+///
+/// Clones share one reporter: axum clones the handler for every request, so a clone is only a
+/// reference plus a clone of the wrapped handler, and the reporter lives for the rest of the
+/// process (a few kilobytes per [`build`](ReportingErrorHandlerBuilder::build)).
+///
+/// Pending counts are reported when the reporter shuts down: on [`shutdown`](Self::shutdown),
+/// when a [`ShutdownGuard`] drops, and when the runtime that runs the periodic task shuts down
+/// (the end of `#[tokio::main]`). A later error starts the task again.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, body::Body, http::Request, routing::get};
+/// use tower::ServiceExt;
+/// use unhandled::{Error, ErrorHandlerLayer, ReportingErrorHandler};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let reporting = ReportingErrorHandler::builder()
+///     .interval(Duration::from_secs(30))
+///     .level(tracing::Level::ERROR)
+///     .build();
+/// let app = Router::new()
+///     .route("/", get(|| async { Err::<(), _>(Error::msg("the database is down")) }))
+///     .layer(ErrorHandlerLayer::new(reporting.clone()));
+///
+/// app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+/// assert_eq!(reporting.unhandled_count(), 1);
+/// assert_eq!(reporting.breakdown().groups[0].route, "/");
+/// reporting.shutdown().await; // logs the pending error now
+/// # }
+/// ```
+pub struct ReportingErrorHandler<H = DefaultErrorHandler> {
+    reporter: &'static Reporter,
+    delegate: H,
+}
+
+impl ReportingErrorHandler {
+    /// A builder with the defaults: a 10 s interval and `WARN`.
+    pub fn builder() -> ReportingErrorHandlerBuilder {
+        ReportingErrorHandlerBuilder::new()
+    }
+
+    /// The process-wide reporter that [`unhandled::layer()`](crate::layer()) uses, built on first
+    /// use by [`ReportingErrorHandlerBuilder::from_env`].
+    pub fn global() -> Self {
+        static GLOBAL: OnceLock<ReportingErrorHandler> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| ReportingErrorHandlerBuilder::from_env().build())
+            .clone()
+    }
+}
+
+impl<H> ReportingErrorHandler<H> {
+    /// How many errors were counted so far.
+    pub fn unhandled_count(&self) -> u64 {
+        self.reporter.count()
+    }
+
+    /// The counted errors by method, route and kind.
+    pub fn breakdown(&self) -> Breakdown {
+        self.reporter.breakdown()
+    }
+
+    /// The report interval; zero when the periodic report is off.
+    pub fn interval(&self) -> Duration {
+        self.reporter.interval
+    }
+
+    /// The level of the periodic report.
+    pub fn level(&self) -> Level {
+        self.reporter.level
+    }
+
+    /// The handler that renders the responses.
+    pub fn delegate(&self) -> &H {
+        &self.delegate
+    }
+
+    /// Stops the periodic task and reports what is pending now. Counting goes on; the next error
+    /// starts the task again.
+    pub async fn shutdown(&self) {
+        if let Some(task) = self.reporter.stop_task() {
+            // Cancelled on purpose; its guard has reported by the time this resolves.
+            let _ = task.await;
+        }
+        self.reporter.flush();
+    }
+
+    /// A guard that does what [`shutdown`](Self::shutdown) does, synchronously, when it drops:
+    /// keep it in `main` beside the server so that nothing pending is lost on the way out.
+    pub fn shutdown_guard(&self) -> ShutdownGuard {
+        ShutdownGuard {
+            reporter: self.reporter,
+        }
+    }
+}
+
+impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
+    fn on_error(&self, error: &Error, context: &ErrorContext<'_>) -> Option<Response> {
+        // The delegate runs first, so that it can mark the error logged (Armeria #5587); if it
+        // panics, the error is still counted and the layer renders the default response.
+        let response = catch_unwind(AssertUnwindSafe(|| self.delegate.on_error(error, context)))
+            .ok()
+            .flatten();
+        if !error.is_logged() && !error.is_intentional() && !is_expected(error) {
+            self.reporter.record(error, context);
+        }
+        response
+    }
+}
+
+impl<H: Clone> Clone for ReportingErrorHandler<H> {
+    fn clone(&self) -> Self {
+        Self {
+            reporter: self.reporter,
+            delegate: self.delegate.clone(),
+        }
+    }
+}
+
+impl<H: fmt::Debug> fmt::Debug for ReportingErrorHandler<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportingErrorHandler")
+            .field("interval", &self.reporter.interval)
+            .field("level", &self.reporter.level)
+            .field("unhandled_count", &self.reporter.count())
+            .field("delegate", &self.delegate)
+            .finish()
+    }
+}
+
+/// Reports pending counts and stops the periodic task when dropped; see
+/// [`ReportingErrorHandler::shutdown_guard`].
+#[must_use = "the guard reports pending counts when it drops; keep it alive"]
+pub struct ShutdownGuard {
+    reporter: &'static Reporter,
+}
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        self.reporter.stop_task();
+        self.reporter.flush();
+    }
+}
+
+impl fmt::Debug for ShutdownGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownGuard").finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`ReportingErrorHandler`].
+///
+/// ```
+/// use std::time::Duration;
+/// use unhandled::ReportingErrorHandler;
+///
+/// let quiet = ReportingErrorHandler::builder().interval(Duration::ZERO).build();
+/// assert_eq!(quiet.interval(), Duration::ZERO); // counted and exported, never logged
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReportingErrorHandlerBuilder {
+    interval: Duration,
+    level: Level,
+}
+
+impl ReportingErrorHandlerBuilder {
+    /// The defaults: a 10 s interval and `WARN`.
+    pub fn new() -> Self {
+        Self {
+            interval: DEFAULT_INTERVAL,
+            level: Level::WARN,
+        }
+    }
+
+    /// The defaults, with the interval from
+    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR) when it is set. An invalid value
+    /// is logged at `WARN` and the default used; use [`try_from_env`](Self::try_from_env) to
+    /// refuse it instead.
+    pub fn from_env() -> Self {
+        Self::try_from_env().unwrap_or_else(|error| {
+            tracing::warn!(target: "unhandled", %error, "using the default report interval");
+            Self::new()
+        })
+    }
+
+    /// The defaults, with the interval from
+    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR) when it is set; an error naming
+    /// the variable, the value and an accepted example when it cannot be parsed.
+    pub fn try_from_env() -> Result<Self, ConfigError> {
+        let builder = Self::new();
+        Ok(match config::interval_from_env()? {
+            Some(interval) => builder.interval(interval),
+            None => builder,
+        })
+    }
+
+    /// How often the periodic report may log; [`Duration::ZERO`] turns it off (errors are still
+    /// counted and exported). Longer than [`MAX_INTERVAL`] is cut to it.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.min(MAX_INTERVAL);
+        self
+    }
+
+    /// The level of the periodic report (default `WARN`).
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// A reporting handler around `delegate`, which renders the responses.
+    pub fn wrap<H: ServerErrorHandler>(self, delegate: H) -> ReportingErrorHandler<H> {
+        let reporter = Box::leak(Box::new(Reporter::new(self.interval, self.level)));
+        ReportingErrorHandler { reporter, delegate }
+    }
+
+    /// A reporting handler around [`DefaultErrorHandler`].
+    pub fn build(self) -> ReportingErrorHandler {
+        self.wrap(DefaultErrorHandler)
+    }
+}
+
+impl Default for ReportingErrorHandlerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
