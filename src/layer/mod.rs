@@ -1,4 +1,4 @@
-//! Route every handler error, service error and panic to a [`ServerErrorHandler`].
+//! Route every handler error, service error and panic to a [`ServerErrorHandler`](crate::ServerErrorHandler).
 //!
 //! Add the layer with `Router::layer` so that it wraps each route and sees the matched route
 //! template. Wrapped around a whole router from outside, it runs before routing and reports every
@@ -16,8 +16,12 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
+//! async fn boom() -> &'static str {
+//!     panic!("the handler fell over")
+//! }
+//!
 //! let app = Router::new()
-//!     .route("/boom", get(|| async { panic!("the handler fell over") }))
+//!     .route("/boom", get(boom))
 //!     .layer(ErrorHandlerLayer::default());
 //!
 //! let response = app.oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
@@ -59,8 +63,8 @@ use crate::{handler::DefaultErrorHandler, reporting::ReportingErrorHandler};
 
 /// A [`Layer`] that applies [`ErrorHandlerService`]: every failure goes to the handler `H`.
 ///
-/// See the [module docs](crate::layer) for examples.
-#[derive(Debug, Clone, Copy, Default)]
+/// See the [module docs](mod@crate::layer) for examples.
+#[derive(Debug, Clone, Copy)]
 pub struct ErrorHandlerLayer<H = DefaultErrorHandler> {
     handler: H,
 }
@@ -69,6 +73,13 @@ impl<H> ErrorHandlerLayer<H> {
     /// A layer that sends every failure to `handler`.
     pub fn new(handler: H) -> Self {
         Self { handler }
+    }
+}
+
+/// A layer that renders failures with [`DefaultErrorHandler`] and counts nothing.
+impl Default for ErrorHandlerLayer<DefaultErrorHandler> {
+    fn default() -> Self {
+        Self::new(DefaultErrorHandler)
     }
 }
 

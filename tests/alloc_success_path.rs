@@ -1,0 +1,150 @@
+//! The success path adds no heap allocation: a counting global allocator, in its own test binary,
+//! counts the allocations of successful requests with and without `unhandled::layer()`; the two
+//! must be equal. Around a whole router the comparison is with the bare router; per route
+//! (`Router::layer`) it is with a layer that does nothing, since axum boxes every layered route.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+};
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+    routing::get,
+};
+use tower::ServiceExt;
+
+/// Counts the allocations (and reallocations) made on threads that switched counting on.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    if COUNTING.with(Cell::get) {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so `System`'s
+// guarantees are ours; the counting touches only const-initialised thread-local `Cell`s without
+// destructors, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const REQUESTS: u64 = 200;
+
+async fn fails() -> unhandled::Result<&'static str> {
+    Err(unhandled::Error::msg("the database is down"))
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/fails", get(fails))
+}
+
+/// Allocations made by sending `REQUESTS` requests for `path` through `app`, request bodies and
+/// URIs built before counting starts.
+async fn allocations(app: &Router, path: &str, expected: StatusCode) -> u64 {
+    let requests: Vec<_> = (0..REQUESTS)
+        .map(|_| Request::get(path).body(Body::empty()).unwrap())
+        .collect();
+    // Warm up: first calls fill lazily initialised state (thread-locals, the stripe index).
+    for _ in 0..10 {
+        let warm = Request::get(path).body(Body::empty()).unwrap();
+        assert_eq!(app.clone().oneshot(warm).await.unwrap().status(), expected);
+    }
+    ALLOCATIONS.with(|count| count.set(0));
+    COUNTING.with(|counting| counting.set(true));
+    for request in requests {
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), expected);
+    }
+    COUNTING.with(|counting| counting.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Around a whole router, nothing else differs: the layer's own cost is all there is to see.
+#[tokio::test(flavor = "current_thread")]
+async fn success_path_around_a_router_allocates_exactly_what_the_bare_router_allocates() {
+    let bare = Router::new().fallback_service(routes());
+    let wrapped = Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .layer(unhandled::layer())
+            .service(routes()),
+    );
+
+    let bare_count = allocations(&bare, "/users/7", StatusCode::OK).await;
+    let wrapped_count = allocations(&wrapped, "/users/7", StatusCode::OK).await;
+
+    assert_eq!(
+        wrapped_count, bare_count,
+        "unhandled::layer() allocated {wrapped_count} times for {REQUESTS} successful requests, \
+         the bare router {bare_count}"
+    );
+}
+
+/// `Router::layer` boxes every layered route (axum 0.8 clones a boxed service and boxes a future
+/// per request, whatever the layer does: two allocations), so the fair comparison is a layer that
+/// does nothing. `with_state(())` materialises the routes once, as `axum::serve` does.
+#[tokio::test(flavor = "current_thread")]
+async fn success_path_per_route_allocates_exactly_what_a_pass_through_layer_allocates() {
+    let pass_through = routes()
+        .layer(tower::util::MapResponseLayer::new(|response| response))
+        .with_state(());
+    let layered = routes().layer(unhandled::layer()).with_state(());
+
+    let pass_through_count = allocations(&pass_through, "/users/7", StatusCode::OK).await;
+    let layered_count = allocations(&layered, "/users/7", StatusCode::OK).await;
+
+    assert_eq!(
+        layered_count, pass_through_count,
+        "unhandled::layer() allocated {layered_count} times for {REQUESTS} successful requests, \
+         a pass-through layer {pass_through_count}"
+    );
+}
+
+/// The instrument works: the error path (which may allocate) is seen allocating more.
+#[tokio::test(flavor = "current_thread")]
+async fn the_counting_allocator_sees_the_error_path_allocate() {
+    let bare = routes();
+    let layered = routes().layer(unhandled::layer());
+
+    let bare_count = allocations(&bare, "/fails", StatusCode::INTERNAL_SERVER_ERROR).await;
+    let layered_count = allocations(&layered, "/fails", StatusCode::INTERNAL_SERVER_ERROR).await;
+
+    assert!(
+        layered_count > bare_count,
+        "{layered_count} <= {bare_count}"
+    );
+}

@@ -1,0 +1,607 @@
+//! `ReportingErrorHandler`: what is counted, where, and when the periodic report logs.
+//! Interval logic runs on tokio's paused clock; nothing here sleeps on a real clock.
+
+mod support;
+
+use std::{
+    sync::{Arc, Barrier},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    http::{Method, StatusCode},
+    response::Response,
+    routing::get,
+};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tower::ServiceBuilder;
+use tracing::Level;
+use unhandled::{
+    DefaultErrorHandler, Error, ErrorContext, ErrorHandlerLayer, ErrorKind, ReportingErrorHandler,
+    ServerErrorHandler,
+};
+
+use support::{capture, load_failed, send};
+
+const INTERVAL: Duration = Duration::from_secs(10);
+
+async fn fails() -> unhandled::Result<()> {
+    Err(load_failed())?
+}
+
+async fn panics() -> &'static str {
+    panic!("index out of bounds")
+}
+
+/// Marks the error a handler returned as logged, as a logging layer inside the error handler would.
+fn mark_logged(response: Response) -> Response {
+    if let Some(error) = response.extensions().get::<Error>() {
+        error.mark_logged();
+    }
+    response
+}
+
+fn reporting() -> ReportingErrorHandler {
+    ReportingErrorHandler::builder().interval(INTERVAL).build()
+}
+
+fn app(reporting: &ReportingErrorHandler) -> Router {
+    Router::new()
+        .route("/users/{id}", get(fails).post(panics))
+        .route("/panic", get(panics))
+        .route(
+            "/not-found",
+            get(|| async { Err::<(), _>(Error::status(StatusCode::NOT_FOUND)) }),
+        )
+        .route(
+            "/status-500",
+            get(|| async { Err::<(), _>(Error::status(StatusCode::INTERNAL_SERVER_ERROR)) }),
+        )
+        .route(
+            "/status-500-with-cause",
+            get(|| async {
+                Err::<(), _>(
+                    Error::status(StatusCode::INTERNAL_SERVER_ERROR).with_cause(load_failed()),
+                )
+            }),
+        )
+        .route(
+            "/disconnected",
+            get(|| async {
+                Err::<(), _>(Error::new(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionReset,
+                )))
+            }),
+        )
+        .route("/ok", get(|| async { "ok" }))
+        .fallback(fails)
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+// --- What is counted (Armeria's unit scenarios) ---------------------------------------------
+
+#[tokio::test]
+async fn armeria_ordinary_error_is_reported_once() {
+    let reporting = reporting();
+    send(&app(&reporting), "/users/7").await;
+    assert_eq!(reporting.unhandled_count(), 1);
+}
+
+#[tokio::test]
+async fn armeria_error_marked_logged_is_not_reported() {
+    let reporting = reporting();
+    let app = Router::new()
+        .route("/users/{id}", get(fails))
+        .route_layer(ServiceBuilder::new().map_response(mark_logged))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    assert_eq!(
+        send(&app, "/users/7").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+#[tokio::test]
+async fn armeria_expected_disconnect_is_not_reported() {
+    let reporting = reporting();
+    assert_eq!(
+        send(&app(&reporting), "/disconnected").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+#[tokio::test]
+async fn armeria_delegate_marking_logged_while_handling_is_not_reported() {
+    let logs_it = |error: &Error, _: &ErrorContext<'_>| {
+        error.mark_logged();
+        None
+    };
+    let reporting = ReportingErrorHandler::builder().wrap(logs_it);
+    let app = Router::new()
+        .route("/users/{id}", get(fails))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    assert_eq!(
+        send(&app, "/users/7").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+#[tokio::test]
+async fn armeria_status_500_without_cause_is_not_reported() {
+    let reporting = reporting();
+    assert_eq!(
+        send(&app(&reporting), "/status-500").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        send(&app(&reporting), "/not-found").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+#[tokio::test]
+async fn armeria_status_500_with_cause_is_reported_once() {
+    let reporting = reporting();
+    send(&app(&reporting), "/status-500-with-cause").await;
+    assert_eq!(reporting.unhandled_count(), 1);
+}
+
+#[tokio::test]
+async fn armeria_builder_keeps_the_interval_and_zero_disables() {
+    let builder = ReportingErrorHandler::builder();
+    assert_eq!(
+        builder
+            .clone()
+            .interval(Duration::from_millis(1000))
+            .build()
+            .interval(),
+        Duration::from_millis(1000)
+    );
+    assert_eq!(
+        builder.clone().interval(Duration::ZERO).build().interval(),
+        Duration::ZERO
+    );
+    assert_eq!(builder.build().interval(), Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn successes_and_handler_built_responses_are_not_counted() {
+    let reporting = reporting();
+    let app = app(&reporting);
+    assert_eq!(send(&app, "/ok").await.0, StatusCode::OK);
+    assert_eq!(reporting.unhandled_count(), 0);
+    assert!(reporting.breakdown().groups.is_empty());
+}
+
+#[tokio::test]
+async fn delegate_renders_the_response_and_the_error_is_still_counted() {
+    let teapot = |_: &Error, _: &ErrorContext<'_>| {
+        Some(axum::response::IntoResponse::into_response(
+            StatusCode::IM_A_TEAPOT,
+        ))
+    };
+    let reporting = ReportingErrorHandler::builder().wrap(teapot);
+    let app = Router::new()
+        .route("/", get(fails))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    assert_eq!(send(&app, "/").await.0, StatusCode::IM_A_TEAPOT);
+    assert_eq!(reporting.unhandled_count(), 1);
+}
+
+#[tokio::test]
+async fn delegate_that_panics_still_gets_the_error_counted() {
+    let broken = |_: &Error, _: &ErrorContext<'_>| -> Option<Response> { panic!("broken handler") };
+    let reporting = ReportingErrorHandler::builder().wrap(broken);
+    let app = Router::new()
+        .route("/", get(fails))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    assert_eq!(send(&app, "/").await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reporting.unhandled_count(), 1);
+}
+
+// --- The breakdown and the metric -------------------------------------------------------------
+
+#[tokio::test]
+async fn breakdown_groups_by_method_route_and_kind_never_by_raw_path() {
+    let reporting = reporting();
+    let app = app(&reporting);
+    for path in [
+        "/users/1",
+        "/users/2",
+        "/panic",
+        "/no/such/page/1",
+        "/no/such/page/2",
+    ] {
+        send(&app, path).await;
+    }
+    let request = axum::http::Request::post("/users/3")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    tower::ServiceExt::oneshot(app, request).await.unwrap();
+
+    let groups: Vec<(&str, String, ErrorKind, u64)> = reporting
+        .breakdown()
+        .groups
+        .into_iter()
+        .map(|group| (group.method, group.route, group.kind, group.count))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("GET", "/users/{id}".to_owned(), ErrorKind::Error, 2),
+            ("GET", "/panic".to_owned(), ErrorKind::Panic, 1),
+            ("GET", "unmatched".to_owned(), ErrorKind::Error, 2),
+            ("POST", "/users/{id}".to_owned(), ErrorKind::Panic, 1),
+        ]
+    );
+    assert_eq!(reporting.unhandled_count(), 6);
+}
+
+/// Renders what a real Prometheus recorder, set as this thread's recorder, exported.
+async fn exported_after(install_first: bool) -> String {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let (reporting, _recorder_guard) = if install_first {
+        let guard = metrics::set_default_local_recorder(&recorder);
+        (reporting(), guard)
+    } else {
+        let reporting = reporting();
+        (reporting, metrics::set_default_local_recorder(&recorder))
+    };
+    let app = app(&reporting);
+    for path in [
+        "/users/1",
+        "/users/2",
+        "/panic",
+        "/not-found",
+        "/ok",
+        "/disconnected",
+    ] {
+        send(&app, path).await;
+    }
+    handle.render()
+}
+
+#[tokio::test]
+async fn metric_counts_with_bounded_labels_when_the_recorder_is_installed_first() {
+    let text = exported_after(true).await;
+    assert_metric_text(&text);
+}
+
+#[tokio::test]
+async fn metric_counts_with_bounded_labels_when_the_layer_is_built_first() {
+    let text = exported_after(false).await;
+    assert_metric_text(&text);
+}
+
+fn assert_metric_text(text: &str) {
+    assert!(
+        text.contains("# TYPE http_server_unhandled_errors_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP http_server_unhandled_errors_total "),
+        "{text}"
+    );
+    let samples: Vec<&str> = text.lines().filter(|line| !line.starts_with('#')).collect();
+    let mut samples = samples
+        .into_iter()
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>();
+    samples.sort_unstable();
+    assert_eq!(
+        samples,
+        [
+            r#"http_server_unhandled_errors_total{method="GET",route="/panic",kind="panic"} 1"#,
+            r#"http_server_unhandled_errors_total{method="GET",route="/users/{id}",kind="error"} 2"#,
+        ]
+    );
+}
+
+// --- The periodic report ----------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn report_logs_count_interval_top_groups_sample_and_fix_as_fields() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let app = app(&reporting);
+    for path in ["/users/7", "/users/8", "/users/9", "/panic"] {
+        send(&app, path).await;
+    }
+    assert!(
+        events.reports().is_empty(),
+        "reported before the interval elapsed"
+    );
+
+    tokio::time::sleep(INTERVAL + Duration::from_millis(1)).await;
+
+    let reports = events.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert_eq!(report.level, Level::WARN);
+    assert_eq!(report.field("count"), "4");
+    assert_eq!(report.field("interval"), "10s");
+    assert_eq!(
+        report.field("top"),
+        "GET /users/{id} error ×3, GET /panic panic ×1"
+    );
+    assert_eq!(report.field("sample.method"), "GET");
+    assert_eq!(report.field("sample.path"), "/users/7");
+    assert_eq!(report.field("sample.route"), "/users/{id}");
+    assert_eq!(report.field("sample.kind"), "error");
+    assert_eq!(report.field("sample.status"), "500");
+    assert_eq!(
+        report.field("sample.error"),
+        "loading user 7: connection refused"
+    );
+    assert!(report.field("fix").contains("unhandled::LoggingLayer"));
+    assert!(
+        report.field("message").starts_with(
+            "Observed 4 unhandled errors in the last 10s that no logging layer reported"
+        ),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_growth_no_log_and_growth_logs_only_the_new_errors() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let app = app(&reporting);
+    send(&app, "/users/7").await;
+    tokio::time::sleep(INTERVAL * 5).await;
+    assert_eq!(events.reports().len(), 1);
+
+    send(&app, "/panic").await;
+    send(&app, "/panic").await;
+    tokio::time::sleep(INTERVAL + Duration::from_millis(1)).await;
+
+    let reports = events.reports();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[1].field("count"), "2");
+    assert_eq!(reports[1].field("sample.kind"), "panic");
+    assert_eq!(reporting.unhandled_count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_errors_no_task_and_no_log() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let app = app(&reporting);
+    send(&app, "/ok").await;
+    send(&app, "/not-found").await;
+    tokio::time::sleep(INTERVAL * 10).await;
+    assert_eq!(alive_tasks(), 0);
+    assert!(events.reports().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_error_starts_exactly_one_task() {
+    let reporting = reporting();
+    let app = app(&reporting);
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { send(&app, "/users/7").await })
+        })
+        .collect();
+    for request in requests {
+        request.await.unwrap();
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(reporting.unhandled_count(), 50);
+    assert_eq!(alive_tasks(), 1);
+}
+
+#[test]
+fn racing_threads_start_exactly_one_task() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let reporting = reporting();
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (barrier, reporting, runtime) = (&barrier, &reporting, &runtime);
+            scope.spawn(move || {
+                let _entered = runtime.enter();
+                let error = Error::new(load_failed());
+                let context = ErrorContext::new(&Method::GET, "/x", Some("/x"), ErrorKind::Error);
+                barrier.wait();
+                for _ in 0..100 {
+                    reporting.on_error(&error, &context);
+                }
+            });
+        }
+    });
+    assert_eq!(reporting.unhandled_count(), 800);
+    assert_eq!(runtime.metrics().num_alive_tasks(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn report_level_is_configurable() {
+    let (events, _guard) = capture();
+    let reporting = ReportingErrorHandler::builder()
+        .interval(INTERVAL)
+        .level(Level::ERROR)
+        .build();
+    send(&app(&reporting), "/users/7").await;
+    tokio::time::sleep(INTERVAL * 2).await;
+    assert_eq!(events.reports()[0].level, Level::ERROR);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_interval_counts_and_exports_but_never_starts_a_task() {
+    let (events, _guard) = capture();
+    let reporting = ReportingErrorHandler::builder()
+        .interval(Duration::ZERO)
+        .build();
+    send(&app(&reporting), "/users/7").await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(reporting.unhandled_count(), 1);
+    assert_eq!(alive_tasks(), 0);
+    assert!(events.reports().is_empty());
+}
+
+/// Armeria's integration scenario, on a 1 s interval: an error that a layer inside the error
+/// handler logged gives no report; the same error outside it does.
+#[tokio::test(start_paused = true)]
+async fn armeria_integration_only_errors_outside_the_logging_layer_are_reported() {
+    let (events, _guard) = capture();
+    let reporting = ReportingErrorHandler::builder()
+        .interval(Duration::from_secs(1))
+        .build();
+    let inside = Router::new()
+        .route("/inside", get(fails))
+        .route_layer(ServiceBuilder::new().map_response(mark_logged))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    send(&inside, "/inside").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(events.reports().is_empty());
+
+    let outside = Router::new()
+        .route("/outside", get(fails))
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .route_layer(ServiceBuilder::new().map_response(mark_logged));
+    send(&outside, "/outside").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reports = events.reports();
+    assert_eq!(reports.len(), 1);
+    assert!(
+        reports[0]
+            .field("message")
+            .starts_with("Observed 1 unhandled error in the last 1s")
+    );
+}
+
+// --- Nothing is lost at the end ---------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_reports_pending_counts_at_once() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    send(&app(&reporting), "/users/7").await;
+    send(&app(&reporting), "/users/7").await;
+
+    reporting.shutdown().await;
+
+    let reports = events.reports();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].field("count"), "2");
+    assert_eq!(alive_tasks(), 0);
+    reporting.shutdown().await;
+    assert_eq!(
+        events.reports().len(),
+        1,
+        "a second shutdown reported nothing new"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_shutdown_a_new_error_starts_the_task_again() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let app = app(&reporting);
+    send(&app, "/users/7").await;
+    reporting.shutdown().await;
+    assert_eq!(alive_tasks(), 0);
+
+    send(&app, "/panic").await;
+    assert_eq!(alive_tasks(), 1);
+    tokio::time::sleep(INTERVAL + Duration::from_millis(1)).await;
+
+    let reports = events.reports();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[1].field("sample.kind"), "panic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_shutdown_guard_reports_pending_counts() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let guard = reporting.shutdown_guard();
+    send(&app(&reporting), "/users/7").await;
+
+    drop(guard);
+
+    assert_eq!(events.reports()[0].field("count"), "1");
+}
+
+#[test]
+fn runtime_shutdown_reports_pending_counts() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        send(&app(&reporting), "/users/7").await;
+    });
+    assert!(events.reports().is_empty());
+
+    drop(runtime);
+
+    assert_eq!(events.reports()[0].field("count"), "1");
+}
+
+#[test]
+fn first_error_without_a_runtime_neither_panics_nor_loses_the_count() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let error = Error::new(load_failed());
+    let context = ErrorContext::new(
+        &Method::GET,
+        "/users/7",
+        Some("/users/{id}"),
+        ErrorKind::Error,
+    );
+    let response = reporting.on_error(&error, &context);
+    assert_eq!(
+        response.unwrap().status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(reporting.unhandled_count(), 1);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        send(&app(&reporting), "/panic").await;
+        tokio::time::sleep(INTERVAL + Duration::from_millis(1)).await;
+    });
+
+    let reports = events.reports();
+    assert_eq!(reports[0].field("count"), "2", "{reports:?}");
+}
+
+#[test]
+fn default_error_handler_is_the_delegate_of_build() {
+    let reporting = ReportingErrorHandler::builder().build();
+    let _: &DefaultErrorHandler = reporting.delegate();
+    let error = Error::status(StatusCode::NOT_FOUND);
+    let context = ErrorContext::new(&Method::GET, "/", None, ErrorKind::Error);
+    assert_eq!(
+        reporting.on_error(&error, &context).unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}

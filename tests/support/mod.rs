@@ -1,0 +1,123 @@
+//! Shared by the integration tests: a capturing `tracing` layer and request helpers.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+};
+use tower::ServiceExt;
+use tracing::{
+    Event, Level, Subscriber,
+    field::{Field, Visit},
+    subscriber::DefaultGuard,
+};
+use tracing_subscriber::{Layer, layer::Context, prelude::*};
+
+/// One captured event: its level, target and fields (the message under `message`).
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub level: Level,
+    pub target: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Captured {
+    pub fn field(&self, name: &str) -> &str {
+        self.fields
+            .get(name)
+            .unwrap_or_else(|| panic!("no field {name:?} in {self:?}"))
+    }
+}
+
+/// Events captured by [`capture`], shared with the layer that records them.
+#[derive(Clone, Default)]
+pub struct Events(Arc<Mutex<Vec<Captured>>>);
+
+impl Events {
+    pub fn all(&self) -> Vec<Captured> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The periodic reports (and flushes) of `unhandled`.
+    pub fn reports(&self) -> Vec<Captured> {
+        self.all()
+            .into_iter()
+            .filter(|event| event.target == "unhandled" && event.fields.contains_key("count"))
+            .collect()
+    }
+}
+
+struct CaptureLayer(Events);
+
+impl<S: Subscriber> Layer<S> for CaptureLayer {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut fields = FieldMap::default();
+        event.record(&mut fields);
+        self.0.0.lock().unwrap().push(Captured {
+            level: *event.metadata().level(),
+            target: event.metadata().target().to_owned(),
+            fields: fields.0,
+        });
+    }
+}
+
+#[derive(Default)]
+struct FieldMap(BTreeMap<String, String>);
+
+impl Visit for FieldMap {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+/// Captures every event on this thread until the guard drops.
+pub fn capture() -> (Events, DefaultGuard) {
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry().with(CaptureLayer(events.clone()));
+    (events, tracing::subscriber::set_default(subscriber))
+}
+
+/// Sends `GET path` through `app` in-process; the status and the body as text.
+pub async fn send(app: &Router, path: &str) -> (StatusCode, String) {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// An error with a two-level source chain: `loading user 7: connection refused`.
+#[derive(Debug)]
+pub struct LoadFailed(pub std::io::Error);
+
+impl fmt::Display for LoadFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("loading user 7")
+    }
+}
+
+impl std::error::Error for LoadFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+pub fn load_failed() -> LoadFailed {
+    LoadFailed(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        "connection refused",
+    ))
+}
