@@ -9,6 +9,8 @@
 //! - `GET /error`: an unhandled error with a two-level source chain (counted)
 //! - `GET /panic`: a panic (counted; the connection survives)
 //! - `GET /not-found`: an intentional 404 via `Error::status` (not counted)
+//! - `GET /logged/error`, `GET /logged/panic`: the same failures behind `unhandled::LoggingLayer`,
+//!   logged at once and never counted
 //! - `GET /metrics`: Prometheus text, including `http_server_unhandled_errors_total`
 
 use std::{fmt, net::SocketAddr, time::Duration};
@@ -16,7 +18,7 @@ use std::{fmt, net::SocketAddr, time::Duration};
 use axum::{Router, http::StatusCode, routing::get};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
-use unhandled::{Error, ReportingErrorHandler};
+use unhandled::{Error, LoggingLayer, ReportingErrorHandler};
 
 #[derive(Debug)]
 struct QueryFailed(std::io::Error);
@@ -51,11 +53,16 @@ async fn not_found() -> unhandled::Result<&'static str> {
 }
 
 fn app(metrics: PrometheusHandle) -> Router {
+    let logged = Router::new()
+        .route("/logged/error", get(error))
+        .route("/logged/panic", get(panic))
+        .layer(LoggingLayer::new());
     Router::new()
         .route("/ok", get(ok))
         .route("/error", get(error))
         .route("/panic", get(panic))
         .route("/not-found", get(not_found))
+        .merge(logged)
         .layer(unhandled::layer())
         .route(
             "/metrics",

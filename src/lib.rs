@@ -30,7 +30,11 @@ mod context;
 mod error;
 mod expected;
 mod handler;
+mod handoff;
+mod head;
 pub mod layer;
+mod level;
+pub mod logging;
 mod metric;
 mod reporting;
 mod striped;
@@ -41,6 +45,7 @@ pub use crate::{
     error::{BoxError, Error, Result},
     handler::{DefaultErrorHandler, ServerErrorHandler},
     layer::{ErrorHandlerLayer, ErrorHandlerService},
+    logging::{LoggingLayer, LoggingService},
     metric::METRIC_NAME,
     reporting::{
         Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, ReportingErrorHandler,

@@ -148,3 +148,21 @@ async fn the_counting_allocator_sees_the_error_path_allocate() {
         "{layered_count} <= {bare_count}"
     );
 }
+
+/// With no subscriber interested, `LoggingLayer` opens no span and captures nothing.
+#[tokio::test(flavor = "current_thread")]
+async fn logging_layer_with_levels_disabled_allocates_nothing() {
+    let pass_through = routes()
+        .layer(tower::util::MapResponseLayer::new(|response| response))
+        .layer(tower::util::MapResponseLayer::new(|response| response))
+        .with_state(());
+    let logged = routes()
+        .layer(unhandled::LoggingLayer::new())
+        .layer(unhandled::layer())
+        .with_state(());
+
+    let pass_through_count = allocations(&pass_through, "/users/7", StatusCode::OK).await;
+    let logged_count = allocations(&logged, "/users/7", StatusCode::OK).await;
+
+    assert_eq!(logged_count, pass_through_count);
+}

@@ -3,7 +3,7 @@ use std::{
     future::Future,
     panic::{AssertUnwindSafe, catch_unwind},
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use axum::{
@@ -12,11 +12,12 @@ use axum::{
 };
 use pin_project_lite::pin_project;
 
-use super::head::RequestHead;
+use crate::head::RequestHead;
 use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     handler::{ServerErrorHandler, render_default},
+    handoff::{self, Rendered},
 };
 
 pin_project! {
@@ -77,25 +78,27 @@ where
         let (error, kind) = match this.kind.project() {
             KindProj::Failed { failure } => failure.take().expect("future polled after completion"),
             KindProj::Future { future } => {
-                match ready!(
-                    catch_unwind(AssertUnwindSafe(|| future.poll(cx))).map_or_else(
-                        |payload| Poll::Ready(Err((
-                            Error::from_panic(&*payload),
-                            ErrorKind::Panic
-                        ))),
-                        |poll| poll.map(Ok),
-                    )
-                ) {
-                    Ok(Ok(mut response)) => match response.extensions_mut().remove::<Error>() {
-                        None => return Poll::Ready(Ok(response.map(Body::new))),
-                        Some(error) => (error, ErrorKind::Error),
-                    },
-                    Ok(Err(error)) => (Error::new(error), ErrorKind::Service),
-                    Err(panicked) => panicked,
+                match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(Ok(mut response))) => {
+                        match response.extensions_mut().remove::<Error>() {
+                            None => return Poll::Ready(Ok(response.map(Body::new))),
+                            Some(error) => (error, ErrorKind::Error),
+                        }
+                    }
+                    Ok(Poll::Ready(Err(error))) => {
+                        (handoff::claim(Error::new(error)), ErrorKind::Service)
+                    }
+                    Err(payload) => (
+                        handoff::claim(Error::from_panic(&*payload)),
+                        ErrorKind::Panic,
+                    ),
                 }
             }
         };
-        Poll::Ready(Ok(handle(this.handler, &error, this.head, kind)))
+        let mut response = handle(this.handler, &error, this.head, kind);
+        response.extensions_mut().insert(Rendered { error, kind });
+        Poll::Ready(Ok(response))
     }
 }
 

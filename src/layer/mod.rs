@@ -53,7 +53,7 @@
 //! ```
 
 mod future;
-mod head;
+
 mod service;
 
 use tower_layer::Layer;

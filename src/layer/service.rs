@@ -11,7 +11,8 @@ use axum::{
 };
 use tower_service::Service;
 
-use super::{future::ResponseFuture, head::RequestHead};
+use super::future::ResponseFuture;
+use crate::head::RequestHead;
 use crate::{
     context::ErrorKind,
     error::{BoxError, Error},

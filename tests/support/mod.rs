@@ -54,7 +54,14 @@ impl Events {
     }
 }
 
-struct CaptureLayer(Events);
+/// A layer that records every event it sees into `Events`.
+pub struct CaptureLayer(Events);
+
+impl CaptureLayer {
+    pub fn new(events: &Events) -> Self {
+        Self(events.clone())
+    }
+}
 
 impl<S: Subscriber> Layer<S> for CaptureLayer {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {

@@ -1,4 +1,4 @@
-//! The part of a request the layer keeps until the response: method, path and route.
+//! The part of a request the layers keep until the response: method, path and route.
 //!
 //! It is captured on every request but read only when something fails, so capturing must cost
 //! neither an allocation nor a write to memory other threads use. Cloning the `Uri` can allocate

@@ -1,0 +1,123 @@
+//! Log every request, and mark the errors it logged so that no reporter counts them: Armeria's
+//! `LoggingService`, the fix the periodic warning asks for.
+//!
+//! Each request gets one `tracing` span, an OpenTelemetry HTTP server span (`otel.kind =
+//! "server"`, `otel.name = "GET /users/{id}"`, the stable HTTP attributes and the peer address when
+//! the server runs with `into_make_service_with_connect_info`), and at its end one event with
+//! method, path, route, status and latency, plus the error's source chain or the panic message
+//! when it failed. A failure is an unhandled [`Error`](crate::Error), a panic, a service `Err`, or
+//! any 5xx response.
+//!
+//! # Where it goes
+//!
+//! Inside the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer), outermost among the route's other
+//! layers: with `Router::layer`, the layer added *first* is the inner one.
+//!
+//! ```
+//! use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
+//! use tower::ServiceExt;
+//! use unhandled::{Error, LoggingLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // An error counts as logged only where a subscriber records the failure event.
+//! tracing_subscriber::fmt().init();
+//! let reporting = unhandled::ReportingErrorHandler::builder().build();
+//! let app = Router::new()
+//!     .route("/", get(|| async { Err::<(), _>(Error::msg("the database is down")) }))
+//!     .layer(LoggingLayer::new())                                   // logs it, marks it logged
+//!     .layer(unhandled::ErrorHandlerLayer::new(reporting.clone())); // renders it, counts nothing
+//!
+//! let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+//! assert_eq!(reporting.unhandled_count(), 0);
+//! # }
+//! ```
+//!
+//! Errors raised outside it (in layers wrapped around it) are still counted. A `LoggingLayer`
+//! that finds itself outside the error handler still logs each failure, and says once, at `WARN`,
+//! that it should move inside.
+//!
+//! Levels are set per layer:
+//!
+//! ```
+//! use tracing::Level;
+//! use unhandled::LoggingLayer;
+//!
+//! let layer = LoggingLayer::new()
+//!     .request_level(Level::INFO)   // the span (default DEBUG)
+//!     .success_level(Level::INFO)   // the event of a successful response (default DEBUG)
+//!     .failure_level(Level::ERROR); // the event of a failure (default WARN)
+//! ```
+
+mod future;
+mod outcome;
+mod service;
+mod span;
+
+use tower_layer::Layer;
+use tracing::Level;
+
+pub use self::{future::ResponseFuture, service::LoggingService};
+
+/// The `tracing` target of the spans and events of this layer.
+pub const TARGET: &str = "unhandled::logging";
+
+/// A [`Layer`] that applies [`LoggingService`]. See the [module docs](mod@crate::logging).
+#[derive(Debug, Clone, Copy)]
+pub struct LoggingLayer {
+    levels: Levels,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Levels {
+    request: Level,
+    success: Level,
+    failure: Level,
+}
+
+impl LoggingLayer {
+    /// The default levels: span and success at `DEBUG`, failure at `WARN`.
+    pub fn new() -> Self {
+        Self {
+            levels: Levels {
+                request: Level::DEBUG,
+                success: Level::DEBUG,
+                failure: Level::WARN,
+            },
+        }
+    }
+
+    /// The level of the request span (Armeria's request log level).
+    pub fn request_level(mut self, level: Level) -> Self {
+        self.levels.request = level;
+        self
+    }
+
+    /// The level of the event for a successful response.
+    pub fn success_level(mut self, level: Level) -> Self {
+        self.levels.success = level;
+        self
+    }
+
+    /// The level of the event for a failure. A failure is marked logged (and so not counted) only
+    /// when this level is enabled for the target [`TARGET`].
+    pub fn failure_level(mut self, level: Level) -> Self {
+        self.levels.failure = level;
+        self
+    }
+}
+
+impl Default for LoggingLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for LoggingLayer {
+    type Service = LoggingService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LoggingService::new(inner, self.levels)
+    }
+}

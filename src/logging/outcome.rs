@@ -1,0 +1,144 @@
+//! The one event at the end of each request, and what it marks as logged.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Instant,
+};
+
+use axum::{
+    extract::Request,
+    http::{Response, StatusCode},
+};
+use tracing::Span;
+
+use super::{Levels, TARGET, span};
+use crate::{
+    context::ErrorKind,
+    error::Error,
+    handoff::{self, Rendered},
+    head::RequestHead,
+    level::{enabled_at, event_at},
+};
+
+/// What a request needs to be logged at its end: captured only when an event could be emitted.
+pub(crate) struct Outcome {
+    levels: Levels,
+    started: Option<(Instant, RequestHead)>,
+}
+
+impl Outcome {
+    pub(crate) fn start<B>(levels: Levels, request: &Request<B>) -> Self {
+        let wanted = enabled_at!(target: TARGET, levels.success)
+            || enabled_at!(target: TARGET, levels.failure);
+        Self {
+            levels,
+            started: wanted.then(|| (Instant::now(), RequestHead::capture(request))),
+        }
+    }
+
+    /// Logs a response: a failure when it carries an unhandled error or is a 5xx, else a success.
+    /// An error returned inside this layer is marked logged once the failure event was emitted.
+    pub(crate) fn responded<B>(&self, span: &Span, response: &Response<B>) {
+        let status = response.status();
+        let inside = response.extensions().get::<Error>();
+        let outside = response.extensions().get::<Rendered>();
+        if outside.is_some() {
+            warn_misplaced();
+        }
+        let (error, kind) = match (inside, outside) {
+            (Some(error), _) => (Some(error), ErrorKind::Error),
+            (None, Some(rendered)) => (Some(&rendered.error), rendered.kind),
+            (None, None) => (None, ErrorKind::Error),
+        };
+        let unhandled = error.filter(|error| !error.is_intentional());
+        if unhandled.is_none() && !status.is_server_error() {
+            span::close(span, Some(status), None);
+            self.succeeded(status);
+            return;
+        }
+        let text = unhandled.map_or_else(|| status.to_string(), Error::chain_text);
+        span::close(span, Some(status), Some(&text));
+        if self.failed(kind, Some(status), &text) {
+            if let Some(error) = inside {
+                error.mark_logged();
+            }
+        }
+    }
+
+    fn succeeded(&self, status: StatusCode) {
+        let Some((started, head)) = &self.started else {
+            return;
+        };
+        let context = head.context(ErrorKind::Error);
+        event_at!(
+            target: TARGET,
+            self.levels.success,
+            method = %context.method(),
+            path = context.path(),
+            route = context.route_label(),
+            status = status.as_u16(),
+            latency_ms = millis(started),
+            "request completed"
+        );
+    }
+
+    /// Logs a service error, and leaves a note for the error handler that it was logged.
+    pub(crate) fn service_failed(&self, span: &Span, error: &(dyn std::fmt::Display + 'static)) {
+        let text = error.to_string();
+        span::close(span, None, Some(&text));
+        if self.failed(ErrorKind::Service, None, &text) {
+            handoff::note_logged(text);
+        }
+    }
+
+    /// Logs a panic, and leaves a note for the error handler that it was logged.
+    pub(crate) fn panicked(&self, span: &Span, payload: &(dyn std::any::Any + Send)) {
+        let text = Error::from_panic(payload).to_string();
+        span::close(span, None, Some(&text));
+        if self.failed(ErrorKind::Panic, None, &text) {
+            handoff::note_logged(text);
+        }
+    }
+
+    /// Emits the failure event; whether it was enabled (and so whether anything was logged).
+    fn failed(&self, kind: ErrorKind, status: Option<StatusCode>, error: &str) -> bool {
+        let Some((started, head)) = &self.started else {
+            return false;
+        };
+        if !enabled_at!(target: TARGET, self.levels.failure) {
+            return false;
+        }
+        let context = head.context(kind);
+        event_at!(
+            target: TARGET,
+            self.levels.failure,
+            method = %context.method(),
+            path = context.path(),
+            route = context.route_label(),
+            status = status.map(|status| status.as_u16()),
+            latency_ms = millis(started),
+            kind = kind.as_str(),
+            error,
+            "request failed"
+        );
+        true
+    }
+}
+
+fn millis(started: &Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Says once per process that a logging layer sits outside the error handler.
+fn warn_misplaced() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: TARGET,
+            fix = "add the LoggingLayer before the ErrorHandlerLayer: \
+                   router.layer(unhandled::LoggingLayer::new()).layer(unhandled::layer())",
+            "unhandled::LoggingLayer is outside the ErrorHandlerLayer, so the errors it logs are \
+             still counted as unhandled; move it inside"
+        );
+    }
+}

@@ -1,0 +1,59 @@
+use std::{
+    fmt::Display,
+    panic::{AssertUnwindSafe, catch_unwind, resume_unwind},
+    task::{Context, Poll},
+};
+
+use axum::{extract::Request, http::Response};
+use tower_service::Service;
+
+use super::{Levels, future::ResponseFuture, outcome::Outcome, span};
+
+/// Middleware that logs every request in a span and marks the errors it logged; see
+/// [`LoggingLayer`](super::LoggingLayer).
+#[derive(Debug, Clone, Copy)]
+pub struct LoggingService<S> {
+    inner: S,
+    levels: Levels,
+}
+
+impl<S> LoggingService<S> {
+    pub(super) fn new(inner: S, levels: Levels) -> Self {
+        Self { inner, levels }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LoggingService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Display + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let span = span::open(self.levels.request, &request);
+        let outcome = Outcome::start(self.levels, &request);
+        let called = {
+            let _entered = span.enter();
+            catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+        };
+        match called {
+            Ok(future) => ResponseFuture::new(future, span, outcome),
+            Err(payload) => {
+                outcome.panicked(&span, &*payload);
+                resume_unwind(payload)
+            }
+        }
+    }
+}

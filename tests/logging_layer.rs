@@ -1,0 +1,294 @@
+//! `LoggingLayer`: one span and one event per request; what it logged is never counted.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, Response, StatusCode},
+    response::IntoResponse,
+    routing::get,
+};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tracing::Level;
+use unhandled::{Error, ErrorHandlerLayer, LoggingLayer, ReportingErrorHandler};
+
+use support::{Captured, capture, load_failed, send};
+
+async fn fails() -> unhandled::Result<()> {
+    Err(load_failed())?
+}
+
+async fn panics() -> &'static str {
+    panic!("index out of bounds")
+}
+
+fn reporting() -> ReportingErrorHandler {
+    ReportingErrorHandler::builder()
+        .interval(Duration::from_secs(1))
+        .build()
+}
+
+/// Failing, panicking and succeeding routes, logged, inside the error handler.
+fn logged_app(reporting: &ReportingErrorHandler) -> Router {
+    Router::new()
+        .route("/users/{id}", get(fails))
+        .route("/panic", get(panics))
+        .route("/ok", get(|| async { "ok" }))
+        .route(
+            "/missing",
+            get(|| async { Err::<(), _>(Error::status(StatusCode::NOT_FOUND)) }),
+        )
+        .route(
+            "/plain-500",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .layer(LoggingLayer::new())
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+}
+
+fn request_events(events: &support::Events) -> Vec<Captured> {
+    events
+        .all()
+        .into_iter()
+        .filter(|event| event.target == unhandled::logging::TARGET)
+        .collect()
+}
+
+#[tokio::test]
+async fn error_inside_is_logged_once_with_its_chain_and_not_counted() {
+    let (events, _guard) = capture();
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let reporting = reporting();
+
+    let (status, body) = send(&logged_app(&reporting), "/users/7").await;
+
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    );
+    let logged = request_events(&events);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    let event = &logged[0];
+    assert_eq!(event.level, Level::WARN);
+    assert_eq!(event.field("message"), "request failed");
+    assert_eq!(event.field("method"), "GET");
+    assert_eq!(event.field("path"), "/users/7");
+    assert_eq!(event.field("route"), "/users/{id}");
+    assert_eq!(event.field("status"), "500");
+    assert_eq!(event.field("kind"), "error");
+    assert_eq!(event.field("error"), "loading user 7: connection refused");
+    assert!(event.field("latency_ms").parse::<f64>().unwrap() >= 0.0);
+    assert_eq!(reporting.unhandled_count(), 0);
+    assert!(
+        !metrics
+            .render()
+            .contains("http_server_unhandled_errors_total{")
+    );
+}
+
+#[tokio::test]
+async fn panic_inside_is_logged_once_with_its_message_and_not_counted() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+
+    let (status, _) = send(&logged_app(&reporting), "/panic").await;
+
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let logged = request_events(&events);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0].field("kind"), "panic");
+    assert_eq!(
+        logged[0].field("error"),
+        "handler panicked: index out of bounds"
+    );
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+#[tokio::test]
+async fn service_error_inside_is_logged_once_and_not_counted() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let service = ServiceBuilder::new()
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .layer(LoggingLayer::new())
+        .service(service_fn(|_: Request<Body>| async {
+            Err::<Response<Body>, _>(std::io::Error::other("upstream closed the pool"))
+        }));
+
+    let response = service
+        .oneshot(Request::get("/svc").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let logged = request_events(&events);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0].field("kind"), "service");
+    assert_eq!(logged[0].field("error"), "upstream closed the pool");
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+#[tokio::test]
+async fn success_is_logged_at_debug_with_status_and_latency() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let app = logged_app(&reporting);
+
+    send(&app, "/ok").await;
+    send(&app, "/missing").await;
+
+    let logged = request_events(&events);
+    let summary: Vec<(Level, &str, &str)> = logged
+        .iter()
+        .map(|event| (event.level, event.field("message"), event.field("status")))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Level::DEBUG, "request completed", "200"),
+            (Level::DEBUG, "request completed", "404"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn any_5xx_response_is_a_failure() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+
+    send(&logged_app(&reporting), "/plain-500").await;
+
+    let logged = request_events(&events);
+    assert_eq!(logged[0].level, Level::WARN);
+    assert_eq!(logged[0].field("error"), "500 Internal Server Error");
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+#[tokio::test]
+async fn levels_are_configurable() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let app = Router::new()
+        .route("/users/{id}", get(fails))
+        .route("/ok", get(|| async { "ok" }))
+        .layer(
+            LoggingLayer::new()
+                .success_level(Level::INFO)
+                .failure_level(Level::ERROR),
+        )
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    send(&app, "/ok").await;
+    send(&app, "/users/7").await;
+
+    let levels: Vec<Level> = request_events(&events)
+        .iter()
+        .map(|event| event.level)
+        .collect();
+    assert_eq!(levels, [Level::INFO, Level::ERROR]);
+}
+
+/// A layer that fails every request it wraps, as a broken middleware would.
+fn failing_layer() -> tower::util::MapResponseLayer<fn(Response<Body>) -> Response<Body>> {
+    fn fail(_: Response<Body>) -> Response<Body> {
+        Error::msg("the auth middleware failed").into_response()
+    }
+    tower::util::MapResponseLayer::new(fail as fn(_) -> _)
+}
+
+/// Armeria's integration scenario: a failing layer inside the logging layer is logged and not
+/// counted; the same layer outside it is counted and appears in the periodic report.
+#[tokio::test(start_paused = true)]
+async fn armeria_failing_layer_inside_vs_outside_the_logging_layer() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let inside = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(failing_layer())
+        .layer(LoggingLayer::new())
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let outside = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(LoggingLayer::new())
+        .layer(failing_layer())
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    send(&inside, "/").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(reporting.unhandled_count(), 0);
+    assert!(events.reports().is_empty());
+
+    send(&outside, "/").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(reporting.unhandled_count(), 1);
+    let reports = events.reports();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        reports[0].field("sample.error"),
+        "the auth middleware failed"
+    );
+}
+
+#[tokio::test]
+async fn custom_error_handler_that_marks_logged_is_not_counted() {
+    let logs_it = |error: &Error, _: &unhandled::ErrorContext<'_>| {
+        error.mark_logged();
+        None
+    };
+    let reporting = ReportingErrorHandler::builder().wrap(logs_it);
+    let app = Router::new()
+        .route("/", get(fails))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    send(&app, "/").await;
+
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+/// Outside the error handler the layer cannot mark anything: it still logs the failure, with its
+/// chain, and warns once with the fix; the error is counted.
+#[tokio::test]
+async fn misordered_logging_layer_warns_once_and_the_error_is_counted() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let app = Router::new()
+        .route("/users/{id}", get(fails))
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .layer(LoggingLayer::new());
+
+    send(&app, "/users/7").await;
+    send(&app, "/users/8").await;
+
+    let logged = request_events(&events);
+    let warnings: Vec<&Captured> = logged
+        .iter()
+        .filter(|event| event.fields.contains_key("fix"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logged:?}");
+    assert!(
+        warnings[0]
+            .field("fix")
+            .contains(".layer(unhandled::LoggingLayer::new()).layer(unhandled::layer())")
+    );
+    let failures: Vec<&Captured> = logged
+        .iter()
+        .filter(|event| {
+            event
+                .fields
+                .get("message")
+                .is_some_and(|m| m == "request failed")
+        })
+        .collect();
+    assert_eq!(failures.len(), 2);
+    assert_eq!(
+        failures[0].field("error"),
+        "loading user 7: connection refused"
+    );
+    assert_eq!(reporting.unhandled_count(), 2);
+}
