@@ -11,7 +11,9 @@ use crate::{context::ErrorContext, error::Error};
 /// Turns every failure that reaches an [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) into a
 /// response: handler errors, service errors and panics alike (Armeria's `ServerErrorHandler`).
 ///
-/// Return `Some(response)` to answer, or `None` to defer to [`DefaultErrorHandler`]. A handler that
+/// Return `Some(response)` to answer, or `None` to defer to the default rendering: the response
+/// the handler returned with the error when there is one (so headers it added stay), else what
+/// [`DefaultErrorHandler`] describes. A handler that
 /// logs the error itself should call [`Error::mark_logged`], so that a
 /// [`ReportingErrorHandler`](crate::ReportingErrorHandler) around it does not count it.
 ///
@@ -44,29 +46,37 @@ where
     }
 }
 
-/// The default [`ServerErrorHandler`]: the error's status with its canonical reason as a plain-text
-/// body (`500 Internal Server Error` for anything unhandled). No error text ever reaches the client.
+/// The default [`ServerErrorHandler`]: it always defers, so the response is the default
+/// rendering: the error's status with its canonical reason as a plain-text body (`500 Internal
+/// Server Error` for anything unhandled). No error text ever reaches the client.
 ///
 /// ```
-/// use axum::http::{Method, StatusCode};
-/// use unhandled::{DefaultErrorHandler, Error, ErrorContext, ErrorKind, ServerErrorHandler};
+/// use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
+/// use tower::ServiceExt;
+/// use unhandled::{Error, ErrorHandlerLayer};
 ///
-/// let error = Error::msg("password=hunter2 rejected by the database");
-/// let context = ErrorContext::new(&Method::GET, "/", None, ErrorKind::Error);
-/// let response = DefaultErrorHandler::default().on_error(&error, &context).unwrap();
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = Router::new()
+///     .route("/", get(|| async { Err::<(), _>(Error::msg("password=hunter2 rejected")) }))
+///     .layer(ErrorHandlerLayer::default());
+/// let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
 /// assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+/// let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+/// assert_eq!(&body[..], b"Internal Server Error");
+/// # }
 /// ```
 #[derive(Debug, Default, Clone, Copy)]
 #[non_exhaustive]
 pub struct DefaultErrorHandler;
 
 impl ServerErrorHandler for DefaultErrorHandler {
-    fn on_error(&self, error: &Error, _context: &ErrorContext<'_>) -> Option<Response> {
-        Some(render_default(error))
+    fn on_error(&self, _error: &Error, _context: &ErrorContext<'_>) -> Option<Response> {
+        None
     }
 }
 
-/// The default rendering, shared by [`DefaultErrorHandler`] and `Error::into_response`.
+/// The default rendering, by `Error::into_response` and by the layer when the handler defers.
 pub(crate) fn render_default(error: &Error) -> Response {
     const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
     let status = error.status_code();

@@ -40,10 +40,11 @@ pub struct StripedCounter {
 struct PaddedCell(AtomicU64);
 
 impl StripedCounter {
-    /// A counter with one cell per available core, rounded up to a power of two.
+    /// A counter with four cells per available core, rounded up to a power of two: enough that
+    /// more threads than cores (a runtime's workers plus its blocking pool) rarely share a cell.
     pub fn new() -> Self {
         let cores = thread::available_parallelism().map_or(1, usize::from);
-        Self::with_cells(cores)
+        Self::with_cells(cores.saturating_mul(4))
     }
 
     /// A counter with `cells` cells, rounded up to a power of two (at least one, at most 1024).

@@ -573,10 +573,9 @@ fn first_error_without_a_runtime_neither_panics_nor_loses_the_count() {
         Some("/users/{id}"),
         ErrorKind::Error,
     );
-    let response = reporting.on_error(&error, &context);
-    assert_eq!(
-        response.unwrap().status(),
-        StatusCode::INTERNAL_SERVER_ERROR
+    assert!(
+        reporting.on_error(&error, &context).is_none(),
+        "defers to the default rendering"
     );
     assert_eq!(reporting.unhandled_count(), 1);
 
@@ -594,14 +593,30 @@ fn first_error_without_a_runtime_neither_panics_nor_loses_the_count() {
     assert_eq!(reports[0].field("count"), "2", "{reports:?}");
 }
 
-#[test]
-fn default_error_handler_is_the_delegate_of_build() {
+#[tokio::test]
+async fn default_error_handler_is_the_delegate_of_build_and_keeps_the_handler_response() {
     let reporting = ReportingErrorHandler::builder().build();
     let _: &DefaultErrorHandler = reporting.delegate();
-    let error = Error::status(StatusCode::NOT_FOUND);
-    let context = ErrorContext::new(&Method::GET, "/", None, ErrorKind::Error);
-    assert_eq!(
-        reporting.on_error(&error, &context).unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                let error = Error::status(StatusCode::NOT_FOUND).with_cause(load_failed());
+                ([("retry-after", "5")], error)
+            }),
+        )
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    let response = tower::ServiceExt::oneshot(
+        app,
+        axum::http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert_eq!(reporting.unhandled_count(), 1);
 }

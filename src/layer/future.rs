@@ -75,6 +75,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        // The response the handler already rendered with the error, kept unless the error
+        // handler renders another one.
+        let mut rendered = None;
         let (error, kind) = match this.kind.project() {
             KindProj::Failed { failure } => failure.take().expect("future polled after completion"),
             KindProj::Future { future } => {
@@ -83,7 +86,10 @@ where
                     Ok(Poll::Ready(Ok(mut response))) => {
                         match response.extensions_mut().remove::<Error>() {
                             None => return Poll::Ready(Ok(response.map(Body::new))),
-                            Some(error) => (error, ErrorKind::Error),
+                            Some(error) => {
+                                rendered = Some(response.map(Body::new));
+                                (error, ErrorKind::Error)
+                            }
                         }
                     }
                     Ok(Poll::Ready(Err(error))) => {
@@ -96,22 +102,23 @@ where
                 }
             }
         };
-        let mut response = handle(this.handler, &error, this.head, kind);
+        let mut response = handle(this.handler, &error, this.head, kind)
+            .or(rendered)
+            .unwrap_or_else(|| render_default(&error));
         response.extensions_mut().insert(Rendered { error, kind });
         Poll::Ready(Ok(response))
     }
 }
 
-/// Asks `handler` for the response; [`render_default`] when it defers or panics itself.
+/// Asks `handler` for the response; `None` when it defers, or panics itself.
 fn handle<H: ServerErrorHandler>(
     handler: &H,
     error: &Error,
     head: &RequestHead,
     kind: ErrorKind,
-) -> Response<Body> {
+) -> Option<Response<Body>> {
     let context = head.context(kind);
     catch_unwind(AssertUnwindSafe(|| handler.on_error(error, &context)))
         .ok()
         .flatten()
-        .unwrap_or_else(|| render_default(error))
 }

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use crate::{
     context::{ErrorContext, ErrorKind},
     error::Error,
+    metric,
 };
 
 /// Distinct (method, route, kind) groups kept; errors of any further group fold into "other".
@@ -105,6 +106,8 @@ struct Group {
     method: &'static str,
     route: Box<str>,
     kind: ErrorKind,
+    /// The metric's key for this group, built once.
+    key: metrics::Key,
     tally: Tally,
 }
 
@@ -131,7 +134,7 @@ impl Groups {
         }
     }
 
-    /// Counts `error`; `true` when it opened a new group.
+    /// Counts `error`, in its group and in the metric; `true` when it opened a new group.
     pub(crate) fn record(&mut self, error: &Error, context: &ErrorContext<'_>) -> bool {
         let (method, route, kind) = (
             context.method_label(),
@@ -144,19 +147,23 @@ impl Groups {
             .find(|group| group.kind == kind && group.method == method && *group.route == *route);
         if let Some(group) = existing {
             group.tally.add(error, context);
+            metric::increment(&group.key);
             return false;
         }
         if self.named.len() >= MAX_GROUPS {
             self.other.add(error, context);
+            metric::increment(&metric::key(context));
             return false;
         }
         let mut group = Group {
             method,
             route: route.into(),
             kind,
+            key: metric::key(context),
             tally: Tally::default(),
         };
         group.tally.add(error, context);
+        metric::increment(&group.key);
         self.named.push(group);
         true
     }

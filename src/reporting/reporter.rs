@@ -52,10 +52,9 @@ impl Reporter {
         }
     }
 
-    /// Counts one unlogged error: the metric, the breakdown, the striped counter; then makes sure
-    /// the periodic task runs.
+    /// Counts one unlogged error: the breakdown and the metric, the striped counter; then makes
+    /// sure the periodic task runs.
     pub(crate) fn record(&'static self, error: &Error, context: &ErrorContext<'_>) {
-        metric::increment(context);
         let opened_group = self.groups.lock().record(error, context);
         if opened_group {
             metric::describe();

@@ -1,0 +1,86 @@
+//! Shared by the benchmarks: running the same work on N threads released together.
+
+use std::{
+    sync::{Arc, Barrier},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// The thread counts every multi-threaded benchmark runs at.
+pub const THREADS: [usize; 3] = [1, 2, 4];
+
+/// On each of `threads` threads, runs `setup()` untimed, then waits for the others; all are
+/// released together to run the work `setup` returned, `work(iters)`. The time from release until
+/// the last thread finished.
+pub fn parallel<S, W>(threads: usize, iters: u64, setup: S) -> Duration
+where
+    S: Fn() -> W + Send + Sync + 'static,
+    W: FnOnce(u64),
+{
+    let setup = Arc::new(setup);
+    let start = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (setup, start) = (Arc::clone(&setup), Arc::clone(&start));
+            thread::spawn(move || {
+                let work = setup();
+                start.wait();
+                work(iters);
+                Instant::now()
+            })
+        })
+        .collect();
+    start.wait();
+    let released = Instant::now();
+    let finished = handles
+        .into_iter()
+        .map(|handle| handle.join().expect("benchmark thread panicked"))
+        .max()
+        .expect("at least one thread");
+    finished.duration_since(released)
+}
+
+/// Sends `iters` requests for `path` through `app` on a current-thread runtime built untimed,
+/// on each of `threads` threads; every response must have status `expected`.
+pub fn serve_in_process(
+    threads: usize,
+    iters: u64,
+    app: &axum::Router,
+    path: &'static str,
+    expected: axum::http::StatusCode,
+    subscriber: Option<fn() -> tracing::Dispatch>,
+) -> Duration {
+    use tower::ServiceExt;
+    let app = app.clone();
+    parallel(threads, iters, move || {
+        let app = app.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        move |iters| {
+            let _subscriber = subscriber.map(|make| tracing::dispatcher::set_default(&make()));
+            runtime.block_on(async {
+                for _ in 0..iters {
+                    let request = axum::http::Request::get(path)
+                        .body(axum::body::Body::empty())
+                        .expect("request");
+                    let response = app.clone().oneshot(request).await.expect("infallible");
+                    assert_eq!(response.status(), expected);
+                    std::hint::black_box(response);
+                }
+            });
+        }
+    })
+}
+
+/// A formatting subscriber at `DEBUG` writing every event to `io::sink`: all the work of logging
+/// but the I/O.
+pub fn sink_subscriber() -> tracing::Dispatch {
+    tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::sink)
+            .finish(),
+    )
+}
