@@ -38,49 +38,68 @@ fn is_disconnect(error: &(dyn StdError + 'static)) -> bool {
         }
     }
     let mut scan = PhraseScan::default();
-    // An error whose `Display` fails simply matches nothing.
+    // An error whose `Display` fails simply matches what it wrote before failing.
     let _ = write!(scan, "{error}");
-    scan.found
+    scan.finish()
 }
 
-/// Longest phrase, in bytes.
-const WINDOW: usize = 24;
+/// Longest phrase, in bytes: a chunk boundary keeps this many bytes minus one.
+const LONGEST: usize = 24;
 
-/// Scans formatted text for the phrases, case-insensitively, without allocating: it keeps the
-/// last [`WINDOW`] bytes and checks the phrases that end in each byte as it arrives.
-#[derive(Default)]
+/// Scans formatted text for the phrases, case-insensitively, without allocating: the text goes
+/// into a buffer as lowercase ASCII (other bytes as `?`, which no phrase contains), and each full
+/// buffer is searched, keeping its last `LONGEST - 1` bytes for a phrase across the boundary.
 struct PhraseScan {
-    window: [u8; WINDOW],
-    /// Bytes seen so far (the window holds the last `WINDOW` of them, circularly).
-    seen: usize,
+    buffer: [u8; 256],
+    len: usize,
     found: bool,
+}
+
+impl Default for PhraseScan {
+    fn default() -> Self {
+        Self {
+            buffer: [0; 256],
+            len: 0,
+            found: false,
+        }
+    }
 }
 
 impl Write for PhraseScan {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         for byte in text.bytes() {
-            if self.found {
-                break;
+            if self.len == self.buffer.len() {
+                self.search();
+                self.buffer.copy_within(self.len - (LONGEST - 1).., 0);
+                self.len = LONGEST - 1;
             }
-            let byte = byte.to_ascii_lowercase();
-            self.window[self.seen % WINDOW] = byte;
-            self.seen += 1;
-            self.found = DISCONNECT_PHRASES.iter().any(|phrase| {
-                phrase.as_bytes().last() == Some(&byte) && self.ends_with(phrase.as_bytes())
-            });
+            self.buffer[self.len] = if byte.is_ascii() {
+                byte.to_ascii_lowercase()
+            } else {
+                b'?'
+            };
+            self.len += 1;
         }
         Ok(())
     }
 }
 
 impl PhraseScan {
-    fn ends_with(&self, phrase: &[u8]) -> bool {
-        phrase.len() <= self.seen
-            && phrase
-                .iter()
-                .rev()
-                .enumerate()
-                .all(|(back, expected)| self.window[(self.seen - 1 - back) % WINDOW] == *expected)
+    fn search(&mut self) {
+        let text = &self.buffer[..self.len];
+        // Short texts, short phrases: a first-byte test at each position beats building a
+        // substring searcher per phrase.
+        self.found |= (0..text.len()).any(|at| {
+            DISCONNECT_PHRASES.iter().any(|phrase| {
+                let phrase = phrase.as_bytes();
+                phrase[0] == text[at] && text[at..].starts_with(phrase)
+            })
+        });
+    }
+
+    fn finish(mut self) -> bool {
+        self.search();
+        self.found
     }
 }
 
@@ -117,23 +136,28 @@ mod tests {
 
     #[test]
     fn phrases_are_found_across_writes_and_in_any_case() {
-        let mut scan = PhraseScan::default();
-        write!(scan, "{}{}", "error: Connection Re", "SET by peer").unwrap();
-        assert!(scan.found);
-        let mut scan = PhraseScan::default();
-        write!(scan, "{}", "x".repeat(100) + " broken pipe").unwrap();
-        assert!(scan.found);
-        let mut scan = PhraseScan::default();
-        write!(scan, "connection re-set; pipe broken").unwrap();
-        assert!(!scan.found);
+        let scan = |parts: &[&str]| {
+            let mut scan = PhraseScan::default();
+            parts.iter().for_each(|part| scan.write_str(part).unwrap());
+            scan.finish()
+        };
+        assert!(scan(&["error: Connection Re", "SET by peer"]));
+        assert!(scan(&["ünïcödé: BROKEN pipe"]));
+        assert!(!scan(&["connection re-set; pipe broken"]));
+        // Across every position of a buffer boundary.
+        for offset in 200..300 {
+            let before = "x".repeat(offset);
+            let after = "y".repeat(300);
+            assert!(scan(&[&before, " connection aborted ", &after]), "{offset}");
+        }
     }
 
     #[test]
-    fn the_window_holds_the_longest_phrase() {
+    fn a_chunk_boundary_keeps_enough_for_the_longest_phrase() {
         assert!(
             DISCONNECT_PHRASES
                 .iter()
-                .all(|phrase| phrase.len() <= WINDOW)
+                .all(|phrase| phrase.len() <= LONGEST)
         );
     }
 

@@ -1,11 +1,13 @@
 //! The exported metric, recorded through the `metrics` facade.
 //!
-//! No handle is cached: a handle registered before the application installs its recorder stays a
-//! no-op forever, so every count goes through the recorder installed at that moment (the
-//! thread's local recorder, else the global one). What is cached is the [`Key`] of each group, so
-//! that a count costs the recorder's lookup and no allocation; and nothing on success.
+//! A handle registered before the application installs its recorder stays a no-op forever, so a
+//! handle is only reused while the recorder in force (the thread's local recorder, else the global
+//! one) is the one it came from, told by the recorder's address and size; otherwise the counter is
+//! registered again with the recorder in force. Registration allocates (the Prometheus recorder
+//! copies the key), so reuse keeps a counted error from paying it every time. Nothing happens on
+//! success.
 
-use metrics::{Key, Label, Level, Metadata, Unit, describe_counter};
+use metrics::{Counter, Key, Label, Level, Metadata, Recorder, Unit, describe_counter};
 
 use crate::context::ErrorContext;
 
@@ -25,7 +27,7 @@ static METADATA: Metadata<'static> =
 
 /// The counter's key for an error of `context`, with bounded labels: method, route template (or
 /// `unmatched`), kind.
-pub(crate) fn key(context: &ErrorContext<'_>) -> Key {
+fn key(context: &ErrorContext<'_>) -> Key {
     let labels = vec![
         Label::new("method", context.method_label()),
         Label::new("route", context.route_label().to_owned()),
@@ -34,7 +36,48 @@ pub(crate) fn key(context: &ErrorContext<'_>) -> Key {
     Key::from_parts(METRIC_NAME, labels)
 }
 
-/// Adds one to the counter `key` in the recorder installed now.
-pub(crate) fn increment(key: &Key) {
-    metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA).increment(1));
+/// One label set of the counter, with the handle last registered for it.
+#[derive(Debug)]
+pub(crate) struct GroupCounter {
+    key: Key,
+    registered: Option<(RecorderId, Counter)>,
+}
+
+/// Which recorder a handle came from: its address and size (two zero-sized recorders may share
+/// an address).
+type RecorderId = (usize, usize);
+
+fn recorder_id(recorder: &dyn Recorder) -> RecorderId {
+    let address = std::ptr::from_ref(recorder).cast::<()>() as usize;
+    (address, std::mem::size_of_val(recorder))
+}
+
+impl GroupCounter {
+    pub(crate) fn new(context: &ErrorContext<'_>) -> Self {
+        Self {
+            key: key(context),
+            registered: None,
+        }
+    }
+
+    /// Adds one, through the recorder in force now.
+    pub(crate) fn increment(&mut self) {
+        metrics::with_recorder(|recorder| {
+            let id = recorder_id(recorder);
+            match &self.registered {
+                Some((registered_with, counter)) if *registered_with == id => counter.increment(1),
+                _ => {
+                    let counter = recorder.register_counter(&self.key, &METADATA);
+                    counter.increment(1);
+                    self.registered = Some((id, counter));
+                }
+            }
+        });
+    }
+}
+
+/// Adds one to the counter of `context` without keeping anything (for errors beyond the groups).
+pub(crate) fn increment_once(context: &ErrorContext<'_>) {
+    let key = key(context);
+    metrics::with_recorder(|recorder| recorder.register_counter(&key, &METADATA).increment(1));
 }

@@ -288,6 +288,30 @@ async fn metric_counts_with_bounded_labels_when_the_layer_is_built_first() {
     assert_metric_text(&text);
 }
 
+#[tokio::test]
+async fn metric_counts_in_the_recorder_installed_after_earlier_errors() {
+    let reporting = reporting();
+    let app = app(&reporting);
+    send(&app, "/users/1").await; // no recorder yet: this count reaches no exporter
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    {
+        let _recorder_guard = metrics::set_default_local_recorder(&recorder);
+        send(&app, "/users/2").await;
+        send(&app, "/users/3").await;
+    }
+    send(&app, "/users/4").await; // the recorder is no longer in force
+
+    let text = handle.render();
+    assert!(
+        text.contains(
+            r#"http_server_unhandled_errors_total{method="GET",route="/users/{id}",kind="error"} 2"#
+        ),
+        "{text}"
+    );
+    assert_eq!(reporting.unhandled_count(), 4);
+}
+
 fn assert_metric_text(text: &str) {
     assert!(
         text.contains("# TYPE http_server_unhandled_errors_total counter"),

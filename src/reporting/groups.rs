@@ -106,8 +106,8 @@ struct Group {
     method: &'static str,
     route: Box<str>,
     kind: ErrorKind,
-    /// The metric's key for this group, built once.
-    key: metrics::Key,
+    /// The metric's label set for this group, built once.
+    counter: metric::GroupCounter,
     tally: Tally,
 }
 
@@ -147,23 +147,23 @@ impl Groups {
             .find(|group| group.kind == kind && group.method == method && *group.route == *route);
         if let Some(group) = existing {
             group.tally.add(error, context);
-            metric::increment(&group.key);
+            group.counter.increment();
             return false;
         }
         if self.named.len() >= MAX_GROUPS {
             self.other.add(error, context);
-            metric::increment(&metric::key(context));
+            metric::increment_once(context);
             return false;
         }
         let mut group = Group {
             method,
             route: route.into(),
             kind,
-            key: metric::key(context),
+            counter: metric::GroupCounter::new(context),
             tally: Tally::default(),
         };
         group.tally.add(error, context);
-        metric::increment(&group.key);
+        group.counter.increment();
         self.named.push(group);
         true
     }
