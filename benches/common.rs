@@ -40,6 +40,9 @@ where
     finished.duration_since(released)
 }
 
+/// Makes the `tracing` subscriber a benchmark thread runs under; `None` runs it under none.
+pub type MakeSubscriber = Option<fn() -> tracing::Dispatch>;
+
 /// Sends `iters` requests for `path` through `app` on a current-thread runtime built untimed,
 /// on each of `threads` threads; every response must have status `expected`.
 pub fn serve_in_process(
@@ -48,7 +51,7 @@ pub fn serve_in_process(
     app: &axum::Router,
     path: &'static str,
     expected: axum::http::StatusCode,
-    subscriber: Option<fn() -> tracing::Dispatch>,
+    subscriber: MakeSubscriber,
 ) -> Duration {
     use tower::ServiceExt;
     let app = app.clone();

@@ -7,14 +7,14 @@ use axum::{Router, http::StatusCode, routing::get};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use unhandled::LoggingLayer;
-use unhandled_benches::{serve_in_process, sink_subscriber};
+use unhandled_benches::{MakeSubscriber, serve_in_process, sink_subscriber};
 
 fn routes() -> Router {
     Router::new().route("/users/{id}", get(|| async { "user" }))
 }
 
 fn success(c: &mut Criterion) {
-    let contenders: [(&str, Router, Option<fn() -> tracing::Dispatch>); 7] = [
+    let contenders: [(&str, Router, MakeSubscriber); 7] = [
         ("bare", routes(), None),
         // What `Router::layer` costs whatever the layer: axum boxes each layered route.
         (
