@@ -60,7 +60,7 @@ impl Counter for Unsigned {
     }
     fn total(&self) -> u64 {
         match self.value() {
-            CounterValue::Unsigned(total) => total as u64,
+            CounterValue::Unsigned(total) => total,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -68,7 +68,8 @@ impl<'a> ErrorContext<'a> {
         self.method
     }
 
-    /// The request path, without the query. Paths longer than 128 bytes are cut and end in `…`.
+    /// The request path, without the query. A long path is cut and ends in `…`: the layer keeps
+    /// 96 bytes of route template and path together, and at least 32 of the path.
     pub fn path(&self) -> &'a str {
         self.path
     }

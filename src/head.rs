@@ -3,8 +3,9 @@
 //! It is captured on every request but read only when something fails, so capturing must cost
 //! neither an allocation nor a write to memory other threads use. Cloning the `Uri` can allocate
 //! (a `Bytes` made from a `Vec` allocates on its first clone) and cloning `MatchedPath` bumps a
-//! reference count that every request to that route shares, so both are copied by value into
-//! fixed buffers that live inside the response future instead.
+//! reference count that every request to that route shares, so both are copied by value into one
+//! small buffer inside the response future instead. The buffer is small because the future is
+//! moved (and boxed by axum) on every request: each byte of it is copied on the success path.
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -13,106 +14,116 @@ use axum::{
 
 use crate::context::{ErrorContext, ErrorKind};
 
-/// Bytes of the path kept for the report; longer paths are cut and end in `…`.
-pub(crate) const PATH_CAPACITY: usize = 128;
-/// Bytes of the route template kept inline; a longer template falls back to sharing the `Arc`.
-const ROUTE_CAPACITY: usize = 96;
+/// Bytes kept for the route template and the path together.
+pub(crate) const INLINE: usize = 96;
+/// Bytes of path always kept: a longer route template is shared instead of copied.
+pub(crate) const PATH_MIN: usize = 32;
+
+const ELLIPSIS: &str = "…";
 
 pub(crate) struct RequestHead {
     method: Method,
-    path: InlineStr<PATH_CAPACITY>,
+    /// The route template (when inline) followed by the path.
+    bytes: [u8; INLINE],
+    route_len: u8,
+    path_len: u8,
     route: Route,
 }
 
 enum Route {
     Unmatched,
-    Inline(InlineStr<ROUTE_CAPACITY>),
+    /// The first `route_len` bytes of `bytes`.
+    Inline,
     Shared(MatchedPath),
 }
 
 impl RequestHead {
     pub(crate) fn capture<B>(request: &Request<B>) -> Self {
-        let route = match request.extensions().get::<MatchedPath>() {
-            None => Route::Unmatched,
-            Some(matched) => match InlineStr::exact(matched.as_str()) {
-                Some(inline) => Route::Inline(inline),
-                None => Route::Shared(matched.clone()),
-            },
+        let mut bytes = [0; INLINE];
+        let (route, route_len) = match request.extensions().get::<MatchedPath>() {
+            None => (Route::Unmatched, 0),
+            Some(matched) if matched.as_str().len() <= INLINE - PATH_MIN => {
+                let template = matched.as_str().as_bytes();
+                bytes[..template.len()].copy_from_slice(template);
+                (Route::Inline, template.len())
+            }
+            Some(matched) => (Route::Shared(matched.clone()), 0),
         };
+        let path_len = copy_cut(request.uri().path(), &mut bytes[route_len..]);
         Self {
             method: request.method().clone(),
-            path: InlineStr::truncated(request.uri().path()),
+            bytes,
+            // Both fit in a byte: together they are at most `INLINE`.
+            route_len: u8::try_from(route_len).unwrap_or(0),
+            path_len: u8::try_from(path_len).unwrap_or(0),
             route,
         }
     }
 
     pub(crate) fn context(&self, kind: ErrorKind) -> ErrorContext<'_> {
+        let route_len = usize::from(self.route_len);
+        let text = |range: std::ops::Range<usize>| {
+            // Always valid: copied from whole `str`s cut at character boundaries.
+            std::str::from_utf8(&self.bytes[range]).unwrap_or_default()
+        };
         let route = match &self.route {
             Route::Unmatched => None,
-            Route::Inline(inline) => Some(inline.as_str()),
+            Route::Inline => Some(text(0..route_len)),
             Route::Shared(matched) => Some(matched.as_str()),
         };
-        ErrorContext::new(&self.method, self.path.as_str(), route, kind)
+        let path = text(route_len..route_len + usize::from(self.path_len));
+        ErrorContext::new(&self.method, path, route, kind)
     }
 }
 
-/// A string of at most `N` bytes stored by value.
-struct InlineStr<const N: usize> {
-    len: usize,
-    bytes: [u8; N],
-}
-
-impl<const N: usize> InlineStr<N> {
-    const ELLIPSIS: &'static str = "…";
-
-    /// `text` whole, or `None` when it does not fit.
-    fn exact(text: &str) -> Option<Self> {
-        (text.len() <= N).then(|| Self::copy(text, ""))
+/// Copies `text` into `into`, cut at a character boundary and ended with `…` when it does not
+/// fit; the number of bytes written.
+fn copy_cut(text: &str, into: &mut [u8]) -> usize {
+    if text.len() <= into.len() {
+        into[..text.len()].copy_from_slice(text.as_bytes());
+        return text.len();
     }
-
-    /// `text`, cut at a character boundary and marked with `…` when it does not fit.
-    fn truncated(text: &str) -> Self {
-        if text.len() <= N {
-            return Self::copy(text, "");
-        }
-        let mut end = N - Self::ELLIPSIS.len();
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self::copy(&text[..end], Self::ELLIPSIS)
+    let mut end = into.len() - ELLIPSIS.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-
-    fn copy(head: &str, tail: &str) -> Self {
-        let mut bytes = [0; N];
-        let len = head.len() + tail.len();
-        bytes[..head.len()].copy_from_slice(head.as_bytes());
-        bytes[head.len()..len].copy_from_slice(tail.as_bytes());
-        Self { len, bytes }
-    }
-
-    fn as_str(&self) -> &str {
-        // Always valid: built from whole `str`s cut at character boundaries.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
+    into[..end].copy_from_slice(&text.as_bytes()[..end]);
+    into[end..end + ELLIPSIS.len()].copy_from_slice(ELLIPSIS.as_bytes());
+    end + ELLIPSIS.len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn long_paths_are_cut_at_a_character_boundary_and_marked() {
-        let long = format!("/{}", "é".repeat(200));
-        let cut = InlineStr::<PATH_CAPACITY>::truncated(&long);
-        assert!(cut.as_str().len() <= PATH_CAPACITY);
-        assert!(cut.as_str().ends_with('…'));
-        assert!(long.starts_with(cut.as_str().trim_end_matches('…')));
+    fn head(path: &str) -> RequestHead {
+        RequestHead::capture(&Request::get(path).body(()).unwrap())
     }
 
     #[test]
-    fn short_text_is_kept_whole() {
-        assert_eq!(InlineStr::<8>::truncated("/ok").as_str(), "/ok");
-        assert_eq!(InlineStr::<3>::exact("/ok").unwrap().as_str(), "/ok");
-        assert!(InlineStr::<2>::exact("/ok").is_none());
+    fn long_paths_are_cut_at_a_character_boundary_and_marked() {
+        let long = format!("/{}", "é".repeat(200));
+        let head = head(&long);
+        let cut = head.context(ErrorKind::Error).path();
+        assert!(cut.len() <= INLINE);
+        assert!(cut.ends_with('…'));
+        assert!(long.starts_with(cut.trim_end_matches('…')));
+    }
+
+    #[test]
+    fn short_paths_are_kept_whole_and_unmatched_has_no_route() {
+        let head = head("/ok");
+        let context = head.context(ErrorKind::Error);
+        assert_eq!((context.path(), context.route()), ("/ok", None));
+    }
+
+    #[test]
+    fn the_head_stays_small() {
+        // It is copied with the response future on every request.
+        assert!(
+            std::mem::size_of::<RequestHead>() <= 160,
+            "{}",
+            std::mem::size_of::<RequestHead>()
+        );
     }
 }
