@@ -164,8 +164,9 @@ impl Error {
     }
 
     /// The whole chain on one line, `outer: inner: innermost`; the status when there is no cause.
+    /// Never panics, even when a `Display` in the chain does.
     pub(crate) fn chain_text(&self) -> String {
-        format!("{self:#}")
+        text_of(&Alternate(self))
     }
 }
 
@@ -216,6 +217,22 @@ impl IntoResponse for Error {
         let mut response = crate::handler::render_default(&self);
         response.extensions_mut().insert(self);
         response
+    }
+}
+
+/// `value.to_string()`, or a placeholder when its `Display` panics: the reporter and the logging
+/// layer format errors they did not write, and must survive any of them.
+pub(crate) fn text_of(value: &dyn fmt::Display) -> String {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| value.to_string()))
+        .unwrap_or_else(|_| String::from("<the error's Display implementation panicked>"))
+}
+
+/// Displays an [`Error`] with `{:#}`: its whole chain.
+struct Alternate<'a>(&'a Error);
+
+impl fmt::Display for Alternate<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.0)
     }
 }
 

@@ -37,10 +37,14 @@ fn is_disconnect(error: &(dyn StdError + 'static)) -> bool {
             return true;
         }
     }
-    let mut scan = PhraseScan::default();
-    // An error whose `Display` fails simply matches what it wrote before failing.
-    let _ = write!(scan, "{error}");
-    scan.finish()
+    // An error whose `Display` fails matches what it wrote before failing; one that panics is
+    // not a disconnect.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut scan = PhraseScan::default();
+        let _ = write!(scan, "{error}");
+        scan.finish()
+    }))
+    .unwrap_or(false)
 }
 
 /// Longest phrase, in bytes: a chunk boundary keeps this many bytes minus one.

@@ -9,7 +9,10 @@
 
 use std::cell::RefCell;
 
-use crate::{context::ErrorKind, error::Error};
+use crate::{
+    context::ErrorKind,
+    error::{Error, text_of},
+};
 
 /// Put by the error handler into every response it rendered, so that a logging layer outside it
 /// (too late to keep the error from being counted) can still log the error and say it is misplaced.
@@ -32,7 +35,7 @@ pub(crate) fn note_logged(text: String) {
 /// way.
 pub(crate) fn claim(error: Error) -> Error {
     let noted = LOGGED.with(|logged| logged.borrow_mut().take());
-    if noted.is_some_and(|text| text == error.to_string()) {
+    if noted.is_some_and(|text| text == text_of(&error)) {
         error.mark_logged();
     }
     error

@@ -14,7 +14,7 @@ use tracing::Span;
 use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
-    error::Error,
+    error::{Error, text_of},
     handoff::{self, Rendered},
     head::RequestHead,
     level::{enabled_at, event_at},
@@ -84,7 +84,7 @@ impl Outcome {
 
     /// Logs a service error, and leaves a note for the error handler that it was logged.
     pub(crate) fn service_failed(&self, span: &Span, error: &(dyn std::fmt::Display + 'static)) {
-        let text = error.to_string();
+        let text = text_of(error);
         span::close(span, None, Some(&text));
         if self.failed(ErrorKind::Service, None, &text) {
             handoff::note_logged(text);
@@ -93,7 +93,7 @@ impl Outcome {
 
     /// Logs a panic, and leaves a note for the error handler that it was logged.
     pub(crate) fn panicked(&self, span: &Span, payload: &(dyn std::any::Any + Send)) {
-        let text = Error::from_panic(payload).to_string();
+        let text = text_of(&Error::from_panic(payload));
         span::close(span, None, Some(&text));
         if self.failed(ErrorKind::Panic, None, &text) {
             handoff::note_logged(text);
