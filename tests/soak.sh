@@ -19,8 +19,8 @@ work=$(mktemp -d)
 pid=
 cleanup() {
   local status=$?
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ "$status" != 0 ] && tail -n 20 "$work/server.log"
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ "$status" != 0 ]; then tail -n 20 "$work/server.log"; fi
   rm -rf "$work"
   exit "$status"
 }
