@@ -87,3 +87,37 @@ pub fn sink_subscriber() -> tracing::Dispatch {
             .finish(),
     )
 }
+
+/// The criterion settings every benchmark here uses: short warm-up, `seconds` of measurement,
+/// 30 samples (the whole suite runs in about five minutes on two cores).
+pub fn criterion(seconds: u64) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(seconds))
+        .sample_size(30)
+}
+
+/// Benchmarks each `(name, router, subscriber)` in the group `{group}/{threads}_threads`, at 1 and
+/// 2 threads, sending `GET path` and expecting `status`.
+pub fn bench_routers(
+    c: &mut criterion::Criterion,
+    group: &str,
+    contenders: &[(&str, axum::Router, MakeSubscriber)],
+    path: &'static str,
+    status: axum::http::StatusCode,
+) {
+    for threads in [1, 2] {
+        let mut bench_group = c.benchmark_group(format!("{group}/{threads}_threads"));
+        bench_group.throughput(criterion::Throughput::Elements(threads as u64));
+        for (name, app, subscriber) in contenders {
+            // `with_state` materialises the routes once, as `axum::serve` does per connection.
+            let app = app.clone().with_state(());
+            bench_group.bench_function(criterion::BenchmarkId::from_parameter(name), |b| {
+                b.iter_custom(|iters| {
+                    serve_in_process(threads, iters, &app, path, status, *subscriber)
+                });
+            });
+        }
+        bench_group.finish();
+    }
+}

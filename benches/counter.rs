@@ -156,10 +156,7 @@ fn sum(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_secs(2))
-        .sample_size(30);
+    config = unhandled_benches::criterion(2);
     targets = increment, sum
 }
 criterion_main!(benches);

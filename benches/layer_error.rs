@@ -13,10 +13,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tower_http::trace::TraceLayer;
-use unhandled_benches::{serve_in_process, sink_subscriber};
+use unhandled_benches::{bench_routers, sink_subscriber};
 
 /// The error of the axum error-handling example: it renders a 500 and rides along in the
 /// response extensions for a logging middleware.
@@ -75,33 +75,21 @@ fn error(c: &mut Criterion) {
         "/users/{id}",
         get(|| async { Err::<(), _>(AppError(Arc::new(database_down()))) }),
     );
+    let sink = Some(sink_subscriber as fn() -> tracing::Dispatch);
     let contenders = [
-        ("unhandled_error_without_layer", unhandled_error_alone),
-        ("unhandled_layer_counts", counting),
-        ("app_error_without_layer", app_error_alone),
-        ("trace_layer_logs", trace_layer),
-        ("extension_pattern_logs", extension_pattern),
+        ("unhandled_error_without_layer", unhandled_error_alone, sink),
+        ("unhandled_layer_counts", counting, sink),
+        ("app_error_without_layer", app_error_alone, sink),
+        ("trace_layer_logs", trace_layer, sink),
+        ("extension_pattern_logs", extension_pattern, sink),
     ];
-    for threads in [1, 2] {
-        let mut group = c.benchmark_group(format!("layer_error/{threads}_threads"));
-        group.throughput(Throughput::Elements(threads as u64));
-        for (name, app) in &contenders {
-            let app = app.clone().with_state(());
-            group.bench_function(BenchmarkId::from_parameter(name), |b| {
-                b.iter_custom(|iters| {
-                    serve_in_process(
-                        threads,
-                        iters,
-                        &app,
-                        "/users/7",
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        Some(sink_subscriber),
-                    )
-                });
-            });
-        }
-        group.finish();
-    }
+    bench_routers(
+        c,
+        "layer_error",
+        &contenders,
+        "/users/7",
+        StatusCode::INTERNAL_SERVER_ERROR,
+    );
     assert!(
         recorder
             .render()
@@ -112,10 +100,7 @@ fn error(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_secs(3))
-        .sample_size(30);
+    config = unhandled_benches::criterion(3);
     targets = error
 }
 criterion_main!(benches);

@@ -4,10 +4,10 @@
 //! writing to a sink). At 1 and 2 threads, each thread with its own current-thread runtime.
 
 use axum::{Router, http::StatusCode, routing::get};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use unhandled::LoggingLayer;
-use unhandled_benches::{MakeSubscriber, serve_in_process, sink_subscriber};
+use unhandled_benches::{MakeSubscriber, bench_routers, sink_subscriber};
 
 fn routes() -> Router {
     Router::new().route("/users/{id}", get(|| async { "user" }))
@@ -44,35 +44,12 @@ fn success(c: &mut Criterion) {
             Some(sink_subscriber),
         ),
     ];
-    for threads in [1, 2] {
-        let mut group = c.benchmark_group(format!("layer_success/{threads}_threads"));
-        group.throughput(Throughput::Elements(threads as u64));
-        for (name, app, subscriber) in &contenders {
-            // `with_state` materialises the routes once, as `axum::serve` does per connection.
-            let app = app.clone().with_state(());
-            group.bench_function(BenchmarkId::from_parameter(name), |b| {
-                b.iter_custom(|iters| {
-                    serve_in_process(
-                        threads,
-                        iters,
-                        &app,
-                        "/users/7",
-                        StatusCode::OK,
-                        *subscriber,
-                    )
-                });
-            });
-        }
-        group.finish();
-    }
+    bench_routers(c, "layer_success", &contenders, "/users/7", StatusCode::OK);
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_secs(3))
-        .sample_size(30);
+    config = unhandled_benches::criterion(3);
     targets = success
 }
 criterion_main!(benches);

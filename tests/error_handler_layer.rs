@@ -18,7 +18,7 @@ use axum::{
     routing::get,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{ServiceBuilder, ServiceExt};
 use unhandled::{Error, ErrorContext, ErrorHandlerLayer, ErrorKind, ReportingErrorHandler};
 
 use support::{load_failed, send};
@@ -163,9 +163,7 @@ async fn service_error_becomes_a_500_of_kind_service() {
     let seen = Seen::default();
     let service = ServiceBuilder::new()
         .layer(ErrorHandlerLayer::new(recording_handler(&seen)))
-        .service(service_fn(|_: Request<Body>| async {
-            Err::<Response<Body>, _>(std::io::Error::other("upstream closed the pool"))
-        }));
+        .service(support::failing_service());
 
     let response = service
         .oneshot(Request::get("/svc").body(Body::empty()).unwrap())

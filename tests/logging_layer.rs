@@ -12,7 +12,7 @@ use axum::{
     routing::get,
 };
 use metrics_exporter_prometheus::PrometheusBuilder;
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{ServiceBuilder, ServiceExt};
 use tracing::Level;
 use unhandled::{Error, ErrorHandlerLayer, LoggingLayer, ReportingErrorHandler};
 
@@ -117,9 +117,7 @@ async fn service_error_inside_is_logged_once_and_not_counted() {
     let service = ServiceBuilder::new()
         .layer(ErrorHandlerLayer::new(reporting.clone()))
         .layer(LoggingLayer::new())
-        .service(service_fn(|_: Request<Body>| async {
-            Err::<Response<Body>, _>(std::io::Error::other("upstream closed the pool"))
-        }));
+        .service(support::failing_service());
 
     let response = service
         .oneshot(Request::get("/svc").body(Body::empty()).unwrap())
@@ -233,22 +231,6 @@ async fn armeria_failing_layer_inside_vs_outside_the_logging_layer() {
         reports[0].field("sample.error"),
         "the auth middleware failed"
     );
-}
-
-#[tokio::test]
-async fn custom_error_handler_that_marks_logged_is_not_counted() {
-    let logs_it = |error: &Error, _: &unhandled::ErrorContext<'_>| {
-        error.mark_logged();
-        None
-    };
-    let reporting = ReportingErrorHandler::builder().wrap(logs_it);
-    let app = Router::new()
-        .route("/", get(fails))
-        .layer(ErrorHandlerLayer::new(reporting.clone()));
-
-    send(&app, "/").await;
-
-    assert_eq!(reporting.unhandled_count(), 0);
 }
 
 /// Outside the error handler the layer cannot mark anything: it still logs the failure, with its

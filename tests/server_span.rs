@@ -13,6 +13,7 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::prelude::*;
 use unhandled::{ErrorHandlerLayer, LoggingLayer};
 
@@ -24,16 +25,25 @@ async fn fails() -> unhandled::Result<()> {
     Err(support::load_failed())?
 }
 
-/// Serves `app` with `ConnectInfo` on 127.0.0.1, sends one `GET path`, returns the exported spans
-/// and the client's local address.
-async fn export_one_request(app: Router, path: &str) -> (Vec<SpanData>, SocketAddr) {
+/// Spans on this thread go through tracing-opentelemetry into an in-memory exporter.
+fn export_on_this_thread() -> (SdkTracerProvider, InMemorySpanExporter, DefaultGuard) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (
+        provider,
+        exporter,
+        tracing::subscriber::set_default(subscriber),
+    )
+}
+
+/// Serves `app` with `ConnectInfo` on 127.0.0.1, sends one `GET path`, returns the exported spans
+/// and the client's local address.
+async fn export_one_request(app: Router, path: &str) -> (Vec<SpanData>, SocketAddr) {
+    let (provider, exporter, _guard) = export_on_this_thread();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -134,13 +144,7 @@ async fn failed_request_span_has_error_status_with_a_description() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn without_connect_info_the_peer_fields_are_omitted() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (provider, exporter, _guard) = export_on_this_thread();
 
     support::send(&app(), "/users/7").await;
 

@@ -128,3 +128,17 @@ pub fn load_failed() -> LoadFailed {
         "connection refused",
     ))
 }
+
+/// A service that fails every call with `upstream closed the pool` (a service error, not an
+/// error response).
+pub fn failing_service() -> impl tower::Service<
+    Request<Body>,
+    Response = axum::http::Response<Body>,
+    Error = std::io::Error,
+    Future = impl Future<Output = Result<axum::http::Response<Body>, std::io::Error>> + Send,
+> + Clone
++ Send {
+    tower::service_fn(|_: Request<Body>| async {
+        Err::<axum::http::Response<Body>, _>(std::io::Error::other("upstream closed the pool"))
+    })
+}
