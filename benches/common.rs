@@ -11,11 +11,11 @@ pub const THREADS: [usize; 3] = [1, 2, 4];
 
 /// On each of `threads` threads, runs `setup()` untimed, then waits for the others; all are
 /// released together to run the work `setup` returned, `work(iters)`. The time from release until
-/// the last thread finished.
-pub fn parallel<S, W>(threads: usize, iters: u64, setup: S) -> Duration
+/// the last thread finished; what the work returns is dropped after the clock stops.
+pub fn parallel<S, W, R>(threads: usize, iters: u64, setup: S) -> Duration
 where
     S: Fn() -> W + Send + Sync + 'static,
-    W: FnOnce(u64),
+    W: FnOnce(u64) -> R,
 {
     let setup = Arc::new(setup);
     let start = Arc::new(Barrier::new(threads + 1));
@@ -25,8 +25,10 @@ where
             thread::spawn(move || {
                 let work = setup();
                 start.wait();
-                work(iters);
-                Instant::now()
+                let leftovers = work(iters);
+                let finished = Instant::now();
+                drop(leftovers);
+                finished
             })
         })
         .collect();
@@ -73,6 +75,8 @@ pub fn serve_in_process(
                     std::hint::black_box(response);
                 }
             });
+            // Shutting the runtime down (and the reporter task's final report) is not a request.
+            runtime
         }
     })
 }
