@@ -1,24 +1,41 @@
 #!/usr/bin/env bash
-# Instructions per successful request, counted by callgrind (deterministic: the same binary and
-# input give the same count whatever else the machine does). Each variant runs twice, with N and
-# 2N requests; the difference divided by N is the per-request cost, setup cancelled out.
-#   bash benches/instructions.sh           # N=2000
+# Instructions per request, counted by callgrind: unaffected by whatever else the machine does.
+# Each variant runs with N and 2N requests; the difference divided by N is the per-request cost,
+# setup cancelled out. The successful variants count the same every time; the failing ones vary by
+# up to ~20 % between processes (randomly seeded hashing, allocator state), so every variant is
+# measured RUNS times and the median is shown. Variants: benches/requests.rs.
+#   bash benches/instructions.sh           # N=2000 RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${N:-2000}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 cargo build --quiet --release -p unhandled-benches --bin requests
-count() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/requests "$1" "$2" 2>&1 |
-    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+once() {
+  local one two
+  one=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/requests "$1" "$n" 2>&1 |
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
+  two=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/requests "$1" $((2 * n)) 2>&1 |
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
+  echo $(( (two - one) / n ))
 }
-printf '| variant | instructions per request | ÷ bare | ÷ pass_through |\n|---|---:|---:|---:|\n'
-declare -A per
-for variant in bare pass_through unhandled catch_panic logging_disabled; do
-  one=$(count "$variant" "$n") two=$(count "$variant" $((2 * n)))
-  per[$variant]=$(( (two - one) / n ))
-done
-for variant in bare pass_through unhandled catch_panic logging_disabled; do
-  awk -v v="$variant" -v p="${per[$variant]}" -v b="${per[bare]}" -v t="${per[pass_through]}" \
-    'BEGIN { printf "| %s | %d | %.3f | %.3f |\n", v, p, p / b, p / t }'
-done
+per_request() {
+  for _ in $(seq "${RUNS:-3}"); do once "$1"; done | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+}
+# table BASELINE VARIANT...: one row per variant, with its ratio to the first and what it adds.
+table() {
+  local base=$1 base_count
+  base_count=$(per_request "$base")
+  printf '| variant | instructions per request | ÷ %s | added to %s |\n|---|---:|---:|---:|\n' "$base" "$base"
+  printf '| %s | %d | 1.000 | 0 |\n' "$base" "$base_count"
+  shift
+  for variant in "$@"; do
+    awk -v v="$variant" -v p="$(per_request "$variant")" -v b="$base_count" \
+      'BEGIN { printf "| %s | %d | %.3f | %d |\n", v, p, p / b, p - b }'
+  done
+}
+echo "Successful requests:"; echo
+table bare pass_through unhandled catch_panic logging_disabled
+echo; echo "Failing requests:"; echo
+table error_alone error_unhandled
+echo
+table app_error_alone app_error_extension_logs app_error_trace_logs

@@ -1,30 +1,106 @@
-//! Sends N successful requests through one router variant in-process, for counting instructions
-//! per request with callgrind (see `benches/instructions.sh`): deterministic where wall-clock
-//! timings on a shared 2-core machine are not.
+//! Sends N requests through one router variant in-process, for counting instructions per request
+//! with callgrind (see `benches/instructions.sh`): deterministic where wall-clock timings on a
+//! shared 2-core machine are not.
 //!
-//!     requests VARIANT N      # VARIANT: bare | pass_through | unhandled | catch_panic | logging_disabled
+//!     requests VARIANT N
+//!
+//! Successful requests: `bare`, `pass_through`, `unhandled`, `catch_panic`, `logging_disabled`.
+//! Failing requests (a formatting subscriber writing to a sink and a Prometheus recorder
+//! installed for all of them): `error_alone` and `error_unhandled` (the handler returns an
+//! `unhandled::Error`, without and with `unhandled::layer()`), `app_error_alone`,
+//! `app_error_extension_logs` and `app_error_trace_logs` (the axum error-handling example's error,
+//! without a layer, logged by a `map_response` middleware, logged by tower-http's `TraceLayer`).
 
-use axum::{Router, body::Body, http::Request, routing::get};
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use tower::ServiceExt;
+
+#[derive(Debug, Clone)]
+struct AppError(Arc<std::io::Error>);
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+fn database_down() -> std::io::Error {
+    std::io::Error::other("the database is down")
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let variant = args.next().unwrap_or_default();
     let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
-    let routes = Router::new().route("/users/{id}", get(|| async { "user" }));
-    let app = match variant.as_str() {
-        "bare" => routes,
-        "pass_through" => routes.layer(tower::util::MapResponseLayer::new(|response| response)),
-        "unhandled" => routes.layer(unhandled::layer()),
-        "catch_panic" => routes.layer(tower_http::catch_panic::CatchPanicLayer::new()),
-        "logging_disabled" => routes.layer(unhandled::LoggingLayer::new()),
+    let ok = || Router::new().route("/users/{id}", get(|| async { "user" }));
+    let unhandled_error = || {
+        Router::new().route(
+            "/users/{id}",
+            get(|| async { Err::<(), unhandled::Error>(database_down().into()) }),
+        )
+    };
+    let app_error = || {
+        Router::new().route(
+            "/users/{id}",
+            get(|| async { Err::<(), _>(AppError(Arc::new(database_down()))) }),
+        )
+    };
+    let (app, expected) = match variant.as_str() {
+        "bare" => (ok(), StatusCode::OK),
+        "pass_through" => (
+            ok().layer(tower::util::MapResponseLayer::new(|response| response)),
+            StatusCode::OK,
+        ),
+        "unhandled" => (ok().layer(unhandled::layer()), StatusCode::OK),
+        "catch_panic" => (
+            ok().layer(tower_http::catch_panic::CatchPanicLayer::new()),
+            StatusCode::OK,
+        ),
+        "logging_disabled" => (ok().layer(unhandled::LoggingLayer::new()), StatusCode::OK),
+        "error_alone" => (unhandled_error(), StatusCode::INTERNAL_SERVER_ERROR),
+        "error_unhandled" => (
+            unhandled_error().layer(unhandled::layer()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        "app_error_alone" => (app_error(), StatusCode::INTERNAL_SERVER_ERROR),
+        "app_error_extension_logs" => (
+            app_error().layer(axum::middleware::map_response(
+                |response: Response| async move {
+                    if let Some(AppError(error)) = response.extensions().get::<AppError>() {
+                        tracing::error!(%error, "request failed");
+                    }
+                    response
+                },
+            )),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        "app_error_trace_logs" => (
+            app_error().layer(tower_http::trace::TraceLayer::new_for_http()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
         other => {
-            eprintln!("unknown variant {other:?}: bare | pass_through | unhandled | catch_panic | logging_disabled");
+            eprintln!("unknown variant {other:?}; see the module docs");
             std::process::exit(2);
         }
+    };
+    if variant.contains("error") {
+        let _ = tracing::dispatcher::set_global_default(unhandled_benches::sink_subscriber());
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("install the Prometheus recorder");
     }
-    .with_state(());
+    let app = app.with_state(());
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
@@ -33,7 +109,7 @@ fn main() {
                 .body(Body::empty())
                 .expect("request");
             let response = app.clone().oneshot(request).await.expect("infallible");
-            assert!(response.status().is_success());
+            assert_eq!(response.status(), expected);
         }
     });
 }

@@ -54,7 +54,7 @@ const LONGEST: usize = 24;
 /// into a buffer as lowercase ASCII (other bytes as `?`, which no phrase contains), and each full
 /// buffer is searched, keeping its last `LONGEST - 1` bytes for a phrase across the boundary.
 struct PhraseScan {
-    buffer: [u8; 256],
+    buffer: [u8; 64],
     len: usize,
     found: bool,
 }
@@ -62,7 +62,7 @@ struct PhraseScan {
 impl Default for PhraseScan {
     fn default() -> Self {
         Self {
-            buffer: [0; 256],
+            buffer: [0; 64],
             len: 0,
             found: false,
         }
@@ -149,7 +149,7 @@ mod tests {
         assert!(scan(&["ünïcödé: BROKEN pipe"]));
         assert!(!scan(&["connection re-set; pipe broken"]));
         // Across every position of a buffer boundary.
-        for offset in 200..300 {
+        for offset in 0..140 {
             let before = "x".repeat(offset);
             let after = "y".repeat(300);
             assert!(scan(&[&before, " connection aborted ", &after]), "{offset}");
