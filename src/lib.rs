@@ -8,7 +8,9 @@
 //!   [`ServerErrorHandler`], which renders the response ([`DefaultErrorHandler`]: a safe `500`);
 //! - [`ReportingErrorHandler`] counts the errors that no logging layer reported, exports them as
 //!   the Prometheus counter [`METRIC_NAME`] through the `metrics` facade, and every interval logs
-//!   one warning with the count, the failing routes and a sample error.
+//!   one warning with the count, the failing routes and a sample error;
+//! - [`LoggingLayer`] logs every request in an OpenTelemetry server span and marks the errors it
+//!   logged, so that they are not counted: the fix the warning asks for.
 //!
 //! ```
 //! use axum::{Router, extract::Path, routing::get};
