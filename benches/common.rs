@@ -125,3 +125,46 @@ pub fn bench_routers(
         bench_group.finish();
     }
 }
+
+/// The error of the axum error-handling example: it renders a 500 and rides along in the response
+/// extensions for a logging middleware ([`log_app_errors`]).
+#[derive(Debug, Clone)]
+pub struct AppError(pub std::sync::Arc<std::io::Error>);
+
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// The example's logging middleware: logs the [`AppError`] a response carries.
+pub async fn log_app_errors(response: axum::response::Response) -> axum::response::Response {
+    if let Some(AppError(error)) = response.extensions().get::<AppError>() {
+        tracing::error!(%error, "request failed");
+    }
+    response
+}
+
+fn database_down() -> std::io::Error {
+    std::io::Error::other("the database is down")
+}
+
+/// `/users/{id}` failing with an `unhandled::Error`, no layer.
+pub fn unhandled_error_routes() -> axum::Router {
+    axum::Router::new().route(
+        "/users/{id}",
+        axum::routing::get(|| async { Err::<(), unhandled::Error>(database_down().into()) }),
+    )
+}
+
+/// `/users/{id}` failing with an [`AppError`], no layer.
+pub fn app_error_routes() -> axum::Router {
+    axum::Router::new().route(
+        "/users/{id}",
+        axum::routing::get(|| async {
+            Err::<(), _>(AppError(std::sync::Arc::new(database_down())))
+        }),
+    )
+}

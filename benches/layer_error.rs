@@ -5,76 +5,24 @@
 //! subscriber writing to a sink and a Prometheus recorder installed, at 1 and 2 threads. The same
 //! handlers without any layer are measured too: the cost of counting or logging is the difference.
 
-use std::sync::Arc;
-
-use axum::{
-    Router,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    routing::get,
-};
+use axum::{http::StatusCode, middleware::map_response};
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tower_http::trace::TraceLayer;
-use unhandled_benches::{bench_routers, sink_subscriber};
-
-/// The error of the axum error-handling example: it renders a 500 and rides along in the
-/// response extensions for a logging middleware.
-#[derive(Debug, Clone)]
-struct AppError(Arc<std::io::Error>);
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        response.extensions_mut().insert(self);
-        response
-    }
-}
-
-fn log_app_errors(response: Response) -> Response {
-    if let Some(AppError(error)) = response.extensions().get::<AppError>() {
-        tracing::error!(%error, "request failed");
-    }
-    response
-}
-
-fn database_down() -> std::io::Error {
-    std::io::Error::other("the database is down")
-}
+use unhandled_benches::{
+    app_error_routes, bench_routers, log_app_errors, sink_subscriber, unhandled_error_routes,
+};
 
 fn error(c: &mut Criterion) {
     let recorder = PrometheusBuilder::new()
         .install_recorder()
         .expect("install the Prometheus recorder");
-    let counting = Router::new()
-        .route(
-            "/users/{id}",
-            get(|| async { Err::<(), unhandled::Error>(database_down().into()) }),
-        )
-        .layer(unhandled::layer());
-    let trace_layer = Router::new()
-        .route(
-            "/users/{id}",
-            get(|| async { Err::<(), _>(AppError(Arc::new(database_down()))) }),
-        )
-        .layer(TraceLayer::new_for_http());
-    let extension_pattern = Router::new()
-        .route(
-            "/users/{id}",
-            get(|| async { Err::<(), _>(AppError(Arc::new(database_down()))) }),
-        )
-        .layer(axum::middleware::map_response(
-            |response: Response| async move { log_app_errors(response) },
-        ));
+    let counting = unhandled_error_routes().layer(unhandled::layer());
+    let trace_layer = app_error_routes().layer(TraceLayer::new_for_http());
+    let extension_pattern = app_error_routes().layer(map_response(log_app_errors));
     // The same failing handlers without any layer: subtracted to get what each layer adds.
-    let unhandled_error_alone = Router::new().route(
-        "/users/{id}",
-        get(|| async { Err::<(), unhandled::Error>(database_down().into()) }),
-    );
-    let app_error_alone = Router::new().route(
-        "/users/{id}",
-        get(|| async { Err::<(), _>(AppError(Arc::new(database_down()))) }),
-    );
+    let unhandled_error_alone = unhandled_error_routes();
+    let app_error_alone = app_error_routes();
     let sink = Some(sink_subscriber as fn() -> tracing::Dispatch);
     let contenders = [
         ("unhandled_error_without_layer", unhandled_error_alone, sink),

@@ -11,49 +11,23 @@
 //! `app_error_extension_logs` and `app_error_trace_logs` (the axum error-handling example's error,
 //! without a layer, logged by a `map_response` middleware, logged by tower-http's `TraceLayer`).
 
-use std::sync::Arc;
-
 use axum::{
     Router,
     body::Body,
     http::{Request, StatusCode},
-    response::{IntoResponse, Response},
+    middleware::map_response,
     routing::get,
 };
 use tower::ServiceExt;
-
-#[derive(Debug, Clone)]
-struct AppError(Arc<std::io::Error>);
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        response.extensions_mut().insert(self);
-        response
-    }
-}
-
-fn database_down() -> std::io::Error {
-    std::io::Error::other("the database is down")
-}
+use unhandled_benches::{app_error_routes, log_app_errors, unhandled_error_routes};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let variant = args.next().unwrap_or_default();
     let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
     let ok = || Router::new().route("/users/{id}", get(|| async { "user" }));
-    let unhandled_error = || {
-        Router::new().route(
-            "/users/{id}",
-            get(|| async { Err::<(), unhandled::Error>(database_down().into()) }),
-        )
-    };
-    let app_error = || {
-        Router::new().route(
-            "/users/{id}",
-            get(|| async { Err::<(), _>(AppError(Arc::new(database_down()))) }),
-        )
-    };
+    let unhandled_error = unhandled_error_routes;
+    let app_error = app_error_routes;
     let (app, expected) = match variant.as_str() {
         "bare" => (ok(), StatusCode::OK),
         "pass_through" => (
@@ -73,14 +47,7 @@ fn main() {
         ),
         "app_error_alone" => (app_error(), StatusCode::INTERNAL_SERVER_ERROR),
         "app_error_extension_logs" => (
-            app_error().layer(axum::middleware::map_response(
-                |response: Response| async move {
-                    if let Some(AppError(error)) = response.extensions().get::<AppError>() {
-                        tracing::error!(%error, "request failed");
-                    }
-                    response
-                },
-            )),
+            app_error().layer(map_response(log_app_errors)),
             StatusCode::INTERNAL_SERVER_ERROR,
         ),
         "app_error_trace_logs" => (
