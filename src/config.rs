@@ -20,15 +20,14 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    variable: &'static str,
     value: String,
     reason: String,
 }
 
 impl ConfigError {
-    /// The variable (or setting) that held the value.
+    /// The variable that held the value: [`INTERVAL_VAR`].
     pub fn variable(&self) -> &str {
-        self.variable
+        INTERVAL_VAR
     }
 
     /// The value as it was given (lossily decoded when it was not UTF-8).
@@ -43,7 +42,7 @@ impl fmt::Display for ConfigError {
             f,
             "invalid {}={:?}: {}; expected a duration with a unit such as \"10s\", \"1m 30s\" or \
              \"500ms\", or \"0\" to turn the periodic report off",
-            self.variable, self.value, self.reason
+            INTERVAL_VAR, self.value, self.reason
         )
     }
 }
@@ -62,7 +61,6 @@ impl std::error::Error for ConfigError {}
 /// ```
 pub fn parse_interval(value: &str) -> Result<Duration, ConfigError> {
     let error = |reason: String| ConfigError {
-        variable: INTERVAL_VAR,
         value: value.to_owned(),
         reason,
     };
@@ -85,7 +83,6 @@ fn interval_from(value: Option<OsString>) -> Result<Option<Duration>, ConfigErro
     match value.into_string() {
         Ok(text) => parse_interval(&text).map(Some),
         Err(raw) => Err(ConfigError {
-            variable: INTERVAL_VAR,
             value: raw.to_string_lossy().into_owned(),
             reason: "the value is not valid UTF-8".to_owned(),
         }),

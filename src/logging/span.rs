@@ -10,13 +10,17 @@ use axum::{
     extract::{ConnectInfo, MatchedPath, Request},
     http::{Method, StatusCode, Version, header},
 };
-use tracing::{Level, Span, field};
+use tracing::{Level, Span, field, level_filters::LevelFilter};
 
 use super::TARGET;
 use crate::level::span_at;
 
 /// Opens the span for `request` at `level`.
 pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
+    // Above every subscriber's level: skip even the lookups the fields need.
+    if LevelFilter::current() < level {
+        return Span::none();
+    }
     let method = request.method();
     let uri = request.uri();
     let route = request
