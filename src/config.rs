@@ -1,10 +1,16 @@
-//! Configuration from the environment: [`INTERVAL_VAR`] and [`ConfigError`].
+//! Configuration from the environment: [`INTERVAL_VAR`], [`COUNT_ERROR_RESPONSES_VAR`] and
+//! [`ConfigError`].
 
 use std::{ffi::OsString, fmt, time::Duration};
 
 /// The environment variable that sets the report interval, as a humantime duration such as `10s`
 /// or `1m 30s`; `0` turns the periodic report off.
 pub const INTERVAL_VAR: &str = "UNHANDLED_ERRORS_REPORT_INTERVAL";
+
+/// The environment variable that says whether 5xx responses without a cause are counted
+/// ([`ErrorKind::Status`](crate::ErrorKind::Status)): `true`/`false`, `1`/`0`, `yes`/`no` or
+/// `on`/`off`, in any case. Unset, they are.
+pub const COUNT_ERROR_RESPONSES_VAR: &str = "UNHANDLED_COUNT_ERROR_RESPONSES";
 
 /// The interval used when neither the builder nor the environment sets one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -20,14 +26,20 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    variable: &'static str,
     value: String,
     reason: String,
 }
 
+/// What each variable accepts, as the error says it.
+const INTERVAL_EXPECTED: &str = "a duration with a unit such as \"10s\", \"1m 30s\" or \"500ms\", \
+                                 or \"0\" to turn the periodic report off";
+const SWITCH_EXPECTED: &str = "\"true\" or \"false\" (also 1/0, yes/no, on/off)";
+
 impl ConfigError {
-    /// The variable that held the value: [`INTERVAL_VAR`].
+    /// The variable that held the value: [`INTERVAL_VAR`] or [`COUNT_ERROR_RESPONSES_VAR`].
     pub fn variable(&self) -> &str {
-        INTERVAL_VAR
+        self.variable
     }
 
     /// The value as it was given (lossily decoded when it was not UTF-8).
@@ -38,11 +50,15 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let expected = if self.variable == INTERVAL_VAR {
+            INTERVAL_EXPECTED
+        } else {
+            SWITCH_EXPECTED
+        };
         write!(
             f,
-            "invalid {}={:?}: {}; expected a duration with a unit such as \"10s\", \"1m 30s\" or \
-             \"500ms\", or \"0\" to turn the periodic report off",
-            INTERVAL_VAR, self.value, self.reason
+            "invalid {}={:?}: {}; expected {expected}",
+            self.variable, self.value, self.reason
         )
     }
 }
@@ -61,6 +77,7 @@ impl std::error::Error for ConfigError {}
 /// ```
 pub fn parse_interval(value: &str) -> Result<Duration, ConfigError> {
     let error = |reason: String| ConfigError {
+        variable: INTERVAL_VAR,
         value: value.to_owned(),
         reason,
     };
@@ -73,16 +90,58 @@ pub fn parse_interval(value: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(value).map_err(|cause| error(cause.to_string()))
 }
 
-/// The interval from [`INTERVAL_VAR`]: `Ok(None)` when it is unset.
-pub(crate) fn interval_from_env() -> Result<Option<Duration>, ConfigError> {
-    interval_from(std::env::var_os(INTERVAL_VAR))
+/// Parses a switch exactly as [`COUNT_ERROR_RESPONSES_VAR`] is read: `true`/`false`, `1`/`0`,
+/// `yes`/`no`, `on`/`off`, in any case and with surrounding spaces; the error names
+/// [`COUNT_ERROR_RESPONSES_VAR`].
+///
+/// ```
+/// assert_eq!(unhandled::parse_switch("off"), Ok(false));
+/// assert_eq!(unhandled::parse_switch(" TRUE "), Ok(true));
+/// let error = unhandled::parse_switch("maybe").unwrap_err();
+/// assert!(error.to_string().contains("UNHANDLED_COUNT_ERROR_RESPONSES=\"maybe\""));
+/// ```
+pub fn parse_switch(value: &str) -> Result<bool, ConfigError> {
+    const TRUE: [&str; 4] = ["true", "1", "yes", "on"];
+    const FALSE: [&str; 4] = ["false", "0", "no", "off"];
+    let word = value.trim();
+    if TRUE.iter().any(|yes| word.eq_ignore_ascii_case(yes)) {
+        Ok(true)
+    } else if FALSE.iter().any(|no| word.eq_ignore_ascii_case(no)) {
+        Ok(false)
+    } else {
+        Err(ConfigError {
+            variable: COUNT_ERROR_RESPONSES_VAR,
+            value: value.to_owned(),
+            reason: if word.is_empty() {
+                "the value is empty".to_owned()
+            } else {
+                "not a switch".to_owned()
+            },
+        })
+    }
 }
 
-fn interval_from(value: Option<OsString>) -> Result<Option<Duration>, ConfigError> {
+/// The interval from [`INTERVAL_VAR`]: `Ok(None)` when it is unset.
+pub(crate) fn interval_from_env() -> Result<Option<Duration>, ConfigError> {
+    read(INTERVAL_VAR, std::env::var_os(INTERVAL_VAR), parse_interval)
+}
+
+/// The switch from [`COUNT_ERROR_RESPONSES_VAR`]: `Ok(None)` when it is unset.
+pub(crate) fn count_error_responses_from_env() -> Result<Option<bool>, ConfigError> {
+    let value = std::env::var_os(COUNT_ERROR_RESPONSES_VAR);
+    read(COUNT_ERROR_RESPONSES_VAR, value, parse_switch)
+}
+
+fn read<T>(
+    variable: &'static str,
+    value: Option<OsString>,
+    parse: fn(&str) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
     match value.into_string() {
-        Ok(text) => parse_interval(&text).map(Some),
+        Ok(text) => parse(&text).map(Some),
         Err(raw) => Err(ConfigError {
+            variable,
             value: raw.to_string_lossy().into_owned(),
             reason: "the value is not valid UTF-8".to_owned(),
         }),
@@ -117,12 +176,38 @@ mod tests {
 
     #[test]
     fn unset_is_not_an_error_and_non_utf8_is() {
-        assert_eq!(interval_from(None), Ok(None));
+        assert_eq!(read(INTERVAL_VAR, None, parse_interval), Ok(None));
         #[cfg(unix)]
         {
             use std::os::unix::ffi::OsStringExt;
-            let error = interval_from(Some(OsString::from_vec(vec![0x66, 0xff]))).unwrap_err();
-            assert!(error.to_string().contains("not valid UTF-8"));
+            let interval: fn(&str) -> Result<(), ConfigError> =
+                |text| parse_interval(text).map(drop);
+            let switch: fn(&str) -> Result<(), ConfigError> = |text| parse_switch(text).map(drop);
+            for (variable, parse) in [
+                (INTERVAL_VAR, interval),
+                (COUNT_ERROR_RESPONSES_VAR, switch),
+            ] {
+                let raw = OsString::from_vec(vec![0x66, 0xff]);
+                let error = read(variable, Some(raw), parse).unwrap_err();
+                assert!(error.to_string().contains("not valid UTF-8"), "{error}");
+                assert_eq!(error.variable(), variable);
+            }
+        }
+    }
+
+    #[test]
+    fn switches_accept_the_usual_words_and_name_the_variable_otherwise() {
+        for yes in ["true", "1", "yes", "on", "TRUE", " On "] {
+            assert_eq!(parse_switch(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "0", "no", "off", "False", "OFF\n"] {
+            assert_eq!(parse_switch(no), Ok(false), "{no}");
+        }
+        for bad in ["", " ", "2", "enabled", "tru", "0s"] {
+            let message = parse_switch(bad).unwrap_err().to_string();
+            assert!(message.contains(COUNT_ERROR_RESPONSES_VAR), "{message}");
+            assert!(message.contains(&format!("{bad:?}")), "{message}");
+            assert!(message.contains("\"true\" or \"false\""), "{message}");
         }
     }
 }

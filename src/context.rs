@@ -15,15 +15,20 @@ pub enum ErrorKind {
     Panic,
     /// The inner service returned `Err` (a service error, as opposed to an error response).
     Service,
+    /// The response was a 5xx that carried no cause: the handler, or the application's own error
+    /// type, built it. Attach the cause with
+    /// [`ResponseExt::with_cause`](crate::ResponseExt::with_cause) to make it an [`Error`](Self::Error).
+    Status,
 }
 
 impl ErrorKind {
-    /// The label value used in logs and metrics: `error`, `panic` or `service`.
+    /// The label value used in logs and metrics: `error`, `panic`, `service` or `status`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
             Self::Panic => "panic",
             Self::Service => "service",
+            Self::Status => "status",
         }
     }
 }

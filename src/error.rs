@@ -70,12 +70,25 @@ pub struct Error {
 
 struct Inner {
     status: StatusCode,
-    cause: Option<BoxError>,
+    cause: Cause,
     logged: AtomicBool,
+}
+
+/// What an [`Error`] knows of why it happened.
+enum Cause {
+    /// None: an intentional status ([`Error::status`]).
+    Intentional,
+    /// The error it was made from.
+    Known(BoxError),
+    /// None was attached: a 5xx response that the application built itself.
+    Missing,
 }
 
 impl Error {
     /// An unhandled error (`500 Internal Server Error`) caused by `cause`.
+    ///
+    /// Anything that converts into a [`BoxError`] will do: any `std::error::Error`, an
+    /// `anyhow::Error` or `eyre::Report` (with their context chains), an `Arc<E>`, a `&str`.
     pub fn new(cause: impl Into<BoxError>) -> Self {
         Self::from_parts(StatusCode::INTERNAL_SERVER_ERROR, Some(cause.into()))
     }
@@ -111,6 +124,15 @@ impl Error {
     }
 
     pub(crate) fn from_parts(status: StatusCode, cause: Option<BoxError>) -> Self {
+        Self::with(status, cause.map_or(Cause::Intentional, Cause::Known))
+    }
+
+    /// A failure with no cause attached: a 5xx response the application built itself.
+    pub(crate) fn without_cause(status: StatusCode) -> Self {
+        Self::with(status, Cause::Missing)
+    }
+
+    fn with(status: StatusCode, cause: Cause) -> Self {
         Self {
             inner: Arc::new(Inner {
                 status,
@@ -132,12 +154,23 @@ impl Error {
 
     /// Whether this is an intentional status without a cause (never counted).
     pub fn is_intentional(&self) -> bool {
-        self.inner.cause.is_none()
+        matches!(self.inner.cause, Cause::Intentional)
     }
 
-    /// The cause, if any: the error this one was made from.
+    /// The cause, if any: the error this one was made from. `None` for an intentional status and
+    /// for a 5xx response that the application built without attaching one
+    /// ([`ErrorKind::Status`](crate::ErrorKind::Status)).
     pub fn cause(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner.cause.as_deref().map(|cause| cause as _)
+        match &self.inner.cause {
+            Cause::Known(cause) => Some(&**cause),
+            Cause::Intentional | Cause::Missing => None,
+        }
+    }
+
+    /// Whether this stands for a 5xx response built without a cause attached, which says only
+    /// its status.
+    pub(crate) fn is_missing_cause(&self) -> bool {
+        matches!(self.inner.cause, Cause::Missing)
     }
 
     /// The cause and each of its sources, outermost first.
@@ -170,10 +203,19 @@ impl Error {
     }
 }
 
-/// Any standard error converts, so `?` works in handlers.
+/// Anything that converts into a [`BoxError`] converts, so `?` works in handlers on results of
+/// any standard error, `anyhow::Error`, `eyre::Report`, `Box<dyn Error + Send + Sync>`, `&str`
+/// and `String`; the source chain (anyhow's and eyre's context chain) is kept.
+///
+/// ```
+/// fn load() -> unhandled::Result<()> {
+///     Err("the cache is cold")?
+/// }
+/// assert_eq!(load().unwrap_err().to_string(), "the cache is cold");
+/// ```
 impl<E> From<E> for Error
 where
-    E: StdError + Send + Sync + 'static,
+    E: Into<BoxError>,
 {
     fn from(cause: E) -> Self {
         Self::new(cause)
@@ -185,6 +227,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut chain = self.chain();
         match chain.next() {
+            None if self.is_missing_cause() => {
+                write!(f, "{} with no cause attached", self.inner.status)
+            }
             None => fmt::Display::fmt(&self.inner.status, f),
             Some(cause) => {
                 fmt::Display::fmt(cause, f)?;

@@ -1,18 +1,23 @@
 //! How a [`LoggingLayer`](crate::LoggingLayer) tells the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer)
-//! around it that it logged a panic or a service error.
+//! around it that it logged a failure, so that the failure is not counted.
 //!
-//! An error returned in a response is marked on the [`Error`](crate::Error) itself. A panic or a
-//! service `Err` has no such place: the logging layer passes it on unchanged (the panic resumes
-//! with its own payload) and leaves a note on this thread; the error handler, which polls the
-//! logging layer's future on the same thread and in the same call, takes the note back and
-//! compares it with what it caught. Both sides run on failure only.
+//! - An [`Error`](crate::Error) in a response is marked on the error itself.
+//! - A 5xx response without one gets a [`LoggedResponse`] marker in its extensions.
+//! - A panic or a service `Err` has no such place: the logging layer passes it on unchanged (the
+//!   panic resumes with its own payload). Instead, the error handler opens a [`Scope`] around
+//!   every call and poll of its inner service, numbered by a per-thread counter, so that no two
+//!   scopes on a thread share a number; the logging layer notes the failure it logged under the
+//!   scope in force, identified by what survives the trip: a panic by the address of its payload
+//!   (the box `resume_unwind` hands on), a service error by its type. The handler accepts a note
+//!   only for its own scope and the same failure. Two requests never share a scope, so two
+//!   failures with the same text can never be taken for one another; nothing is formatted.
+//!
+//! A scope costs a thread-local counter and cell per poll: no allocation, no write to memory
+//! another thread uses.
 
-use std::cell::RefCell;
+use std::{any::TypeId, cell::Cell};
 
-use crate::{
-    context::ErrorKind,
-    error::{Error, text_of},
-};
+use crate::{context::ErrorKind, error::Error};
 
 /// Put by the error handler into every response it rendered, so that a logging layer outside it
 /// (too late to keep the error from being counted) can still log the error and say it is misplaced.
@@ -22,21 +27,127 @@ pub(crate) struct Rendered {
     pub(crate) kind: ErrorKind,
 }
 
-thread_local! {
-    static LOGGED: RefCell<Option<String>> = const { RefCell::new(None) };
+/// Put by a logging layer into a 5xx response without an [`Error`] that it logged.
+#[derive(Clone, Copy)]
+pub(crate) struct LoggedResponse;
+
+/// A panic or service error, as both sides of the handoff can tell it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Failure {
+    /// The address of the panic's payload.
+    Panic(usize),
+    /// The type of the service error.
+    Service(TypeId),
 }
 
-/// Notes that the failure described by `text` was logged.
-pub(crate) fn note_logged(text: String) {
-    LOGGED.with(|logged| *logged.borrow_mut() = Some(text));
-}
-
-/// `error`, marked logged when the last note on this thread names it; the note is used up either
-/// way.
-pub(crate) fn claim(error: Error) -> Error {
-    let noted = LOGGED.with(|logged| logged.borrow_mut().take());
-    if noted.is_some_and(|text| text == text_of(&error)) {
-        error.mark_logged();
+impl Failure {
+    pub(crate) fn panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        Self::Panic(std::ptr::from_ref(payload).cast::<()>() as usize)
     }
-    error
+
+    pub(crate) fn service<E: 'static>() -> Self {
+        Self::Service(TypeId::of::<E>())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Note {
+    scope: u64,
+    failure: Failure,
+}
+
+struct State {
+    /// The last scope number given out on this thread.
+    last: Cell<u64>,
+    /// The scope in force (0: none).
+    current: Cell<u64>,
+    note: Cell<Option<Note>>,
+}
+
+thread_local! {
+    static STATE: State = const {
+        State { last: Cell::new(0), current: Cell::new(0), note: Cell::new(None) }
+    };
+}
+
+/// One error handler's call or poll of its inner service, on this thread.
+pub(crate) struct Scope {
+    id: u64,
+    outer: u64,
+}
+
+impl Scope {
+    pub(crate) fn enter() -> Self {
+        STATE.with(|state| {
+            let id = state.last.get().wrapping_add(1);
+            state.last.set(id);
+            Self {
+                id,
+                outer: state.current.replace(id),
+            }
+        })
+    }
+
+    /// `error`, marked logged when a logging layer inside this scope noted `failure`; any note
+    /// is used up.
+    pub(crate) fn claim(&self, failure: Failure, error: Error) -> Error {
+        let noted = STATE.with(|state| state.note.take());
+        if noted.is_some_and(|note| note.scope == self.id && note.failure == failure) {
+            error.mark_logged();
+        }
+        error
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        STATE.with(|state| state.current.set(self.outer));
+    }
+}
+
+/// Notes that `failure` was logged, for the error handler whose scope is in force (if any).
+pub(crate) fn note_logged(failure: Failure) {
+    STATE.with(|state| {
+        let scope = state.current.get();
+        if scope != 0 {
+            state.note.set(Some(Note { scope, failure }));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_is_claimed_only_in_its_own_scope_and_for_the_same_failure() {
+        let failure = Failure::service::<std::io::Error>();
+        let outer = Scope::enter();
+        {
+            let inner = Scope::enter();
+            note_logged(failure);
+            // The outer scope does not take the inner one's note…
+            assert!(!outer.claim(failure, Error::msg("x")).is_logged());
+            note_logged(failure);
+            // …nor does a different failure match…
+            assert!(
+                !inner
+                    .claim(Failure::service::<String>(), Error::msg("x"))
+                    .is_logged()
+            );
+            note_logged(failure);
+            // …and the same failure in the same scope does, once.
+            assert!(inner.claim(failure, Error::msg("x")).is_logged());
+            assert!(!inner.claim(failure, Error::msg("x")).is_logged());
+        }
+        note_logged(failure);
+        assert!(outer.claim(failure, Error::msg("x")).is_logged());
+    }
+
+    #[test]
+    fn nothing_is_noted_outside_any_scope() {
+        note_logged(Failure::Panic(1));
+        let scope = Scope::enter();
+        assert!(!scope.claim(Failure::Panic(1), Error::msg("x")).is_logged());
+    }
 }

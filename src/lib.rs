@@ -39,10 +39,14 @@ mod level;
 pub mod logging;
 mod metric;
 mod reporting;
+mod response_ext;
 mod striped;
 
 pub use crate::{
-    config::{ConfigError, DEFAULT_INTERVAL, INTERVAL_VAR, parse_interval},
+    config::{
+        COUNT_ERROR_RESPONSES_VAR, ConfigError, DEFAULT_INTERVAL, INTERVAL_VAR, parse_interval,
+        parse_switch,
+    },
     context::{ErrorContext, ErrorKind},
     error::{BoxError, Error, Result},
     handler::{DefaultErrorHandler, ServerErrorHandler},
@@ -53,6 +57,7 @@ pub use crate::{
         Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, ReportingErrorHandler,
         ReportingErrorHandlerBuilder, ShutdownGuard,
     },
+    response_ext::ResponseExt,
     striped::StripedCounter,
 };
 

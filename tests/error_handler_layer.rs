@@ -210,7 +210,7 @@ async fn service_not_ready_fails_the_request_with_503_of_kind_service() {
 }
 
 #[tokio::test]
-async fn responses_the_handler_built_itself_are_left_alone_and_not_counted() {
+async fn responses_the_handler_built_itself_are_kept_and_only_5xx_counted_as_status() {
     let reporting = ReportingErrorHandler::builder().build();
     let app = Router::new()
         .route(
@@ -230,7 +230,12 @@ async fn responses_the_handler_built_itself_are_left_alone_and_not_counted() {
     let (status, body) = send(&app, "/users/not-a-number").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("Cannot parse"), "{body}");
-    assert_eq!(reporting.unhandled_count(), 0);
+    let groups = reporting.breakdown().groups;
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(
+        (groups[0].route.as_str(), groups[0].kind, groups[0].count),
+        ("/plain-500", ErrorKind::Status, 1)
+    );
 }
 
 #[tokio::test]

@@ -67,7 +67,7 @@ fn app(reporting: &ReportingErrorHandler) -> Router {
             }),
         )
         .route(
-            "/disconnected",
+            "/upstream-reset",
             get(|| async {
                 Err::<(), _>(Error::new(std::io::Error::from(
                     std::io::ErrorKind::ConnectionReset,
@@ -110,13 +110,13 @@ async fn armeria_error_marked_logged_is_not_reported() {
 }
 
 #[tokio::test]
-async fn armeria_expected_disconnect_is_not_reported() {
+async fn a_dependency_connection_reset_is_reported_not_taken_for_a_client_disconnect() {
     let reporting = reporting();
     assert_eq!(
-        send(&app(&reporting), "/disconnected").await.0,
+        send(&app(&reporting), "/upstream-reset").await.0,
         StatusCode::INTERNAL_SERVER_ERROR
     );
-    assert_eq!(reporting.unhandled_count(), 0);
+    assert_eq!(reporting.unhandled_count(), 1);
 }
 
 #[tokio::test]
@@ -269,7 +269,7 @@ async fn exported_after(install_first: bool) -> String {
         "/panic",
         "/not-found",
         "/ok",
-        "/disconnected",
+        "/upstream-reset",
     ] {
         send(&app, path).await;
     }
@@ -331,6 +331,7 @@ fn assert_metric_text(text: &str) {
         samples,
         [
             r#"http_server_unhandled_errors_total{method="GET",route="/panic",kind="panic"} 1"#,
+            r#"http_server_unhandled_errors_total{method="GET",route="/upstream-reset",kind="error"} 1"#,
             r#"http_server_unhandled_errors_total{method="GET",route="/users/{id}",kind="error"} 2"#,
         ]
     );

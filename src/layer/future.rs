@@ -17,7 +17,7 @@ use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     handler::{ServerErrorHandler, render_default},
-    handoff::{self, Rendered},
+    handoff::{Failure, LoggedResponse, Rendered, Scope},
 };
 
 pin_project! {
@@ -66,7 +66,7 @@ impl<F, H> ResponseFuture<F, H> {
 impl<F, H, ResBody, E> Future for ResponseFuture<F, H>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
     H: ServerErrorHandler,
@@ -81,22 +81,22 @@ where
         let (error, kind) = match this.kind.project() {
             KindProj::Failed { failure } => failure.take().expect("future polled after completion"),
             KindProj::Future { future } => {
+                let scope = Scope::enter();
                 match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
                     Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(Ok(mut response))) => {
-                        match response.extensions_mut().remove::<Error>() {
-                            None => return Poll::Ready(Ok(response.map(Body::new))),
-                            Some(error) => {
-                                rendered = Some(response.map(Body::new));
-                                (error, ErrorKind::Error)
-                            }
+                    Ok(Poll::Ready(Ok(mut response))) => match failure_in(&mut response) {
+                        None => return Poll::Ready(Ok(response.map(Body::new))),
+                        Some(failure) => {
+                            rendered = Some(response.map(Body::new));
+                            failure
                         }
-                    }
-                    Ok(Poll::Ready(Err(error))) => {
-                        (handoff::claim(Error::new(error)), ErrorKind::Service)
-                    }
+                    },
+                    Ok(Poll::Ready(Err(error))) => (
+                        scope.claim(Failure::service::<E>(), Error::new(error)),
+                        ErrorKind::Service,
+                    ),
                     Err(payload) => (
-                        handoff::claim(Error::from_panic(&*payload)),
+                        scope.claim(Failure::panic(&*payload), Error::from_panic(&*payload)),
                         ErrorKind::Panic,
                     ),
                 }
@@ -108,6 +108,25 @@ where
         response.extensions_mut().insert(Rendered { error, kind });
         Poll::Ready(Ok(response))
     }
+}
+
+/// The failure a response carries: the [`Error`] a handler returned or attached, else a 5xx
+/// status alone (marked logged when a logging layer said so). `None` for any other response,
+/// which is the success path: one status comparison and one extension lookup.
+fn failure_in<B>(response: &mut Response<B>) -> Option<(Error, ErrorKind)> {
+    let status = response.status();
+    let extensions = response.extensions_mut();
+    if let Some(error) = extensions.remove::<Error>() {
+        return Some((error, ErrorKind::Error));
+    }
+    if !status.is_server_error() {
+        return None;
+    }
+    let error = Error::without_cause(status);
+    if extensions.remove::<LoggedResponse>().is_some() {
+        error.mark_logged();
+    }
+    Some((error, ErrorKind::Status))
 }
 
 /// Asks `handler` for the response; `None` when it defers, or panics itself.

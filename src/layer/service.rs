@@ -12,23 +12,26 @@ use axum::{
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use crate::head::RequestHead;
 use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     handler::ServerErrorHandler,
+    handoff::{Failure, Scope},
+    head::RequestHead,
 };
 
 /// Middleware that sends every failure of `S` to the [`ServerErrorHandler`] `H` and returns the
 /// response it renders. It never fails: its error type is [`Infallible`].
 ///
-/// What counts as a failure:
-/// - a response that carries an [`Error`](crate::Error), i.e. a handler returned `Err(error)`;
+/// What counts as a failure ([`ErrorKind`](crate::ErrorKind)):
+/// - a response that carries an [`Error`](crate::Error): a handler returned `Err(error)`, or an
+///   application's error type attached its cause with [`ResponseExt`](crate::ResponseExt);
+/// - any other 5xx response (`ErrorKind::Status`): the handler or the application's own error
+///   type built it; the handler sees it, and unless it renders another, the response is kept;
 /// - an `Err` from `S` (a service error);
 /// - a panic in `S::call` or while polling its future, whatever the payload.
 ///
-/// Every other response, a `500` the handler built itself or an extractor rejection included,
-/// passes through untouched.
+/// Every other response (1xx to 4xx, extractor rejections included) passes through untouched.
 #[derive(Debug)]
 pub struct ErrorHandlerService<S, H> {
     inner: S,
@@ -67,7 +70,7 @@ impl<S, H> ErrorHandlerService<S, H> {
 impl<S, H, ReqBody, ResBody> Service<Request<ReqBody>> for ErrorHandlerService<S, H>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
     H: ServerErrorHandler,
@@ -96,14 +99,14 @@ where
             let error = Error::from_parts(StatusCode::SERVICE_UNAVAILABLE, Some(error));
             return ResponseFuture::failed(error, ErrorKind::Service, head, handler);
         }
+        let scope = Scope::enter();
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(future) => ResponseFuture::new(future, head, handler),
-            Err(payload) => ResponseFuture::failed(
-                Error::from_panic(&*payload),
-                ErrorKind::Panic,
-                head,
-                handler,
-            ),
+            Err(payload) => {
+                let error = Error::from_panic(&*payload);
+                let error = scope.claim(Failure::panic(&*payload), error);
+                ResponseFuture::failed(error, ErrorKind::Panic, head, handler)
+            }
         }
     }
 }

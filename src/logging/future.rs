@@ -42,7 +42,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        let result = match catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))) {
+        let mut result = match catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => result,
             Err(payload) => {
@@ -50,7 +50,7 @@ where
                 resume_unwind(payload)
             }
         };
-        match &result {
+        match &mut result {
             Ok(response) => this.outcome.responded(this.span, response),
             Err(error) => this.outcome.service_failed(this.span, error),
         }

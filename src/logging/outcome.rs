@@ -15,7 +15,7 @@ use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
     error::{Error, text_of},
-    handoff::{self, Rendered},
+    handoff::{self, Failure, LoggedResponse, Rendered},
     head::RequestHead,
     level::{enabled_at, event_at},
 };
@@ -37,8 +37,9 @@ impl Outcome {
     }
 
     /// Logs a response: a failure when it carries an unhandled error or is a 5xx, else a success.
-    /// An error returned inside this layer is marked logged once the failure event was emitted.
-    pub(crate) fn responded<B>(&self, span: &Span, response: &Response<B>) {
+    /// Once the failure event was emitted, an error returned inside this layer is marked logged,
+    /// and a 5xx without one gets a marker that says so.
+    pub(crate) fn responded<B>(&self, span: &Span, response: &mut Response<B>) {
         let status = response.status();
         let inside = response.extensions().get::<Error>();
         let outside = response.extensions().get::<Rendered>();
@@ -48,7 +49,7 @@ impl Outcome {
         let (error, kind) = match (inside, outside) {
             (Some(error), _) => (Some(error), ErrorKind::Error),
             (None, Some(rendered)) => (Some(&rendered.error), rendered.kind),
-            (None, None) => (None, ErrorKind::Error),
+            (None, None) => (None, ErrorKind::Status),
         };
         let unhandled = error.filter(|error| !error.is_intentional());
         if unhandled.is_none() && !status.is_server_error() {
@@ -59,8 +60,12 @@ impl Outcome {
         let text = unhandled.map_or_else(|| status.to_string(), Error::chain_text);
         span::close(span, Some(status), Some(&text));
         if self.failed(kind, Some(status), &text) {
-            if let Some(error) = inside {
-                error.mark_logged();
+            match inside {
+                Some(error) => error.mark_logged(),
+                None if outside.is_none() => {
+                    response.extensions_mut().insert(LoggedResponse);
+                }
+                None => {}
             }
         }
     }
@@ -83,11 +88,11 @@ impl Outcome {
     }
 
     /// Logs a service error, and leaves a note for the error handler that it was logged.
-    pub(crate) fn service_failed(&self, span: &Span, error: &(dyn std::fmt::Display + 'static)) {
+    pub(crate) fn service_failed<E: std::fmt::Display + 'static>(&self, span: &Span, error: &E) {
         let text = text_of(error);
         span::close(span, None, Some(&text));
         if self.failed(ErrorKind::Service, None, &text) {
-            handoff::note_logged(text);
+            handoff::note_logged(Failure::service::<E>());
         }
     }
 
@@ -96,7 +101,7 @@ impl Outcome {
         let text = text_of(&Error::from_panic(payload));
         span::close(span, None, Some(&text));
         if self.failed(ErrorKind::Panic, None, &text) {
-            handoff::note_logged(text);
+            handoff::note_logged(Failure::panic(payload));
         }
     }
 

@@ -5,9 +5,15 @@ use std::{fmt::Write, time::Duration};
 use tracing::Level;
 
 use super::groups::Pending;
+use crate::context::ErrorKind;
 
 /// The advice every report ends with.
 pub(crate) const FIX: &str = "add unhandled::LoggingLayer to log each one";
+
+/// What the report adds when its sample is a 5xx response without a cause.
+pub(crate) const ATTACH_FIX: &str = "no cause was attached to this response; where it is built \
+     (the application's IntoResponse), attach it: \
+     `response.with_cause(error)` with `use unhandled::ResponseExt`";
 
 /// Emits the report for `pending`, saying it covers the last `window`.
 pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
@@ -17,6 +23,7 @@ pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
     let sample = &pending.sample;
     let chain = sample.error.chain_text();
     let s = if pending.count == 1 { "" } else { "s" };
+    let attach_fix = (sample.kind == ErrorKind::Status).then_some(ATTACH_FIX);
     macro_rules! report {
         ($level:expr) => {
             tracing::event!(
@@ -31,6 +38,7 @@ pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
                 sample.kind = %sample.kind,
                 sample.status = sample.error.status_code().as_u16(),
                 sample.error = %chain,
+                sample.fix = attach_fix,
                 fix = FIX,
                 "Observed {} unhandled error{s} in the last {window} that no logging layer \
                  reported; {FIX}",

@@ -29,7 +29,7 @@ pub use self::groups::{Breakdown, ErrorGroup, MAX_GROUPS};
 use self::reporter::Reporter;
 use crate::{
     config::{self, ConfigError, DEFAULT_INTERVAL},
-    context::ErrorContext,
+    context::{ErrorContext, ErrorKind},
     error::Error,
     expected::is_expected,
     handler::{DefaultErrorHandler, ServerErrorHandler},
@@ -113,6 +113,11 @@ impl<H> ReportingErrorHandler<H> {
         self.reporter.level
     }
 
+    /// Whether 5xx responses without a cause ([`ErrorKind::Status`]) are counted.
+    pub fn counts_error_responses(&self) -> bool {
+        self.reporter.count_error_responses
+    }
+
     /// The handler that renders the responses.
     pub fn delegate(&self) -> &H {
         &self.delegate
@@ -144,7 +149,9 @@ impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
         let response = catch_unwind(AssertUnwindSafe(|| self.delegate.on_error(error, context)))
             .ok()
             .flatten();
-        if !error.is_logged() && !error.is_intentional() && !is_expected(error) {
+        let counted_kind =
+            context.kind() != ErrorKind::Status || self.reporter.count_error_responses;
+        if counted_kind && !error.is_logged() && !error.is_intentional() && !is_expected(error) {
             self.reporter.record(error, context);
         }
         response
@@ -165,6 +172,10 @@ impl<H: fmt::Debug> fmt::Debug for ReportingErrorHandler<H> {
         f.debug_struct("ReportingErrorHandler")
             .field("interval", &self.reporter.interval)
             .field("level", &self.reporter.level)
+            .field(
+                "count_error_responses",
+                &self.reporter.count_error_responses,
+            )
             .field("unhandled_count", &self.reporter.count())
             .field("delegate", &self.delegate)
             .finish()
@@ -204,37 +215,68 @@ impl fmt::Debug for ShutdownGuard {
 pub struct ReportingErrorHandlerBuilder {
     interval: Duration,
     level: Level,
+    count_error_responses: bool,
 }
 
 impl ReportingErrorHandlerBuilder {
-    /// The defaults: a 10 s interval and `WARN`.
+    /// The defaults: a 10 s interval, `WARN`, 5xx responses without a cause counted.
     pub fn new() -> Self {
         Self {
             interval: DEFAULT_INTERVAL,
             level: Level::WARN,
+            count_error_responses: true,
         }
     }
 
     /// The defaults, with the interval from
-    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR) when it is set. An invalid value
-    /// is logged at `WARN` and the default used; use [`try_from_env`](Self::try_from_env) to
-    /// refuse it instead.
+    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR) and the switch from
+    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::COUNT_ERROR_RESPONSES_VAR) where they are set.
+    /// An invalid value is logged at `WARN` and that setting keeps its default; use
+    /// [`try_from_env`](Self::try_from_env) to refuse it instead.
     pub fn from_env() -> Self {
-        Self::try_from_env().unwrap_or_else(|error| {
-            tracing::warn!(target: "unhandled", %error, "using the default report interval");
-            Self::new()
-        })
+        let mut builder = Self::new();
+        match config::interval_from_env() {
+            Ok(Some(interval)) => builder = builder.interval(interval),
+            Ok(None) => {}
+            Err(error) => warn_default(&error),
+        }
+        match config::count_error_responses_from_env() {
+            Ok(Some(count)) => builder = builder.count_error_responses(count),
+            Ok(None) => {}
+            Err(error) => warn_default(&error),
+        }
+        builder
     }
 
     /// The defaults, with the interval from
-    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR) when it is set; an error naming
-    /// the variable, the value and an accepted example when it cannot be parsed.
+    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR) and the switch from
+    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::COUNT_ERROR_RESPONSES_VAR) where they are set; an
+    /// error naming the variable, the value and what is accepted when one cannot be parsed.
     pub fn try_from_env() -> Result<Self, ConfigError> {
-        let builder = Self::new();
-        Ok(match config::interval_from_env()? {
-            Some(interval) => builder.interval(interval),
-            None => builder,
-        })
+        let mut builder = Self::new();
+        if let Some(interval) = config::interval_from_env()? {
+            builder = builder.interval(interval);
+        }
+        if let Some(count) = config::count_error_responses_from_env()? {
+            builder = builder.count_error_responses(count);
+        }
+        Ok(builder)
+    }
+
+    /// Whether a 5xx response that carries no cause ([`ErrorKind::Status`]: the handler or the
+    /// application's own error type built it) is counted, exported and reported; `true` by
+    /// default. Turned off, only such responses are left alone: a cause attached with
+    /// [`ResponseExt::with_cause`](crate::ResponseExt::with_cause) is still counted.
+    ///
+    /// ```
+    /// use unhandled::ReportingErrorHandler;
+    ///
+    /// let reporting = ReportingErrorHandler::builder().count_error_responses(false).build();
+    /// assert!(!reporting.counts_error_responses());
+    /// ```
+    pub fn count_error_responses(mut self, count: bool) -> Self {
+        self.count_error_responses = count;
+        self
     }
 
     /// How often the periodic report may log; [`Duration::ZERO`] turns it off (errors are still
@@ -252,7 +294,8 @@ impl ReportingErrorHandlerBuilder {
 
     /// A reporting handler around `delegate`, which renders the responses.
     pub fn wrap<H: ServerErrorHandler>(self, delegate: H) -> ReportingErrorHandler<H> {
-        let reporter = Box::leak(Box::new(Reporter::new(self.interval, self.level)));
+        let reporter = Reporter::new(self.interval, self.level, self.count_error_responses);
+        let reporter = Box::leak(Box::new(reporter));
         ReportingErrorHandler { reporter, delegate }
     }
 
@@ -260,6 +303,16 @@ impl ReportingErrorHandlerBuilder {
     pub fn build(self) -> ReportingErrorHandler {
         self.wrap(DefaultErrorHandler)
     }
+}
+
+/// Says that an invalid variable was ignored.
+fn warn_default(error: &ConfigError) {
+    tracing::warn!(
+        target: "unhandled",
+        %error,
+        variable = error.variable(),
+        "using the default for {}", error.variable()
+    );
 }
 
 impl Default for ReportingErrorHandlerBuilder {

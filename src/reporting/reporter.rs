@@ -23,6 +23,7 @@ use crate::{context::ErrorContext, error::Error, metric, striped::StripedCounter
 pub(crate) struct Reporter {
     pub(crate) interval: Duration,
     pub(crate) level: Level,
+    pub(crate) count_error_responses: bool,
     counter: StripedCounter,
     /// The counter's sum when the task last reported.
     reported: AtomicU64,
@@ -40,10 +41,11 @@ struct TaskSlot {
 }
 
 impl Reporter {
-    pub(crate) fn new(interval: Duration, level: Level) -> Self {
+    pub(crate) fn new(interval: Duration, level: Level, count_error_responses: bool) -> Self {
         Self {
             interval,
             level,
+            count_error_responses,
             counter: StripedCounter::new(),
             reported: AtomicU64::new(0),
             groups: Mutex::new(Groups::new()),

@@ -1,0 +1,108 @@
+//! [`ResponseExt`]: one call in an application's own `IntoResponse` hands the cause of a 5xx to
+//! the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer).
+//!
+//! axum turns a handler's `Err(e)` into a response before any middleware sees it, and the error
+//! value is gone. An application whose error type renders its own `500` (axum's
+//! `anyhow-error-response` example, the `internal_error` helper of its database examples, an
+//! error enum) is still seen by the layer, as a failure with only a status
+//! ([`ErrorKind::Status`](crate::ErrorKind::Status)). Attaching the cause makes it a counted
+//! error with its whole source chain in the periodic report, and keeps the response as built.
+//!
+//! ```
+//! use axum::{http::StatusCode, response::{IntoResponse, Response}};
+//! use unhandled::ResponseExt;
+//!
+//! // axum's anyhow-error-response example, plus one call.
+//! struct AppError(anyhow::Error);
+//!
+//! impl IntoResponse for AppError {
+//!     fn into_response(self) -> Response {
+//!         let body = format!("Something went wrong: {}", self.0);
+//!         (StatusCode::INTERNAL_SERVER_ERROR, body).into_response().with_cause(self.0)
+//!     }
+//! }
+//!
+//! impl<E: Into<anyhow::Error>> From<E> for AppError {
+//!     fn from(error: E) -> Self {
+//!         Self(error.into())
+//!     }
+//! }
+//!
+//! let error = AppError(anyhow::anyhow!("connection refused").context("loading user 7"));
+//! let response = error.into_response();
+//! assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+//! let attached = response.extensions().get::<unhandled::Error>().unwrap();
+//! assert_eq!(format!("{attached:#}"), "loading user 7: connection refused");
+//! ```
+
+use axum::http::Response;
+
+use crate::error::{BoxError, Error};
+
+/// Attaches the cause of a 5xx to the response an application built, for the
+/// [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) around it. Implemented for every
+/// `http::Response`.
+///
+/// The status, headers and body stay as they are. The cause is anything that converts into a
+/// [`BoxError`]: any `std::error::Error`, `anyhow::Error` and `eyre::Report` (their context
+/// chains kept), `Arc<E>`, a `String`. A response that is not a 5xx is returned unchanged:
+/// 1xx to 4xx responses are never failures, whatever caused them.
+pub trait ResponseExt: Sized {
+    /// Attaches `cause`: the failure is counted as `kind="error"` (unless a logging layer logs
+    /// it), and the periodic report shows the cause's whole source chain.
+    ///
+    /// ```
+    /// use axum::{http::StatusCode, response::IntoResponse};
+    /// use unhandled::ResponseExt;
+    ///
+    /// // The `internal_error` helper of axum's database examples, keeping its cause.
+    /// fn internal_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> axum::response::Response {
+    ///     (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response().with_cause(err)
+    /// }
+    ///
+    /// let response = internal_error(std::io::Error::other("pool timed out"));
+    /// assert!(response.extensions().get::<unhandled::Error>().is_some());
+    ///
+    /// // Not a 5xx: nothing is attached.
+    /// let not_found = StatusCode::NOT_FOUND.into_response().with_cause(std::io::Error::other("no row"));
+    /// assert!(not_found.extensions().get::<unhandled::Error>().is_none());
+    /// ```
+    fn with_cause(self, cause: impl Into<BoxError>) -> Self;
+
+    /// Attaches `cause` and says that the application logged it already (as axum's `oauth`
+    /// example and axum-extra's `InternalServerError` do inside `into_response`): a
+    /// [`ServerErrorHandler`](crate::ServerErrorHandler) still sees it, no reporter counts it.
+    ///
+    /// ```
+    /// use axum::{http::StatusCode, response::IntoResponse};
+    /// use unhandled::ResponseExt;
+    ///
+    /// let cause = std::io::Error::other("token endpoint refused");
+    /// tracing::error!(%cause, "oauth exchange failed");
+    /// let response = StatusCode::INTERNAL_SERVER_ERROR.into_response().with_logged_cause(cause);
+    /// assert!(response.extensions().get::<unhandled::Error>().unwrap().is_logged());
+    /// ```
+    fn with_logged_cause(self, cause: impl Into<BoxError>) -> Self;
+}
+
+impl<B> ResponseExt for Response<B> {
+    fn with_cause(self, cause: impl Into<BoxError>) -> Self {
+        attach(self, cause.into(), false)
+    }
+
+    fn with_logged_cause(self, cause: impl Into<BoxError>) -> Self {
+        attach(self, cause.into(), true)
+    }
+}
+
+fn attach<B>(mut response: Response<B>, cause: BoxError, logged: bool) -> Response<B> {
+    let status = response.status();
+    if status.is_server_error() {
+        let error = Error::from_parts(status, Some(cause));
+        if logged {
+            error.mark_logged();
+        }
+        response.extensions_mut().insert(error);
+    }
+    response
+}
