@@ -9,16 +9,30 @@
 //! - `GET /error`: an unhandled error with a two-level source chain (counted)
 //! - `GET /panic`: a panic (counted; the connection survives)
 //! - `GET /not-found`: an intentional 404 via `Error::status` (not counted)
+//! - `GET /app-error`: axum's anyhow-error-response pattern, an application error type that
+//!   renders its own `500` (counted as `kind="status"`)
+//! - `GET /app-error/attached`: the same error type attaching its cause in one line (counted as
+//!   `kind="error"`, with the whole context chain in the report)
 //! - `GET /logged/error`, `GET /logged/panic`: the same failures behind `unhandled::LoggingLayer`,
 //!   logged at once and never counted
 //! - `GET /metrics`: Prometheus text, including `http_server_unhandled_errors_total`
+//!
+//! `UNHANDLED_BARE=1` serves the same routes with neither `unhandled::layer()` nor the logging
+//! layer (the baseline of `benches/wrk.sh`): failures go uncounted, and every response carries
+//! `x-unhandled-variant: bare` (`layered` otherwise) so that a benchmark can tell them apart.
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
-use axum::{Router, http::StatusCode, routing::get};
+use axum::{
+    Router,
+    http::{HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::util::MapResponseLayer;
 use tracing_subscriber::EnvFilter;
-use unhandled::{Error, LoggingLayer, ReportingErrorHandler};
+use unhandled::{Error, LoggingLayer, ReportingErrorHandler, ResponseExt as _};
 
 #[derive(Debug)]
 struct QueryFailed(std::io::Error);
@@ -33,6 +47,48 @@ impl std::error::Error for QueryFailed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.0)
     }
+}
+
+/// axum's anyhow-error-response example: the application's error type renders its own `500`.
+struct AppError(anyhow::Error);
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = format!("Something went wrong: {}", self.0);
+        (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for AppError {
+    fn from(err: E) -> Self {
+        Self(err.into())
+    }
+}
+
+/// The same error type, handing its cause to the layer in one line.
+struct AttachedAppError(anyhow::Error);
+
+impl IntoResponse for AttachedAppError {
+    fn into_response(self) -> Response {
+        let body = format!("Something went wrong: {}", self.0);
+        (StatusCode::INTERNAL_SERVER_ERROR, body)
+            .into_response()
+            .with_cause(self.0)
+    }
+}
+
+fn list_orders() -> anyhow::Result<()> {
+    let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "database refused");
+    Err(anyhow::Error::new(QueryFailed(refused)).context("listing the orders of user 7"))
+}
+
+async fn app_error() -> Result<(), AppError> {
+    list_orders()?;
+    Ok(())
+}
+
+async fn app_error_attached() -> Result<(), AttachedAppError> {
+    list_orders().map_err(AttachedAppError)
 }
 
 async fn ok() -> &'static str {
@@ -52,22 +108,40 @@ async fn not_found() -> unhandled::Result<&'static str> {
     Err(Error::status(StatusCode::NOT_FOUND))
 }
 
-fn app(metrics: PrometheusHandle) -> Router {
-    let logged = Router::new()
-        .route("/logged/error", get(error))
-        .route("/logged/panic", get(panic))
-        .layer(LoggingLayer::new());
+fn routes() -> Router {
     Router::new()
         .route("/ok", get(ok))
         .route("/error", get(error))
         .route("/panic", get(panic))
         .route("/not-found", get(not_found))
-        .merge(logged)
-        .layer(unhandled::layer())
+        .route("/app-error", get(app_error))
+        .route("/app-error/attached", get(app_error_attached))
+}
+
+fn logged_routes() -> Router {
+    Router::new()
+        .route("/logged/error", get(error))
+        .route("/logged/panic", get(panic))
+}
+
+fn app(metrics: PrometheusHandle, bare: bool) -> Router {
+    let served = if bare {
+        routes().merge(logged_routes())
+    } else {
+        let logged = logged_routes().layer(LoggingLayer::new());
+        routes().merge(logged).layer(unhandled::layer())
+    };
+    let variant = HeaderValue::from_static(if bare { "bare" } else { "layered" });
+    served
         .route(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
+        .layer(MapResponseLayer::new(move |mut response: Response| {
+            let name = axum::http::HeaderName::from_static("x-unhandled-variant");
+            response.headers_mut().insert(name, variant.clone());
+            response
+        }))
 }
 
 #[tokio::main]
@@ -91,15 +165,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?,
         Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
     };
+    let bare = std::env::var_os("UNHANDLED_BARE").is_some_and(|value| value == "1");
     let reporting = ReportingErrorHandler::global();
     let _flush_on_exit = reporting.shutdown_guard();
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!(
-        "listening on http://{} (report interval {})",
-        listener.local_addr()?,
-        describe_interval(reporting.interval())
-    );
-    axum::serve(listener, app(metrics))
+    let serving = if bare {
+        "bare: without unhandled::layer()".to_owned()
+    } else {
+        format!(
+            "report interval {}",
+            describe_interval(reporting.interval())
+        )
+    };
+    println!("listening on http://{} ({serving})", listener.local_addr()?);
+    axum::serve(listener, app(metrics, bare))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End to end with a real Prometheus, on 127.0.0.1 only, bounded in time:
-# two demo servers, a known number of requests each, `promtool check metrics` on each /metrics,
+# two demo servers, a known number of requests each (returned errors, panics, an application
+# error type's own 500 with and without its cause attached, 404s, logged failures), `promtool check metrics` on each /metrics,
 # a Prometheus that scrapes both, and its HTTP API asked for the sums; then the alert rule checked
 # and unit-tested with promtool. Everything started here is stopped by process id on exit.
 set -euo pipefail
@@ -71,6 +72,7 @@ echo "instances: a=$a b=$b"
 send "$a" /error 3 500; send "$a" /panic 2 500; send "$a" /not-found 4 404; send "$a" /ok 5 200
 send "$b" /error 7 500; send "$b" /panic 1 500; send "$b" /not-found 2 404; send "$b" /ok 1 200
 send "$b" /logged/error 6 500; send "$b" /logged/panic 2 500
+send "$a" /app-error 4 500; send "$b" /app-error 1 500; send "$b" /app-error/attached 2 500
 
 echo "== promtool check metrics"
 for address in "$a" "$b"; do
@@ -120,10 +122,14 @@ def query(expr, *labels):
     return {tuple(r["metric"].get(l, "") for l in labels): float(r["value"][1])
             for r in get("query", query=expr)["result"]}
 
-expected_sum = {("/error", "error"): 10.0, ("/panic", "panic"): 3.0}
+expected_sum = {
+    ("/error", "error"): 10.0, ("/panic", "panic"): 3.0,
+    ("/app-error", "status"): 5.0, ("/app-error/attached", "error"): 2.0,
+}
 expected_per_instance = {
-    ("a", "/error", "error"): 3.0, ("a", "/panic", "panic"): 2.0,
-    ("b", "/error", "error"): 7.0, ("b", "/panic", "panic"): 1.0,
+    ("a", "/error", "error"): 3.0, ("a", "/panic", "panic"): 2.0, ("a", "/app-error", "status"): 4.0,
+    ("b", "/error", "error"): 7.0, ("b", "/panic", "panic"): 1.0, ("b", "/app-error", "status"): 1.0,
+    ("b", "/app-error/attached", "error"): 2.0,
 }
 checks = {
     "sum by (route, kind)": (

@@ -1,4 +1,5 @@
-//! `UNHANDLED_ERRORS_REPORT_INTERVAL`: read by `from_env`, `try_from_env` and `unhandled::layer()`.
+//! `UNHANDLED_ERRORS_REPORT_INTERVAL` and `UNHANDLED_COUNT_ERROR_RESPONSES`: read by `from_env`,
+//! `try_from_env` and `unhandled::layer()`.
 //! Each case runs this binary again as a child process with the variable set, so no test mutates
 //! its own environment.
 
@@ -6,21 +7,28 @@ mod support;
 
 use std::process::Command;
 
-use unhandled::{INTERVAL_VAR, ReportingErrorHandler, ReportingErrorHandlerBuilder};
+use axum::{Router, http::StatusCode, routing::get};
+use unhandled::{
+    COUNT_ERROR_RESPONSES_VAR, INTERVAL_VAR, ReportingErrorHandler, ReportingErrorHandlerBuilder,
+};
 
 /// Runs [`child_reports_what_it_read`] with the variable set to `value` (or unset); its lines.
 fn child(value: Option<&str>) -> Vec<String> {
+    run_child("child_reports_what_it_read", &[(INTERVAL_VAR, value)])
+}
+
+/// Runs the ignored test `name` with each variable set to its value (or unset); its lines.
+fn run_child(name: &str, variables: &[(&str, Option<&str>)]) -> Vec<String> {
     let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args([
-        "--ignored",
-        "--exact",
-        "child_reports_what_it_read",
-        "--nocapture",
-    ]);
-    match value {
-        Some(value) => command.env(INTERVAL_VAR, value),
-        None => command.env_remove(INTERVAL_VAR),
-    };
+    command.args(["--ignored", "--exact", name, "--nocapture"]);
+    command
+        .env_remove(INTERVAL_VAR)
+        .env_remove(COUNT_ERROR_RESPONSES_VAR);
+    for (variable, value) in variables {
+        if let Some(value) = value {
+            command.env(variable, value);
+        }
+    }
     let output = command.output().unwrap();
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout)
@@ -92,4 +100,121 @@ fn invalid_values_are_refused_by_try_and_logged_once_per_read_by_from_env() {
             "{lines:?}"
         );
     }
+}
+
+#[test]
+#[ignore = "run as a child process by the other tests of this file"]
+fn child_reports_the_switch_and_what_the_global_layer_counts() {
+    let (events, _guard) = support::capture();
+    match ReportingErrorHandlerBuilder::try_from_env() {
+        Ok(builder) => println!("CHILD try: ok {}", builder.build().counts_error_responses()),
+        Err(error) => println!("CHILD try: err {error}"),
+    }
+    let from_env = ReportingErrorHandlerBuilder::from_env().build();
+    println!(
+        "CHILD from_env: {} {:?}",
+        from_env.counts_error_responses(),
+        from_env.interval()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let app = Router::new()
+            .route(
+                "/plain",
+                get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .layer(unhandled::layer());
+        support::send(&app, "/plain").await;
+    });
+    println!(
+        "CHILD global counted: {}",
+        ReportingErrorHandler::global().unhandled_count()
+    );
+    for event in events.all() {
+        if let Some(error) = event.fields.get("error") {
+            println!("CHILD event: {} {error}", event.level);
+        }
+    }
+}
+
+fn switch_child(switch: Option<&str>, interval: Option<&str>) -> Vec<String> {
+    run_child(
+        "child_reports_the_switch_and_what_the_global_layer_counts",
+        &[
+            (COUNT_ERROR_RESPONSES_VAR, switch),
+            (INTERVAL_VAR, interval),
+        ],
+    )
+}
+
+#[test]
+fn plain_5xx_are_counted_unless_the_switch_says_off() {
+    assert_eq!(
+        switch_child(None, None),
+        ["try: ok true", "from_env: true 10s", "global counted: 1"]
+    );
+    for off in ["false", "0", "off", "NO"] {
+        assert_eq!(
+            switch_child(Some(off), None),
+            ["try: ok false", "from_env: false 10s", "global counted: 0"],
+            "{off}"
+        );
+    }
+    assert_eq!(
+        switch_child(Some("on"), None),
+        ["try: ok true", "from_env: true 10s", "global counted: 1"]
+    );
+}
+
+#[test]
+fn an_invalid_switch_is_refused_by_try_and_logged_by_from_env_which_keeps_counting() {
+    for bad in ["maybe", "", "2"] {
+        let lines = switch_child(Some(bad), None);
+        let quoted = format!("{bad:?}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "try: err invalid {COUNT_ERROR_RESPONSES_VAR}={quoted}"
+            )),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("\"true\" or \"false\""), "{lines:?}");
+        assert_eq!(
+            lines[1..3],
+            ["from_env: true 10s", "global counted: 1"],
+            "{lines:?}"
+        );
+        let warnings: Vec<_> = lines
+            .iter()
+            .filter(|line| line.starts_with("event: WARN"))
+            .collect();
+        assert_eq!(warnings.len(), 2, "{lines:?}");
+        assert!(
+            warnings
+                .iter()
+                .all(|line| line.contains(COUNT_ERROR_RESPONSES_VAR)),
+            "{lines:?}"
+        );
+    }
+}
+
+#[test]
+fn one_invalid_variable_does_not_discard_the_other() {
+    let lines = switch_child(Some("off"), Some("ten"));
+    assert!(
+        lines[0].starts_with("try: err invalid UNHANDLED_ERRORS_REPORT_INTERVAL"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1..3],
+        ["from_env: false 10s", "global counted: 0"],
+        "{lines:?}"
+    );
+    let lines = switch_child(Some("nope"), Some("1m"));
+    assert_eq!(
+        lines[1..3],
+        ["from_env: true 60s", "global counted: 1"],
+        "{lines:?}"
+    );
 }

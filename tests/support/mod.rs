@@ -89,7 +89,15 @@ impl Visit for FieldMap {
 }
 
 /// Captures every event on this thread until the guard drops.
+///
+/// The first call also installs a global subscriber that records nothing. Without one,
+/// tracing-core can cache a callsite as never enabled when a test on another thread registers it
+/// while no thread's subscriber is alive, and a later capture misses that callsite's events.
 pub fn capture() -> (Events, DefaultGuard) {
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
     let events = Events::default();
     let subscriber = tracing_subscriber::registry().with(CaptureLayer(events.clone()));
     (events, tracing::subscriber::set_default(subscriber))
