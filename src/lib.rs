@@ -4,8 +4,11 @@
 //! logging layer there is no log line, no metric, at worst a dropped connection. `unhandled` ports
 //! Armeria's answer to that:
 //!
-//! - [`ErrorHandlerLayer`] sends every handler error, service error and panic to a
-//!   [`ServerErrorHandler`], which renders the response ([`DefaultErrorHandler`]: a safe `500`);
+//! - [`ErrorHandlerLayer`] sends every handler error, service error, panic and 5xx response to a
+//!   [`ServerErrorHandler`], which renders the response ([`DefaultErrorHandler`]: a safe `500`,
+//!   or the response the application built);
+//! - [`ResponseExt::with_cause`] hands the cause of a 5xx that an application's own error type
+//!   rendered to the layer, in one line of its `IntoResponse`;
 //! - [`ReportingErrorHandler`] counts the errors that no logging layer reported, exports them as
 //!   the Prometheus counter [`METRIC_NAME`] through the `metrics` facade, and every interval logs
 //!   one warning with the count, the failing routes and a sample error;

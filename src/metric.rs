@@ -15,7 +15,7 @@ use crate::context::ErrorContext;
 pub const METRIC_NAME: &str = "http_server_unhandled_errors_total";
 
 const DESCRIPTION: &str =
-    "Handler errors, service errors and panics that no logging layer reported";
+    "Handler errors, service errors, panics and 5xx responses that no logging layer reported";
 
 /// Describes the counter to the recorder installed now.
 pub(crate) fn describe() {
