@@ -71,8 +71,13 @@ fn internal_error<E: std::error::Error>(err: E) -> (StatusCode, String) {
     (StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
 }
 
+/// A database query that fails, as `sqlx::query_scalar(…).fetch_one(&pool)` would.
+fn query() -> Result<String, support::LoadFailed> {
+    Err(load_failed())
+}
+
 async fn database_handler() -> Result<String, (StatusCode, String)> {
-    Err(load_failed()).map_err(internal_error)
+    query().map_err(internal_error)
 }
 
 fn internal_error_attached<E>(err: E) -> Response
@@ -85,7 +90,7 @@ where
 }
 
 async fn attached_database_handler() -> Result<String, Response> {
-    Err(load_failed()).map_err(internal_error_attached)
+    query().map_err(internal_error_attached)
 }
 
 // --- an error enum, as axum's jwt example: one variant 500, the others 4xx ----------------
@@ -156,8 +161,8 @@ fn auth_routes() -> Router {
 
 async fn axum_extra_handler()
 -> Result<(), axum_extra::response::InternalServerError<std::io::Error>> {
-    Err(std::io::Error::other("disk quota exceeded"))
-        .map_err(axum_extra::response::InternalServerError)
+    let write = std::fs::write("/proc/unhandled-test/not-writable", "x");
+    write.map_err(axum_extra::response::InternalServerError)
 }
 
 fn app(reporting: &ReportingErrorHandler) -> Router {
