@@ -7,6 +7,8 @@
 //! copies the key), so reuse keeps a counted error from paying it every time. Nothing happens on
 //! success.
 
+use std::sync::OnceLock;
+
 use metrics::{Counter, Key, Label, Level, Metadata, Recorder, Unit, describe_counter};
 
 use crate::context::ErrorContext;
@@ -36,11 +38,16 @@ fn key(context: &ErrorContext<'_>) -> Key {
     Key::from_parts(METRIC_NAME, labels)
 }
 
-/// One label set of the counter, with the handle last registered for it.
+/// Recorders whose handles a group keeps; errors counted through yet another recorder register
+/// the counter every time (tests switch recorders; applications install one).
+const HANDLES: usize = 4;
+
+/// One label set of the counter, with the handles registered for it, one per recorder seen.
+/// Reading and filling a handle slot takes no lock.
 #[derive(Debug)]
 pub(crate) struct GroupCounter {
     key: Key,
-    registered: Option<(RecorderId, Counter)>,
+    handles: [OnceLock<(RecorderId, Counter)>; HANDLES],
 }
 
 /// Which recorder a handle came from: its address and size (two zero-sized recorders may share
@@ -56,22 +63,22 @@ impl GroupCounter {
     pub(crate) fn new(context: &ErrorContext<'_>) -> Self {
         Self {
             key: key(context),
-            registered: None,
+            handles: Default::default(),
         }
     }
 
     /// Adds one, through the recorder in force now.
-    pub(crate) fn increment(&mut self) {
+    pub(crate) fn increment(&self) {
         metrics::with_recorder(|recorder| {
             let id = recorder_id(recorder);
-            match &self.registered {
-                Some((registered_with, counter)) if *registered_with == id => counter.increment(1),
-                _ => {
-                    let counter = recorder.register_counter(&self.key, &METADATA);
-                    counter.increment(1);
-                    self.registered = Some((id, counter));
+            for slot in &self.handles {
+                let register = || (id, recorder.register_counter(&self.key, &METADATA));
+                let (registered_with, counter) = slot.get_or_init(register);
+                if *registered_with == id {
+                    return counter.increment(1);
                 }
             }
+            recorder.register_counter(&self.key, &METADATA).increment(1);
         });
     }
 }

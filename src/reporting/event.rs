@@ -20,10 +20,12 @@ pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
     let whole_millis = Duration::from_millis(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let window = humantime::format_duration(whole_millis).to_string();
     let top = top_text(pending);
-    let sample = &pending.sample;
-    let chain = sample.error.chain_text();
+    let sample = pending.sample.as_ref();
+    let chain = sample.map(|sample| sample.error.chain_text());
     let s = if pending.count == 1 { "" } else { "s" };
-    let attach_fix = (sample.kind == ErrorKind::Status).then_some(ATTACH_FIX);
+    let attach_fix = sample
+        .is_some_and(|sample| sample.kind == ErrorKind::Status)
+        .then_some(ATTACH_FIX);
     macro_rules! report {
         ($level:expr) => {
             tracing::event!(
@@ -32,12 +34,12 @@ pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
                 count = pending.count,
                 interval = %window,
                 top = %top,
-                sample.method = %sample.method,
-                sample.path = %sample.path,
-                sample.route = %sample.route,
-                sample.kind = %sample.kind,
-                sample.status = sample.error.status_code().as_u16(),
-                sample.error = %chain,
+                sample.method = sample.map(|sample| sample.method.as_str()),
+                sample.path = sample.map(|sample| sample.path.as_str()),
+                sample.route = sample.map(|sample| sample.route.as_str()),
+                sample.kind = sample.map(|sample| sample.kind.as_str()),
+                sample.status = sample.map(|sample| sample.error.status_code().as_u16()),
+                sample.error = chain.as_deref(),
                 sample.fix = attach_fix,
                 fix = FIX,
                 "Observed {} unhandled error{s} in the last {window} that no logging layer \

@@ -1,13 +1,29 @@
-//! The breakdown of counted errors by (method, route, kind), bounded in size.
+//! The breakdown of counted errors by (method, route, kind), bounded in size, recorded without a
+//! lock.
+//!
+//! Counting an error of a group that exists reads the group table and writes only memory of this
+//! thread's own: the group's [`StripedCounter`] cell (the striped counter is what Armeria's
+//! `LongAdder` is), and, once per report interval and group, the sample slot. Opening a group
+//! (its first error) takes a lock; so does reading for the report. The groups are never removed,
+//! so a slot, once set, stays; the table holds at most [`MAX_GROUPS`].
 
-use std::time::Duration;
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    thread,
+    time::Duration,
+};
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::{
     context::{ErrorContext, ErrorKind},
     error::Error,
     metric,
+    striped::StripedCounter,
 };
 
 /// Distinct (method, route, kind) groups kept; errors of any further group fold into "other".
@@ -80,24 +96,49 @@ pub(crate) struct Pending {
     pub(crate) top: Vec<(String, u64)>,
     /// Errors in groups not named in `top`.
     pub(crate) rest: u64,
-    pub(crate) sample: Sample,
+    /// The first error since the last report of the largest group that has one. `None` only when
+    /// every thread that took a sample was still storing it as the report was read.
+    pub(crate) sample: Option<Sample>,
 }
 
-#[derive(Debug, Default)]
+/// The count and the sample of a group (or of "other").
+#[derive(Debug)]
 struct Tally {
-    total: u64,
-    pending: u64,
-    /// The first error since the last report.
-    sample: Option<Sample>,
+    count: StripedCounter,
+    /// Whether the next error should leave its sample: set by the report, cleared by the one
+    /// thread that wins it, so that the common path only reads it.
+    sample_wanted: AtomicBool,
+    sample: Mutex<Option<Sample>>,
 }
 
 impl Tally {
-    fn add(&mut self, error: &Error, context: &ErrorContext<'_>) {
-        self.total += 1;
-        self.pending += 1;
-        if self.sample.is_none() {
-            self.sample = Some(Sample::new(error, context));
+    fn new() -> Self {
+        // Fewer cells than the reporter's own counter used to have: there is one per group.
+        let cores = thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            count: StripedCounter::with_cells(cores.saturating_mul(2).min(32)),
+            sample_wanted: AtomicBool::new(true),
+            sample: Mutex::new(None),
         }
+    }
+
+    fn add(&self, error: &Error, context: &ErrorContext<'_>) {
+        if self.sample_wanted.load(Ordering::Relaxed)
+            && self.sample_wanted.swap(false, Ordering::Acquire)
+        {
+            let mut slot = self.sample.lock();
+            if slot.is_none() {
+                *slot = Some(Sample::new(error, context));
+            }
+        }
+        self.count.increment();
+    }
+
+    /// The sample, asking the next error for a new one.
+    fn take_sample(&self) -> Option<Sample> {
+        let sample = self.sample.lock().take();
+        self.sample_wanted.store(true, Ordering::Release);
+        sample
     }
 }
 
@@ -106,96 +147,137 @@ struct Group {
     method: &'static str,
     route: Box<str>,
     kind: ErrorKind,
-    /// The metric's label set for this group, built once.
     counter: metric::GroupCounter,
     tally: Tally,
 }
 
 impl Group {
+    fn is(&self, method: &str, route: &str, kind: ErrorKind) -> bool {
+        self.kind == kind && self.method == method && *self.route == *route
+    }
+
     fn label(&self) -> String {
         format!("{} {} {}", self.method, self.route, self.kind)
     }
 }
 
-/// Groups with their totals, pending counts and samples.
+/// Groups with their counts and samples.
 #[derive(Debug)]
 pub(crate) struct Groups {
-    named: Vec<Group>,
+    /// The groups opened so far, in order: `slots[..len]` are set.
+    slots: Box<[OnceLock<Group>]>,
+    len: AtomicUsize,
+    /// Taken to open a group.
+    opening: Mutex<()>,
     other: Tally,
+    report: Mutex<Reported>,
+}
+
+/// What the last report took: each group's count then (same order as the slots), and when.
+#[derive(Debug)]
+struct Reported {
+    groups: Vec<u64>,
+    other: u64,
     since: Instant,
 }
 
 impl Groups {
     pub(crate) fn new() -> Self {
         Self {
-            named: Vec::new(),
-            other: Tally::default(),
-            since: Instant::now(),
+            slots: (0..MAX_GROUPS).map(|_| OnceLock::new()).collect(),
+            len: AtomicUsize::new(0),
+            opening: Mutex::new(()),
+            other: Tally::new(),
+            report: Mutex::new(Reported {
+                groups: Vec::new(),
+                other: 0,
+                since: Instant::now(),
+            }),
         }
     }
 
+    fn opened(&self) -> impl Iterator<Item = &Group> {
+        let len = self.len.load(Ordering::Acquire);
+        self.slots[..len].iter().filter_map(OnceLock::get)
+    }
+
     /// Counts `error`, in its group and in the metric; `true` when it opened a new group.
-    pub(crate) fn record(&mut self, error: &Error, context: &ErrorContext<'_>) -> bool {
+    pub(crate) fn record(&self, error: &Error, context: &ErrorContext<'_>) -> bool {
         let (method, route, kind) = (
             context.method_label(),
             context.route_label(),
             context.kind(),
         );
-        let existing = self
-            .named
-            .iter_mut()
-            .find(|group| group.kind == kind && group.method == method && *group.route == *route);
-        if let Some(group) = existing {
+        let find = || self.opened().find(|group| group.is(method, route, kind));
+        if let Some(group) = find() {
             group.tally.add(error, context);
             group.counter.increment();
             return false;
         }
-        if self.named.len() >= MAX_GROUPS {
+        let _opening = self.opening.lock();
+        if let Some(group) = find() {
+            group.tally.add(error, context);
+            group.counter.increment();
+            return false;
+        }
+        let len = self.len.load(Ordering::Acquire);
+        let Some(slot) = self.slots.get(len) else {
             self.other.add(error, context);
             metric::increment_once(context);
             return false;
-        }
-        let mut group = Group {
+        };
+        let group = slot.get_or_init(|| Group {
             method,
             route: route.into(),
             kind,
             counter: metric::GroupCounter::new(context),
-            tally: Tally::default(),
-        };
+            tally: Tally::new(),
+        });
+        self.len.store(len + 1, Ordering::Release);
         group.tally.add(error, context);
         group.counter.increment();
-        self.named.push(group);
         true
     }
 
+    /// Every error counted so far.
+    pub(crate) fn total(&self) -> u64 {
+        self.opened().map(|group| group.tally.count.sum()).sum::<u64>() + self.other.count.sum()
+    }
+
     /// Takes what accumulated since the last call: `None` when nothing did.
-    pub(crate) fn take(&mut self) -> Option<Pending> {
+    pub(crate) fn take(&self) -> Option<Pending> {
+        let mut reported = self.report.lock();
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(std::mem::replace(&mut self.since, now));
-        let mut pending: Vec<(String, u64, Option<Sample>)> = self
-            .named
-            .iter_mut()
-            .filter(|group| group.tally.pending > 0)
-            .map(|group| {
-                let count = std::mem::take(&mut group.tally.pending);
-                (group.label(), count, group.tally.sample.take())
-            })
-            .collect();
-        let other = std::mem::take(&mut self.other.pending);
-        let other_sample = self.other.sample.take();
-        let count = pending.iter().map(|(_, count, _)| count).sum::<u64>() + other;
+        let elapsed = now.saturating_duration_since(std::mem::replace(&mut reported.since, now));
+        let mut pending: Vec<(&Group, u64)> = Vec::new();
+        for (index, group) in self.opened().enumerate() {
+            let total = group.tally.count.sum();
+            if reported.groups.len() <= index {
+                reported.groups.push(0);
+            }
+            let before = std::mem::replace(&mut reported.groups[index], total);
+            if total > before {
+                pending.push((group, total - before));
+            }
+        }
+        let other_total = self.other.count.sum();
+        let other = other_total - std::mem::replace(&mut reported.other, other_total);
+        let count = pending.iter().map(|(_, count)| count).sum::<u64>() + other;
         if count == 0 {
             return None;
         }
-        pending.sort_by_key(|(_, count, _)| std::cmp::Reverse(*count));
-        let sample = pending
-            .iter_mut()
-            .find_map(|(_, _, sample)| sample.take())
-            .or(other_sample)?;
+        pending.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        // Every group with new errors gives its sample back, so that the next one is fresh.
+        let mut samples = pending.iter().map(|(group, _)| group.tally.take_sample());
+        let mut sample = samples.by_ref().flatten().next();
+        samples.for_each(drop);
+        if other > 0 {
+            sample = sample.or(self.other.take_sample());
+        }
         let top: Vec<(String, u64)> = pending
-            .into_iter()
+            .iter()
             .take(TOP)
-            .map(|(label, count, _)| (label, count))
+            .map(|(group, count)| (group.label(), *count))
             .collect();
         let rest = count - top.iter().map(|(_, count)| count).sum::<u64>();
         Some(Pending {
@@ -210,16 +292,15 @@ impl Groups {
     pub(crate) fn breakdown(&self) -> Breakdown {
         Breakdown {
             groups: self
-                .named
-                .iter()
+                .opened()
                 .map(|group| ErrorGroup {
                     method: group.method,
                     route: group.route.to_string(),
                     kind: group.kind,
-                    count: group.tally.total,
+                    count: group.tally.count.sum(),
                 })
                 .collect(),
-            other: self.other.total,
+            other: self.other.count.sum(),
         }
     }
 }
@@ -230,46 +311,70 @@ mod tests {
 
     use super::*;
 
-    fn record(groups: &mut Groups, route: &str, kind: ErrorKind) {
+    fn record(groups: &Groups, route: &str, kind: ErrorKind) {
         let context = ErrorContext::new(&Method::GET, route, Some(route), kind);
         groups.record(&Error::msg(route.to_owned()), &context);
     }
 
     #[test]
     fn groups_beyond_the_bound_fold_into_other() {
-        let mut groups = Groups::new();
+        let groups = Groups::new();
         for index in 0..MAX_GROUPS + 10 {
-            record(&mut groups, &format!("/r{index}"), ErrorKind::Error);
+            record(&groups, &format!("/r{index}"), ErrorKind::Error);
         }
         let breakdown = groups.breakdown();
         assert_eq!(breakdown.groups.len(), MAX_GROUPS);
         assert_eq!(breakdown.other, 10);
         assert_eq!(breakdown.total(), (MAX_GROUPS + 10) as u64);
+        assert_eq!(groups.total(), (MAX_GROUPS + 10) as u64);
     }
 
     #[test]
     fn take_returns_largest_groups_first_and_resets_pending() {
-        let mut groups = Groups::new();
-        record(&mut groups, "/a", ErrorKind::Error);
+        let groups = Groups::new();
+        record(&groups, "/a", ErrorKind::Error);
         for _ in 0..3 {
-            record(&mut groups, "/b", ErrorKind::Panic);
+            record(&groups, "/b", ErrorKind::Panic);
         }
         let pending = groups.take().unwrap();
         assert_eq!(pending.count, 4);
         assert_eq!(pending.top[0], ("GET /b panic".to_owned(), 3));
-        assert_eq!(pending.sample.route, "/b");
+        assert_eq!(pending.sample.unwrap().route, "/b");
         assert!(groups.take().is_none());
         assert_eq!(groups.breakdown().total(), 4);
     }
 
     #[test]
     fn the_first_error_since_the_last_report_is_the_sample() {
-        let mut groups = Groups::new();
-        record(&mut groups, "/a", ErrorKind::Error);
+        let groups = Groups::new();
+        record(&groups, "/a", ErrorKind::Error);
         let _ = groups.take();
         let context = ErrorContext::new(&Method::GET, "/a?x", Some("/a"), ErrorKind::Error);
         groups.record(&Error::msg("second"), &context);
         groups.record(&Error::msg("third"), &context);
-        assert_eq!(groups.take().unwrap().sample.error.to_string(), "second");
+        let sample = groups.take().unwrap().sample.unwrap();
+        assert_eq!(sample.error.to_string(), "second");
+    }
+
+    #[test]
+    fn threads_opening_the_same_groups_at_once_make_each_group_once() {
+        let groups = Groups::new();
+        thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for index in 0..1000 {
+                        record(&groups, &format!("/r{}", index % 80), ErrorKind::Error);
+                    }
+                });
+            }
+        });
+        let breakdown = groups.breakdown();
+        assert_eq!(breakdown.groups.len(), MAX_GROUPS);
+        let mut routes: Vec<_> = breakdown.groups.iter().map(|g| g.route.clone()).collect();
+        routes.sort();
+        routes.dedup();
+        assert_eq!(routes.len(), MAX_GROUPS, "a group was opened twice");
+        assert_eq!(breakdown.total(), 4000);
+        assert_eq!(groups.take().unwrap().count, 4000);
     }
 }

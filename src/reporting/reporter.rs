@@ -18,16 +18,15 @@ use super::{
     event,
     groups::{Breakdown, Groups},
 };
-use crate::{context::ErrorContext, error::Error, metric, striped::StripedCounter};
+use crate::{context::ErrorContext, error::Error, metric};
 
 pub(crate) struct Reporter {
     pub(crate) interval: Duration,
     pub(crate) level: Level,
     pub(crate) count_error_responses: bool,
-    counter: StripedCounter,
-    /// The counter's sum when the task last reported.
+    /// The count when the task last reported.
     reported: AtomicU64,
-    groups: Mutex<Groups>,
+    groups: Groups,
     /// Whether a task runs or is being started; the compare-and-swap that sets it starts one.
     scheduled: AtomicBool,
     task: Mutex<TaskSlot>,
@@ -46,33 +45,30 @@ impl Reporter {
             interval,
             level,
             count_error_responses,
-            counter: StripedCounter::new(),
             reported: AtomicU64::new(0),
-            groups: Mutex::new(Groups::new()),
+            groups: Groups::new(),
             scheduled: AtomicBool::new(false),
             task: Mutex::new(TaskSlot::default()),
         }
     }
 
-    /// Counts one unlogged error: the breakdown and the metric, the striped counter; then makes
-    /// sure the periodic task runs.
+    /// Counts one unlogged error in its group and the metric, without a lock once its group
+    /// exists; then makes sure the periodic task runs.
     pub(crate) fn record(&'static self, error: &Error, context: &ErrorContext<'_>) {
-        let opened_group = self.groups.lock().record(error, context);
-        if opened_group {
+        if self.groups.record(error, context) {
             metric::describe();
         }
-        self.counter.increment();
         if !self.interval.is_zero() && !self.scheduled.load(Ordering::Acquire) {
             self.start_task();
         }
     }
 
     pub(crate) fn count(&self) -> u64 {
-        self.counter.sum()
+        self.groups.total()
     }
 
     pub(crate) fn breakdown(&self) -> Breakdown {
-        self.groups.lock().breakdown()
+        self.groups.breakdown()
     }
 
     /// Starts the periodic task unless another thread won the race to. Without a tokio runtime
@@ -119,9 +115,9 @@ impl Reporter {
 
     /// One periodic tick: reports when the count grew since the last tick.
     fn tick(&self) {
-        let sum = self.counter.sum();
+        let sum = self.count();
         if sum != self.reported.swap(sum, Ordering::AcqRel) {
-            let pending = self.groups.lock().take();
+            let pending = self.groups.take();
             if let Some(pending) = pending {
                 event::emit(self.level, self.interval, &pending);
             }
@@ -130,8 +126,8 @@ impl Reporter {
 
     /// Reports whatever is pending now, however long it has been since the last report.
     pub(crate) fn flush(&self) {
-        self.reported.store(self.counter.sum(), Ordering::Release);
-        let pending = self.groups.lock().take();
+        self.reported.store(self.count(), Ordering::Release);
+        let pending = self.groups.take();
         if let Some(pending) = pending {
             event::emit(self.level, pending.elapsed, &pending);
         }
