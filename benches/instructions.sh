@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by callgrind: unaffected by whatever else the machine does.
-# Each variant runs with N and 2N requests; the difference divided by N is the per-request cost,
-# setup cancelled out. The successful variants count the same every time; the failing ones vary by
-# up to ~20 % between processes (randomly seeded hashing, allocator state), so every variant is
-# measured RUNS times and the median is shown. Variants: benches/requests.rs.
-#   bash benches/instructions.sh           # N=2000 RUNS=3
+# Only the request loop is counted (--toggle-collect), after a warm-up; each variant runs with N
+# and 2N requests and the difference divided by N is the per-request cost. Every variant is
+# measured RUNS times and the median is shown (randomly seeded hashing still varies a little).
+# Variants: benches/requests.rs.
+#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=errors for the failing tables
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${N:-2000}
@@ -12,9 +12,9 @@ command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq
 cargo build --quiet --release -p unhandled-benches --bin requests
 once() {
   local one two
-  one=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/requests "$1" "$n" 2>&1 |
+  one=$(valgrind --tool=callgrind --toggle-collect='*serve_counted*' --callgrind-out-file=/dev/null target/release/requests "$1" "$n" 2>&1 |
     sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
-  two=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/requests "$1" $((2 * n)) 2>&1 |
+  two=$(valgrind --tool=callgrind --toggle-collect='*serve_counted*' --callgrind-out-file=/dev/null target/release/requests "$1" $((2 * n)) 2>&1 |
     sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
   echo $(( (two - one) / n ))
 }
@@ -33,9 +33,15 @@ table() {
       'BEGIN { printf "| %s | %d | %.3f | %d |\n", v, p, p / b, p - b }'
   done
 }
-echo "Successful requests:"; echo
-table bare pass_through unhandled catch_panic logging_disabled
-echo; echo "Failing requests:"; echo
-table error_alone error_unhandled
-echo
-table app_error_alone app_error_extension_logs app_error_trace_logs
+# Variants to run, by name (default: all tables).
+only=${ONLY:-success errors}
+if [[ $only == *success* ]]; then
+  echo "Successful requests:"; echo
+  table bare pass_through unhandled catch_panic logging_disabled
+fi
+if [[ $only == *errors* ]]; then
+  echo; echo "Failing requests, against a layer that does nothing (axum's route boxing cancels out):"; echo
+  table error_pass_through error_unhandled
+  echo
+  table app_error_pass_through app_error_extension_logs app_error_trace_logs
+fi

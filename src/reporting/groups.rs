@@ -241,7 +241,10 @@ impl Groups {
 
     /// Every error counted so far.
     pub(crate) fn total(&self) -> u64 {
-        self.opened().map(|group| group.tally.count.sum()).sum::<u64>() + self.other.count.sum()
+        self.opened()
+            .map(|group| group.tally.count.sum())
+            .sum::<u64>()
+            + self.other.count.sum()
     }
 
     /// Takes what accumulated since the last call: `None` when nothing did.
