@@ -46,29 +46,28 @@ fn counter(route: &'static str) -> Counter {
 
 /// A shared `AtomicU64` per group, a sample slot per group.
 struct SharedAtomic {
-    groups: Vec<(
-        &'static str,
-        AtomicU64,
-        AtomicBool,
-        Mutex<Option<Error>>,
-        Counter,
-    )>,
+    groups: Vec<AtomicGroup>,
     total: AtomicU64,
+}
+
+struct AtomicGroup {
+    route: &'static str,
+    count: AtomicU64,
+    sample_wanted: AtomicBool,
+    sample: Mutex<Option<Error>>,
+    counter: Counter,
 }
 
 impl SharedAtomic {
     fn new() -> Self {
         let groups = ROUTES
             .iter()
-            .map(|&route| {
-                let sample = Mutex::new(None);
-                (
-                    route,
-                    AtomicU64::new(0),
-                    AtomicBool::new(true),
-                    sample,
-                    counter(route),
-                )
+            .map(|&route| AtomicGroup {
+                route,
+                count: AtomicU64::new(0),
+                sample_wanted: AtomicBool::new(true),
+                sample: Mutex::new(None),
+                counter: counter(route),
             })
             .collect();
         Self {
@@ -80,17 +79,18 @@ impl SharedAtomic {
 
 impl Storm for SharedAtomic {
     fn record(&self, error: &Error, route: &'static str) {
-        let (_, count, wanted, sample, counter) = self
+        let group = self
             .groups
             .iter()
-            .find(|group| group.0 == route)
+            .find(|group| group.route == route)
             .expect("known route");
+        let wanted = &group.sample_wanted;
         if wanted.load(Ordering::Relaxed) && wanted.swap(false, Ordering::Acquire) {
-            *sample.lock() = Some(error.clone());
+            *group.sample.lock() = Some(error.clone());
         }
-        count.fetch_add(1, Ordering::Relaxed);
+        group.count.fetch_add(1, Ordering::Relaxed);
         self.total.fetch_add(1, Ordering::Relaxed);
-        counter.increment(1);
+        group.counter.increment(1);
     }
 }
 
