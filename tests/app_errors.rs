@@ -17,7 +17,7 @@ use unhandled::{
     ErrorHandlerLayer, ErrorKind, LoggingLayer, ReportingErrorHandler, ResponseExt as _,
 };
 
-use support::{Captured, capture, load_failed, send};
+use support::{Captured, capture, counted, load_failed, send};
 
 // --- axum's anyhow-error-response example, as it is --------------------------------------
 
@@ -187,16 +187,6 @@ fn reporting() -> ReportingErrorHandler {
         .build()
 }
 
-/// The counted groups as `(route, kind, count)`.
-fn groups<H>(reporting: &ReportingErrorHandler<H>) -> Vec<(String, ErrorKind, u64)> {
-    reporting
-        .breakdown()
-        .groups
-        .into_iter()
-        .map(|group| (group.route, group.kind, group.count))
-        .collect()
-}
-
 /// The value of the exported series with these labels, if there is one.
 fn exported(text: &str, route: &str, kind: &str) -> Option<u64> {
     let series = format!(
@@ -251,7 +241,7 @@ async fn each_pattern_is_counted_once_with_its_route_and_kind_and_exported_alike
         .iter()
         .map(|(route, kind)| ((*route).to_owned(), *kind, 1))
         .collect();
-    assert_eq!(groups(&reporting), expected);
+    assert_eq!(counted(&reporting), expected);
     assert_eq!(reporting.unhandled_count(), 8);
     for (route, kind, _) in &expected {
         assert_eq!(
@@ -304,7 +294,7 @@ async fn client_error_variants_of_the_same_types_are_never_counted() {
         "/ok",
     ];
     let (metrics, reports) = run(&reporting, &paths).await;
-    assert_eq!(reporting.unhandled_count(), 0, "{:?}", groups(&reporting));
+    assert_eq!(reporting.unhandled_count(), 0, "{:?}", counted(&reporting));
     assert!(
         !metrics.contains("http_server_unhandled_errors_total{"),
         "{metrics}"
@@ -411,7 +401,7 @@ async fn anyhow_eyre_and_arc_causes_keep_their_chains() {
         ]
     );
     assert!(
-        groups(&reporting)
+        counted(&reporting)
             .iter()
             .all(|(_, kind, count)| *kind == ErrorKind::Error && *count == 1)
     );
@@ -434,7 +424,7 @@ async fn turned_off_plain_5xx_are_not_counted_and_attached_causes_still_are() {
     )
     .await;
     assert_eq!(
-        groups(&reporting),
+        counted(&reporting),
         [
             ("/anyhow/attached".to_owned(), ErrorKind::Error, 1),
             ("/db/attached".to_owned(), ErrorKind::Error, 1),
@@ -496,7 +486,7 @@ async fn a_logged_cause_is_seen_by_the_handler_and_not_counted() {
         ]
     );
     assert_eq!(
-        groups(&reporting),
+        counted(&reporting),
         [("/plain".to_owned(), ErrorKind::Status, 1)]
     );
 }
@@ -554,7 +544,7 @@ async fn behind_the_logging_layer_each_5xx_is_logged_once_and_never_counted() {
             ),
         ]
     );
-    assert_eq!(reporting.unhandled_count(), 0, "{:?}", groups(&reporting));
+    assert_eq!(reporting.unhandled_count(), 0, "{:?}", counted(&reporting));
     assert!(events.reports().is_empty());
     assert!(
         !handle

@@ -15,7 +15,7 @@ use tokio::{
 use tower::ServiceBuilder;
 use unhandled::{ErrorHandlerLayer, ErrorKind, LoggingLayer, ReportingErrorHandler};
 
-use support::{capture, failing_service};
+use support::{capture, counted, failing_service};
 
 /// Serves `app` on a free 127.0.0.1 port; its address.
 async fn serve(app: Router) -> std::net::SocketAddr {
@@ -39,15 +39,6 @@ async fn get_status(address: std::net::SocketAddr, path: &str) -> u16 {
     .unwrap()
     .unwrap();
     response[9..12].parse().unwrap()
-}
-
-fn counted(reporting: &ReportingErrorHandler) -> Vec<(String, ErrorKind, u64)> {
-    reporting
-        .breakdown()
-        .groups
-        .into_iter()
-        .map(|group| (group.route, group.kind, group.count))
-        .collect()
 }
 
 /// `/logged`: a service error, logged by the logging layer, then turned into a `408` by

@@ -113,7 +113,7 @@ struct Tally {
 
 impl Tally {
     fn new() -> Self {
-        // Fewer cells than the reporter's own counter used to have: there is one per group.
+        // Two cells per core, at most 32: there is a counter per group, up to `MAX_GROUPS`.
         let cores = thread::available_parallelism().map_or(1, usize::from);
         Self {
             count: StripedCounter::with_cells(cores.saturating_mul(2).min(32)),

@@ -103,6 +103,18 @@ pub fn capture() -> (Events, DefaultGuard) {
     (events, tracing::subscriber::set_default(subscriber))
 }
 
+/// The groups `reporting` counted, as `(route, kind, count)` in the order they first failed.
+pub fn counted<H>(
+    reporting: &unhandled::ReportingErrorHandler<H>,
+) -> Vec<(String, unhandled::ErrorKind, u64)> {
+    reporting
+        .breakdown()
+        .groups
+        .into_iter()
+        .map(|group| (group.route, group.kind, group.count))
+        .collect()
+}
+
 /// Sends `GET path` through `app` in-process; the status and the body as text.
 pub async fn send(app: &Router, path: &str) -> (StatusCode, String) {
     let request = Request::get(path).body(Body::empty()).unwrap();
