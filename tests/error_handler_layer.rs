@@ -361,3 +361,39 @@ async fn panic_never_drops_the_connection() {
     assert!(responses.contains("HTTP/1.1 200"), "{responses}");
     assert!(responses.ends_with("fine"), "{responses}");
 }
+
+#[tokio::test]
+async fn nested_error_handlers_count_each_failure_once() {
+    let reporting = ReportingErrorHandler::builder().build();
+    let app = Router::new()
+        .route("/panic", get(fell_over))
+        .route(
+            "/plain-500",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+
+    assert_eq!(
+        send(&app, "/panic").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        send(&app, "/plain-500").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    let groups: Vec<_> = reporting
+        .breakdown()
+        .groups
+        .into_iter()
+        .map(|group| (group.route, group.kind, group.count))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("/panic".to_owned(), ErrorKind::Panic, 1),
+            ("/plain-500".to_owned(), ErrorKind::Status, 1),
+        ]
+    );
+}

@@ -112,14 +112,15 @@ where
 
 /// The failure a response carries: the [`Error`] a handler returned or attached, else a 5xx
 /// status alone (marked logged when a logging layer said so). `None` for any other response,
-/// which is the success path: one status comparison and one extension lookup.
+/// which is the success path: one extension lookup and one status comparison, and for a 5xx
+/// that an error handler inside this one already rendered (it was that handler's to count).
 fn failure_in<B>(response: &mut Response<B>) -> Option<(Error, ErrorKind)> {
     let status = response.status();
     let extensions = response.extensions_mut();
     if let Some(error) = extensions.remove::<Error>() {
         return Some((error, ErrorKind::Error));
     }
-    if !status.is_server_error() {
+    if !status.is_server_error() || extensions.get::<Rendered>().is_some() {
         return None;
     }
     let error = Error::without_cause(status);
