@@ -1,8 +1,8 @@
 //! How a [`LoggingLayer`](crate::LoggingLayer) tells the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer)
 //! around it that it logged a failure, so that the failure is not counted.
 //!
-//! - An [`Error`](crate::Error) in a response is marked on the error itself.
-//! - A 5xx response without one gets a [`LoggedResponse`] marker in its extensions.
+//! - An [`Error`](crate::Error) in a response is marked on the error itself; a 5xx response
+//!   without one gets one, with no cause, marked logged.
 //! - A panic or a service `Err` has no such place: the logging layer passes it on unchanged (the
 //!   panic resumes with its own payload). Instead, the error handler opens a [`Scope`] around
 //!   every call and poll of its inner service, numbered by a per-thread counter, so that no two
@@ -26,10 +26,6 @@ pub(crate) struct Rendered {
     pub(crate) error: Error,
     pub(crate) kind: ErrorKind,
 }
-
-/// Put by a logging layer into a 5xx response without an [`Error`] that it logged.
-#[derive(Clone, Copy)]
-pub(crate) struct LoggedResponse;
 
 /// A panic or service error, as both sides of the handoff can tell it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

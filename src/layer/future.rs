@@ -17,7 +17,7 @@ use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     handler::{ServerErrorHandler, render_default},
-    handoff::{Failure, LoggedResponse, Rendered, Scope},
+    handoff::{Failure, Rendered, Scope},
 };
 
 pin_project! {
@@ -110,24 +110,26 @@ where
     }
 }
 
-/// The failure a response carries: the [`Error`] a handler returned or attached, else a 5xx
-/// status alone (marked logged when a logging layer said so). `None` for any other response,
-/// which is the success path: one extension lookup and one status comparison, and for a 5xx
-/// that an error handler inside this one already rendered (it was that handler's to count).
+/// The failure a response carries: the [`Error`] a handler returned or attached (one without a
+/// cause is a [`Status`](ErrorKind::Status) failure that a logging layer logged), else a 5xx
+/// status alone. `None` for any other response, which is the success path (one extension lookup
+/// and one status comparison), and for a 5xx that an error handler inside this one already
+/// rendered: it was that handler's to count.
 fn failure_in<B>(response: &mut Response<B>) -> Option<(Error, ErrorKind)> {
     let status = response.status();
     let extensions = response.extensions_mut();
     if let Some(error) = extensions.remove::<Error>() {
-        return Some((error, ErrorKind::Error));
+        let kind = if error.is_missing_cause() {
+            ErrorKind::Status
+        } else {
+            ErrorKind::Error
+        };
+        return Some((error, kind));
     }
     if !status.is_server_error() || extensions.get::<Rendered>().is_some() {
         return None;
     }
-    let error = Error::without_cause(status);
-    if extensions.remove::<LoggedResponse>().is_some() {
-        error.mark_logged();
-    }
-    Some((error, ErrorKind::Status))
+    Some((Error::without_cause(status), ErrorKind::Status))
 }
 
 /// Asks `handler` for the response; `None` when it defers, or panics itself.

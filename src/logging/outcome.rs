@@ -15,7 +15,7 @@ use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
     error::{Error, text_of},
-    handoff::{self, Failure, LoggedResponse, Rendered},
+    handoff::{self, Failure, Rendered},
     head::RequestHead,
     level::{enabled_at, event_at},
 };
@@ -38,7 +38,7 @@ impl Outcome {
 
     /// Logs a response: a failure when it carries an unhandled error or is a 5xx, else a success.
     /// Once the failure event was emitted, an error returned inside this layer is marked logged,
-    /// and a 5xx without one gets a marker that says so.
+    /// and a 5xx without one gets one (with no cause) marked logged, for the error handler.
     pub(crate) fn responded<B>(&self, span: &Span, response: &mut Response<B>) {
         let status = response.status();
         let inside = response.extensions().get::<Error>();
@@ -47,6 +47,7 @@ impl Outcome {
             warn_misplaced();
         }
         let (error, kind) = match (inside, outside) {
+            (Some(error), _) if error.is_missing_cause() => (Some(error), ErrorKind::Status),
             (Some(error), _) => (Some(error), ErrorKind::Error),
             (None, Some(rendered)) => (Some(&rendered.error), rendered.kind),
             (None, None) => (None, ErrorKind::Status),
@@ -63,7 +64,9 @@ impl Outcome {
             match inside {
                 Some(error) => error.mark_logged(),
                 None if outside.is_none() => {
-                    response.extensions_mut().insert(LoggedResponse);
+                    let logged = Error::without_cause(status);
+                    logged.mark_logged();
+                    response.extensions_mut().insert(logged);
                 }
                 None => {}
             }
