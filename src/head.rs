@@ -62,16 +62,16 @@ impl RequestHead {
 
     pub(crate) fn context(&self, kind: ErrorKind) -> ErrorContext<'_> {
         let route_len = usize::from(self.route_len);
-        let text = |range: std::ops::Range<usize>| {
-            // Always valid: copied from whole `str`s cut at character boundaries.
-            std::str::from_utf8(&self.bytes[range]).unwrap_or_default()
-        };
+        let end = route_len + usize::from(self.path_len);
+        // Always valid, and `route_len` a character boundary: copied from whole `str`s cut at
+        // character boundaries. One check covers route and path.
+        let text = std::str::from_utf8(&self.bytes[..end]).unwrap_or_default();
+        let (inline_route, path) = text.split_at_checked(route_len).unwrap_or_default();
         let route = match &self.route {
             Route::Unmatched => None,
-            Route::Inline => Some(text(0..route_len)),
+            Route::Inline => Some(inline_route),
             Route::Shared(matched) => Some(matched.as_str()),
         };
-        let path = text(route_len..route_len + usize::from(self.path_len));
         ErrorContext::new(&self.method, path, route, kind)
     }
 }

@@ -1,11 +1,16 @@
 //! The exported metric, recorded through the `metrics` facade.
 //!
+//! Each group's counter is published from the group's striped count with `Counter::absolute`
+//! (which only ever raises it), not incremented per error: an error storm on one route would
+//! otherwise have every thread write the recorder's one atomic for that label set. When and how
+//! often is the reporter's to decide ([`PUBLISH_BATCH`]).
+//!
 //! A handle registered before the application installs its recorder stays a no-op forever, so a
 //! handle is only reused while the recorder in force (the thread's local recorder, else the global
 //! one) is the one it came from, told by the recorder's address and size; otherwise the counter is
-//! registered again with the recorder in force. Registration allocates (the Prometheus recorder
-//! copies the key), so reuse keeps a counted error from paying it every time. Nothing happens on
-//! success.
+//! registered with the recorder in force, which from then on receives the errors counted after it
+//! arrived. Registration allocates (the Prometheus recorder copies the key), so a handle is
+//! registered once per recorder. Nothing happens on success.
 
 use std::sync::OnceLock;
 
@@ -38,16 +43,34 @@ fn key(context: &ErrorContext<'_>) -> Key {
     Key::from_parts(METRIC_NAME, labels)
 }
 
-/// Recorders whose handles a group keeps; errors counted through yet another recorder register
-/// the counter every time (tests switch recorders; applications install one).
+/// Recorders whose handles a group keeps; publishing through yet another recorder registers the
+/// counter every time (tests switch recorders; applications install one).
 const HANDLES: usize = 4;
 
-/// One label set of the counter, with the handles registered for it, one per recorder seen.
-/// Reading and filling a handle slot takes no lock.
+/// After this many errors of one group on one thread's cell, the thread publishes the group's
+/// count only every this many errors; the rest is published at most [`PUBLISH_DELAY`] later.
+/// Up to here every error is published at once, so a metric read right after a few errors is
+/// exact.
+pub(crate) const PUBLISH_BATCH: u64 = 64;
+
+/// How long after an error that did not publish the group counts are published.
+pub(crate) const PUBLISH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One label set of the counter, with the handles registered for it, one per recorder seen, each
+/// with the group's count when it was registered (what that recorder never saw). Reading and
+/// filling a handle slot takes no lock.
 #[derive(Debug)]
 pub(crate) struct GroupCounter {
     key: Key,
-    handles: [OnceLock<(RecorderId, Counter)>; HANDLES],
+    handles: [OnceLock<Handle>; HANDLES],
+}
+
+#[derive(Debug)]
+struct Handle {
+    recorder: RecorderId,
+    counter: Counter,
+    /// The group's count before this recorder's first error.
+    base: u64,
 }
 
 /// Which recorder a handle came from: its address and size (two zero-sized recorders may share
@@ -67,18 +90,25 @@ impl GroupCounter {
         }
     }
 
-    /// Adds one, through the recorder in force now.
-    pub(crate) fn increment(&self) {
+    /// Publishes the group's count `total` to the recorder in force now. `new` of them were
+    /// counted since this call last ran for an error: a recorder seen for the first time is given
+    /// those, not the errors before it arrived.
+    pub(crate) fn publish(&self, total: u64, new: u64) {
         metrics::with_recorder(|recorder| {
             let id = recorder_id(recorder);
             for slot in &self.handles {
-                let register = || (id, recorder.register_counter(&self.key, &METADATA));
-                let (registered_with, counter) = slot.get_or_init(register);
-                if *registered_with == id {
-                    return counter.increment(1);
+                let handle = slot.get_or_init(|| Handle {
+                    recorder: id,
+                    counter: recorder.register_counter(&self.key, &METADATA),
+                    base: total.saturating_sub(new),
+                });
+                if handle.recorder == id {
+                    return handle.counter.absolute(total.saturating_sub(handle.base));
                 }
             }
-            recorder.register_counter(&self.key, &METADATA).increment(1);
+            recorder
+                .register_counter(&self.key, &METADATA)
+                .increment(new);
         });
     }
 }

@@ -68,6 +68,15 @@ impl StripedCounter {
         cell.0.fetch_add(value, Ordering::Relaxed);
     }
 
+    /// Adds one and returns the new value of this thread's cell: how many increments this thread
+    /// (and any sharing its cell) made, which lets a caller batch work per thread without
+    /// reading what other threads write.
+    #[inline]
+    pub(crate) fn increment_cell(&self) -> u64 {
+        let cell = &self.cells[thread_index() & (self.cells.len() - 1)];
+        cell.0.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
     /// The total of every increment that happened before this call.
     pub fn sum(&self) -> u64 {
         self.cells

@@ -645,3 +645,55 @@ async fn default_error_handler_is_the_delegate_of_build_and_keeps_the_handler_re
     assert_eq!(response.headers()["retry-after"], "5");
     assert_eq!(reporting.unhandled_count(), 1);
 }
+
+// --- The metric under an error storm -------------------------------------------------------------
+
+fn exported_count(text: &str, route: &str) -> u64 {
+    let series = format!(
+        r#"http_server_unhandled_errors_total{{method="GET",route="{route}",kind="error"}} "#
+    );
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |value| value.parse().unwrap())
+}
+
+/// The first 64 errors of a thread on a route are exported as they happen; after that a thread
+/// exports every 64th, and the rest is exported within a second, exactly.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_storm_is_exported_in_batches_and_exactly_within_a_second() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let reporting = reporting();
+    let app = app(&reporting);
+
+    for _ in 0..64 {
+        send(&app, "/users/7").await;
+    }
+    assert_eq!(exported_count(&handle.render(), "/users/{id}"), 64);
+
+    for _ in 64..1000 {
+        send(&app, "/users/7").await;
+    }
+    assert_eq!(reporting.unhandled_count(), 1000);
+    let batched = exported_count(&handle.render(), "/users/{id}");
+    assert!((960..1000).contains(&batched), "{batched}");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(exported_count(&handle.render(), "/users/{id}"), 1000);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn shutdown_exports_what_a_storm_left_unexported() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let reporting = reporting();
+    let app = app(&reporting);
+    for _ in 0..100 {
+        send(&app, "/users/7").await;
+    }
+    assert!(exported_count(&handle.render(), "/users/{id}") < 100);
+    reporting.shutdown().await;
+    assert_eq!(exported_count(&handle.render(), "/users/{id}"), 100);
+}

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::{
     context::{ErrorContext, ErrorKind},
     error::Error,
-    metric,
+    metric::{self, PUBLISH_BATCH},
     striped::StripedCounter,
 };
 
@@ -122,7 +122,8 @@ impl Tally {
         }
     }
 
-    fn add(&self, error: &Error, context: &ErrorContext<'_>) {
+    /// Counts `error`; the new count of this thread's cell.
+    fn add(&self, error: &Error, context: &ErrorContext<'_>) -> u64 {
         if self.sample_wanted.load(Ordering::Relaxed)
             && self.sample_wanted.swap(false, Ordering::Acquire)
         {
@@ -131,7 +132,7 @@ impl Tally {
                 *slot = Some(Sample::new(error, context));
             }
         }
-        self.count.increment();
+        self.count.increment_cell()
     }
 
     /// The sample, asking the next error for a new one.
@@ -152,6 +153,17 @@ struct Group {
 }
 
 impl Group {
+    /// Counts `error` and publishes the group's count to the metric, unless this thread's cell
+    /// is past [`PUBLISH_BATCH`] errors and not at a multiple of it; `false` when it did not.
+    fn record(&self, error: &Error, context: &ErrorContext<'_>) -> bool {
+        let cell = self.tally.add(error, context);
+        let publish = cell <= PUBLISH_BATCH || cell % PUBLISH_BATCH == 0;
+        if publish {
+            self.counter.publish(self.tally.count.sum(), 1);
+        }
+        publish
+    }
+
     fn is(&self, method: &str, route: &str, kind: ErrorKind) -> bool {
         self.kind == kind && self.method == method && *self.route == *route
     }
@@ -159,6 +171,14 @@ impl Group {
     fn label(&self) -> String {
         format!("{} {} {}", self.method, self.route, self.kind)
     }
+}
+
+/// What [`Groups::record`] did.
+pub(crate) struct Recorded {
+    /// The error was the first of its group.
+    pub(crate) opened_group: bool,
+    /// The metric shows it already; `false` when publishing was left for later.
+    pub(crate) published: bool,
 }
 
 /// Groups with their counts and samples.
@@ -201,30 +221,33 @@ impl Groups {
         self.slots[..len].iter().filter_map(OnceLock::get)
     }
 
-    /// Counts `error`, in its group and in the metric; `true` when it opened a new group.
-    pub(crate) fn record(&self, error: &Error, context: &ErrorContext<'_>) -> bool {
+    /// Counts `error`, in its group and in the metric.
+    pub(crate) fn record(&self, error: &Error, context: &ErrorContext<'_>) -> Recorded {
         let (method, route, kind) = (
             context.method_label(),
             context.route_label(),
             context.kind(),
         );
         let find = || self.opened().find(|group| group.is(method, route, kind));
+        let existing = |group: &Group| Recorded {
+            opened_group: false,
+            published: group.record(error, context),
+        };
         if let Some(group) = find() {
-            group.tally.add(error, context);
-            group.counter.increment();
-            return false;
+            return existing(group);
         }
         let _opening = self.opening.lock();
         if let Some(group) = find() {
-            group.tally.add(error, context);
-            group.counter.increment();
-            return false;
+            return existing(group);
         }
         let len = self.len.load(Ordering::Acquire);
         let Some(slot) = self.slots.get(len) else {
             self.other.add(error, context);
             metric::increment_once(context);
-            return false;
+            return Recorded {
+                opened_group: false,
+                published: true,
+            };
         };
         let group = slot.get_or_init(|| Group {
             method,
@@ -234,9 +257,20 @@ impl Groups {
             tally: Tally::new(),
         });
         self.len.store(len + 1, Ordering::Release);
-        group.tally.add(error, context);
-        group.counter.increment();
-        true
+        Recorded {
+            opened_group: true,
+            published: group.record(error, context),
+        }
+    }
+
+    /// Publishes every group's count to the metric of the recorder in force.
+    pub(crate) fn publish(&self) {
+        // Pairs with the counting threads' increments: what they counted before they saw no
+        // publication pending is in these sums.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        for group in self.opened() {
+            group.counter.publish(group.tally.count.sum(), 0);
+        }
     }
 
     /// Every error counted so far.

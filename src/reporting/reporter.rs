@@ -29,6 +29,8 @@ pub(crate) struct Reporter {
     groups: Groups,
     /// Whether a task runs or is being started; the compare-and-swap that sets it starts one.
     scheduled: AtomicBool,
+    /// Whether a task will publish the counts that errors left unpublished.
+    publish_planned: AtomicBool,
     task: Mutex<TaskSlot>,
 }
 
@@ -48,6 +50,7 @@ impl Reporter {
             reported: AtomicU64::new(0),
             groups: Groups::new(),
             scheduled: AtomicBool::new(false),
+            publish_planned: AtomicBool::new(false),
             task: Mutex::new(TaskSlot::default()),
         }
     }
@@ -55,8 +58,12 @@ impl Reporter {
     /// Counts one unlogged error in its group and the metric, without a lock once its group
     /// exists; then makes sure the periodic task runs.
     pub(crate) fn record(&'static self, error: &Error, context: &ErrorContext<'_>) {
-        if self.groups.record(error, context) {
+        let recorded = self.groups.record(error, context);
+        if recorded.opened_group {
             metric::describe();
+        }
+        if !recorded.published {
+            self.publish_later();
         }
         if !self.interval.is_zero() && !self.scheduled.load(Ordering::Acquire) {
             self.start_task();
@@ -69,6 +76,30 @@ impl Reporter {
 
     pub(crate) fn breakdown(&self) -> Breakdown {
         self.groups.breakdown()
+    }
+
+    /// Has the counts published within [`metric::PUBLISH_DELAY`], unless that is planned already:
+    /// during a storm, one flag read per error. The periodic task publishes them at its next
+    /// step; with the report off there is no such task, and a task that sleeps for the delay does
+    /// it. Without a tokio runtime on this thread, the next error that does not publish tries
+    /// again.
+    fn publish_later(&'static self) {
+        if self.publish_planned.load(Ordering::SeqCst)
+            || self.publish_planned.swap(true, Ordering::SeqCst)
+            || !self.interval.is_zero()
+        {
+            return;
+        }
+        let Ok(runtime) = Handle::try_current() else {
+            self.publish_planned.store(false, Ordering::SeqCst);
+            return;
+        };
+        // The guard publishes when the task ends, or when it is dropped with its runtime.
+        let planned = PlannedPublish(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(metric::PUBLISH_DELAY).await;
+            drop(planned);
+        });
     }
 
     /// Starts the periodic task unless another thread won the race to. Without a tokio runtime
@@ -124,13 +155,32 @@ impl Reporter {
         }
     }
 
-    /// Reports whatever is pending now, however long it has been since the last report.
+    /// Publishes the counts that errors left unpublished.
+    fn publish_planned_now(&self) {
+        // Cleared first: an error that sees it clear plans another publication, and one that
+        // saw it set counted before this publication reads the counts.
+        self.publish_planned.store(false, Ordering::SeqCst);
+        self.groups.publish();
+    }
+
+    /// Reports whatever is pending now, however long it has been since the last report, and
+    /// publishes every count.
     pub(crate) fn flush(&self) {
+        self.groups.publish();
         self.reported.store(self.count(), Ordering::Release);
         let pending = self.groups.take();
         if let Some(pending) = pending {
             event::emit(self.level, pending.elapsed, &pending);
         }
+    }
+}
+
+/// Owned by the task [`Reporter::publish_later`] starts: publishes the counts when it drops.
+struct PlannedPublish(&'static Reporter);
+
+impl Drop for PlannedPublish {
+    fn drop(&mut self) {
+        self.0.publish_planned_now();
     }
 }
 
@@ -142,13 +192,27 @@ struct TaskGuard {
 }
 
 impl TaskGuard {
+    /// Every interval, reports; in steps of at most [`metric::PUBLISH_DELAY`] in between,
+    /// publishes what errors left unpublished, if anything.
     async fn run(self) {
-        let interval = self.reporter.interval;
-        let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+        let reporter = self.reporter;
+        let interval = reporter.interval;
+        let steps = interval
+            .as_nanos()
+            .div_ceil(metric::PUBLISH_DELAY.as_nanos())
+            .clamp(1, u128::from(u32::MAX));
+        let steps = u32::try_from(steps).unwrap_or(u32::MAX);
+        let step = interval / steps;
+        let mut ticks = tokio::time::interval_at(Instant::now() + step, step);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            self.reporter.tick();
+            for _ in 0..steps {
+                ticks.tick().await;
+                if reporter.publish_planned.load(Ordering::SeqCst) {
+                    reporter.publish_planned_now();
+                }
+            }
+            reporter.tick();
         }
     }
 }

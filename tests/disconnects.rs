@@ -1,0 +1,136 @@
+//! Which connection failures count: a client that aborts while its request body is read is
+//! not counted (nothing to act on), a dependency that resets its connection is. Real TCP on
+//! 127.0.0.1. (Apart from `cancellation.rs`, whose leak check wants no other test's load.)
+
+use std::time::Duration;
+
+use axum::{Router, extract::State, routing::get};
+use tokio::{io::AsyncWriteExt, sync::mpsc};
+use unhandled::{ErrorHandlerLayer, ReportingErrorHandler};
+
+/// Reads the whole request body, as a handler that streams an upload does; says what it got.
+async fn read_body(
+    State(seen): State<mpsc::UnboundedSender<String>>,
+    body: axum::body::Body,
+) -> unhandled::Result<&'static str> {
+    let read = axum::body::to_bytes(body, usize::MAX).await;
+    let _ = seen.send(match &read {
+        Ok(bytes) => format!("{} bytes", bytes.len()),
+        Err(error) => format!("error: {error}"),
+    });
+    read?;
+    Ok("read")
+}
+
+/// Calls an "upstream" on 127.0.0.1 that resets the connection, as a failing database or
+/// service would, and returns the I/O error it gets.
+async fn call_upstream(
+    State(upstream): State<std::net::SocketAddr>,
+) -> unhandled::Result<&'static str> {
+    use tokio::io::AsyncReadExt;
+    let mut connection = tokio::net::TcpStream::connect(upstream).await?;
+    connection.write_all(b"SELECT 1;\n").await?;
+    let mut reply = [0; 64];
+    let read = connection.read(&mut reply).await?;
+    if read == 0 {
+        return Err(unhandled::Error::msg("upstream closed without a reply"));
+    }
+    Ok("replied")
+}
+
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_aborts_while_its_body_is_read_is_not_counted() {
+    let reporting = ReportingErrorHandler::builder().build();
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route("/upload", axum::routing::post(read_body))
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .with_state(seen_tx);
+    let address = serve(app).await;
+
+    for _ in 0..3 {
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head =
+            format!("POST /upload HTTP/1.1\r\nhost: {address}\r\ncontent-length: 1000\r\n\r\n");
+        client.write_all(head.as_bytes()).await.unwrap();
+        client.write_all(&[b'x'; 10]).await.unwrap(); // 10 of the 1000 bytes, then gone
+        client.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(client);
+        let got = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+            .await
+            .expect("the handler never finished reading")
+            .unwrap();
+        assert!(got.starts_with("error: "), "{got}");
+    }
+    // The error reached the layer (the handler returned it) and was not counted.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        reporting.unhandled_count(),
+        0,
+        "{:?}",
+        reporting.breakdown()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_resets_the_connection_is_counted() {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_address = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut connection, _)) = upstream.accept().await else {
+                return;
+            };
+            let mut request = [0; 64];
+            let _ = tokio::io::AsyncReadExt::read(&mut connection, &mut request).await;
+            // Linger zero: closing sends RST, so the caller's read fails with ECONNRESET.
+            connection.set_zero_linger().unwrap();
+            drop(connection);
+        }
+    });
+    let reporting = ReportingErrorHandler::builder().build();
+    let app = Router::new()
+        .route("/orders", get(call_upstream))
+        .route(
+            "/database",
+            get(|| async {
+                Err::<(), _>(unhandled::Error::msg(
+                    "error communicating with database: connection closed",
+                ))
+            }),
+        )
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .with_state(upstream_address);
+    let address = serve(app).await;
+
+    for path in ["/orders", "/orders", "/database"] {
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut client, &mut response)
+            .await
+            .unwrap();
+        assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    }
+
+    let groups: Vec<_> = reporting
+        .breakdown()
+        .groups
+        .into_iter()
+        .map(|group| (group.route, group.count))
+        .collect();
+    assert_eq!(
+        groups,
+        [("/orders".to_owned(), 2), ("/database".to_owned(), 1)]
+    );
+}
