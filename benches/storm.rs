@@ -5,11 +5,11 @@
 //! `AtomicU64` per group and with one `Mutex` around the groups.
 //!
 //! Contenders alternate within each round; each cell is the median of ROUNDS rounds (default 5),
-//! each thread doing ITERS errors (default 200000). Prints a Markdown table with each count's
+//! each thread doing ITERS errors (default 2000000). Prints a Markdown table with each count's
 //! ratio to its own 1-thread figure.
 //!
 //!   cargo bench -p unhandled-benches --bench storm
-//!   ROUNDS=7 ITERS=500000 cargo bench -p unhandled-benches --bench storm
+//!   ROUNDS=7 ITERS=5000000 cargo bench -p unhandled-benches --bench storm
 
 use std::{
     collections::HashMap,
@@ -162,7 +162,7 @@ fn main() {
     let iters: u64 = std::env::var("ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(2_000_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_time()
@@ -193,16 +193,23 @@ fn main() {
         "shared AtomicU64",
         "Mutex",
     ];
-    // results[contender][distinct][threads index] = rates of each round
-    let mut results = vec![vec![vec![Vec::new(); THREADS.len()]; 2]; names.len()];
+    // rates[contender][distinct][threads index] = the rate of each round. A round measures
+    // 1, 2 and 4 threads back to back for each contender, so that the ratios compare runs that
+    // the other tenants of this machine disturbed alike.
+    let mut rates = vec![vec![vec![Vec::new(); THREADS.len()]; 2]; names.len()];
+    let handle = runtime.handle();
     for _ in 0..rounds {
-        for (t, &threads) in THREADS.iter().enumerate() {
-            for distinct in [false, true] {
-                let d = usize::from(distinct);
-                let handle = runtime.handle();
-                results[0][d][t].push(rate(&reporting, threads, iters, distinct, handle));
-                results[1][d][t].push(rate(&atomic, threads, iters, distinct, handle));
-                results[2][d][t].push(rate(&locked, threads, iters, distinct, handle));
+        for distinct in [false, true] {
+            let d = usize::from(distinct);
+            for (c, contender) in rates.iter_mut().enumerate() {
+                for (t, &threads) in THREADS.iter().enumerate() {
+                    let rate = match c {
+                        0 => rate(&reporting, threads, iters, distinct, handle),
+                        1 => rate(&atomic, threads, iters, distinct, handle),
+                        _ => rate(&locked, threads, iters, distinct, handle),
+                    };
+                    contender[d][t].push(rate);
+                }
             }
         }
     }
@@ -213,21 +220,32 @@ fn main() {
     drop(recorder);
 
     println!(
-        "Errors per second (millions), median of {rounds} rounds, {iters} errors per thread per run; \
-         ×: ratio to the same contender's 1-thread figure.\n"
+        "Errors per second (millions), median of {rounds} rounds, {iters} errors per thread per \
+         run; ×: median over the rounds of the ratio to the same contender's 1-thread rate in \
+         that round.\n"
     );
     println!("| contender | routes | 1 thread | 2 threads | × | 4 threads | × |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     for (c, name) in names.iter().enumerate() {
         for (d, routes) in ["one", "one per thread"].iter().enumerate() {
-            let m: Vec<f64> = results[c][d].iter().cloned().map(median).collect();
+            let runs = &rates[c][d];
+            let ratio = |t: usize| {
+                median(
+                    runs[t]
+                        .iter()
+                        .zip(&runs[0])
+                        .map(|(n, one)| n / one)
+                        .collect(),
+                )
+            };
+            let rate = |t: usize| median(runs[t].clone()) / 1e6;
             println!(
                 "| {name} | {routes} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                m[0] / 1e6,
-                m[1] / 1e6,
-                m[1] / m[0],
-                m[2] / 1e6,
-                m[2] / m[0]
+                rate(0),
+                rate(1),
+                ratio(1),
+                rate(2),
+                ratio(2)
             );
         }
     }

@@ -60,6 +60,8 @@ kill -0 "$pid" 2>/dev/null || { echo "the server died" >&2; exit 1; }
 
 non_2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$work/wrk.txt")
 requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
+# Under a storm the counts reach the metric within a second (metric::PUBLISH_DELAY): wait that out.
+sleep 1.5
 metric=$(curl -s --max-time 5 "http://$address/metrics" |
   awk '/^http_server_unhandled_errors_total\{/ {sum += $2} END {print sum + 0}')
 baseline=${samples[$warm_up]:-${samples[-1]}}
