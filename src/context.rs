@@ -97,7 +97,7 @@ impl<'a> ErrorContext<'a> {
     /// The method as a bounded label: the standard methods by name, any other as `_OTHER`
     /// (the OpenTelemetry convention).
     pub fn method_label(&self) -> &'static str {
-        const LABELS: [(Method, &str); 9] = [
+        static LABELS: [(Method, &str); 9] = [
             (Method::GET, "GET"),
             (Method::POST, "POST"),
             (Method::PUT, "PUT"),

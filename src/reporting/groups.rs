@@ -164,8 +164,11 @@ impl Group {
         publish
     }
 
-    fn is(&self, method: &str, route: &str, kind: ErrorKind) -> bool {
-        self.kind == kind && self.method == method && *self.route == *route
+    /// Method labels come from one static table, so the same label is mostly the same pointer.
+    fn is(&self, method: &'static str, route: &str, kind: ErrorKind) -> bool {
+        self.kind == kind
+            && (std::ptr::eq(self.method, method) || self.method == method)
+            && *self.route == *route
     }
 
     fn label(&self) -> String {
