@@ -5,6 +5,8 @@ use std::fmt;
 
 use axum::http::Method;
 
+use crate::trace::TraceId;
+
 /// Where an error came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -55,6 +57,7 @@ pub struct ErrorContext<'a> {
     path: &'a str,
     route: Option<&'a str>,
     kind: ErrorKind,
+    trace_id: Option<TraceId>,
 }
 
 impl<'a> ErrorContext<'a> {
@@ -65,7 +68,22 @@ impl<'a> ErrorContext<'a> {
             path,
             route,
             kind,
+            trace_id: None,
         }
+    }
+
+    /// This context, naming the trace the request belongs to.
+    pub fn with_trace_id(mut self, trace_id: Option<TraceId>) -> Self {
+        self.trace_id = trace_id;
+        self
+    }
+
+    /// The trace the failing request belongs to, when the cargo feature `opentelemetry` is on:
+    /// from the OpenTelemetry context of the span it ran in (a `LoggingLayer` outside the error
+    /// handler, tower-http's `TraceLayer` with tracing-opentelemetry, any other), else from its
+    /// W3C `traceparent` header. `None` without the feature, or when neither exists.
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.trace_id
     }
 
     /// The request method.

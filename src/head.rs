@@ -27,27 +27,29 @@ pub(crate) struct RequestHead {
     bytes: [u8; INLINE],
     route_len: u8,
     path_len: u8,
-    route: Route,
-}
-
-enum Route {
-    Unmatched,
-    /// The first `route_len` bytes of `bytes`.
-    Inline,
-    Shared(MatchedPath),
+    /// Whether a route matched: its template is the first `route_len` bytes of `bytes`, or
+    /// `shared` when it is too long for them. (A flag and an `Option` rather than a three-way
+    /// enum: the flag fits in padding, the enum would not.)
+    matched: bool,
+    shared: Option<MatchedPath>,
+    /// The trace id of the request's `traceparent` header; zeros when there is none (no valid
+    /// trace id is all zeros, and the bytes keep the head at 160 bytes where an `Option` would not).
+    #[cfg(feature = "opentelemetry")]
+    traceparent: [u8; 16],
 }
 
 impl RequestHead {
     pub(crate) fn capture<B>(request: &Request<B>) -> Self {
         let mut bytes = [0; INLINE];
-        let (route, route_len) = match request.extensions().get::<MatchedPath>() {
-            None => (Route::Unmatched, 0),
+        let matched = request.extensions().get::<MatchedPath>();
+        let (shared, route_len) = match matched {
+            None => (None, 0),
             Some(matched) if matched.as_str().len() <= INLINE - PATH_MIN => {
                 let template = matched.as_str().as_bytes();
                 bytes[..template.len()].copy_from_slice(template);
-                (Route::Inline, template.len())
+                (None, template.len())
             }
-            Some(matched) => (Route::Shared(matched.clone()), 0),
+            Some(matched) => (Some(matched.clone()), 0),
         };
         let path_len = copy_cut(request.uri().path(), &mut bytes[route_len..]);
         Self {
@@ -56,8 +58,24 @@ impl RequestHead {
             // Both fit in a byte: together they are at most `INLINE`.
             route_len: u8::try_from(route_len).unwrap_or(0),
             path_len: u8::try_from(path_len).unwrap_or(0),
-            route,
+            matched: matched.is_some(),
+            shared,
+            #[cfg(feature = "opentelemetry")]
+            traceparent: request
+                .headers()
+                .get("traceparent")
+                .and_then(|value| crate::trace::from_traceparent(value.as_bytes()))
+                .map_or([0; 16], crate::TraceId::to_bytes),
         }
+    }
+
+    /// The trace the failing request belongs to: the OpenTelemetry context of the span in force
+    /// (with the feature `opentelemetry`), else its `traceparent` header. Read on failure only.
+    pub(crate) fn trace_id(&self) -> Option<crate::TraceId> {
+        #[cfg(feature = "opentelemetry")]
+        return crate::trace::current().or_else(|| crate::TraceId::from_bytes(self.traceparent));
+        #[cfg(not(feature = "opentelemetry"))]
+        None
     }
 
     pub(crate) fn context(&self, kind: ErrorKind) -> ErrorContext<'_> {
@@ -67,10 +85,9 @@ impl RequestHead {
         // character boundaries. One check covers route and path.
         let text = std::str::from_utf8(&self.bytes[..end]).unwrap_or_default();
         let (inline_route, path) = text.split_at_checked(route_len).unwrap_or_default();
-        let route = match &self.route {
-            Route::Unmatched => None,
-            Route::Inline => Some(inline_route),
-            Route::Shared(matched) => Some(matched.as_str()),
+        let route = match &self.shared {
+            Some(shared) => Some(shared.as_str()),
+            None => self.matched.then_some(inline_route),
         };
         ErrorContext::new(&self.method, path, route, kind)
     }

@@ -44,6 +44,7 @@ mod metric;
 mod reporting;
 mod response_ext;
 mod striped;
+mod trace;
 
 pub use crate::{
     config::{
@@ -62,6 +63,7 @@ pub use crate::{
     },
     response_ext::ResponseExt,
     striped::StripedCounter,
+    trace::TraceId,
 };
 
 /// The layer to add on day one: [`ErrorHandlerLayer`] with the process-wide

@@ -139,7 +139,7 @@ fn handle<H: ServerErrorHandler>(
     head: &RequestHead,
     kind: ErrorKind,
 ) -> Option<Response<Body>> {
-    let context = head.context(kind);
+    let context = head.context(kind).with_trace_id(head.trace_id());
     catch_unwind(AssertUnwindSafe(|| handler.on_error(error, &context)))
         .ok()
         .flatten()

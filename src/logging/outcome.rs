@@ -9,7 +9,7 @@ use axum::{
     extract::Request,
     http::{Response, StatusCode},
 };
-use tracing::Span;
+use tracing::{Span, field};
 
 use super::{Levels, TARGET, span};
 use crate::{
@@ -55,12 +55,12 @@ impl Outcome {
         let unhandled = error.filter(|error| !error.is_intentional());
         if unhandled.is_none() && !status.is_server_error() {
             span::close(span, Some(status), None);
-            self.succeeded(status);
+            self.succeeded(span, status);
             return;
         }
         let text = unhandled.map_or_else(|| status.to_string(), Error::chain_text);
         span::close(span, Some(status), Some(&text));
-        if self.failed(kind, Some(status), &text) {
+        if self.failed(span, kind, Some(status), &text) {
             match inside {
                 Some(error) => error.mark_logged(),
                 None if outside.is_none() => {
@@ -73,7 +73,7 @@ impl Outcome {
         }
     }
 
-    fn succeeded(&self, status: StatusCode) {
+    fn succeeded(&self, span: &Span, status: StatusCode) {
         let Some((started, head)) = &self.started else {
             return;
         };
@@ -86,6 +86,7 @@ impl Outcome {
             route = context.route_label(),
             status = status.as_u16(),
             latency_ms = millis(started),
+            trace_id = trace_id(span).map(field::display),
             "request completed"
         );
     }
@@ -94,7 +95,7 @@ impl Outcome {
     pub(crate) fn service_failed<E: std::fmt::Display + 'static>(&self, span: &Span, error: &E) {
         let text = text_of(error);
         span::close(span, None, Some(&text));
-        if self.failed(ErrorKind::Service, None, &text) {
+        if self.failed(span, ErrorKind::Service, None, &text) {
             handoff::note_logged(Failure::service::<E>());
         }
     }
@@ -103,13 +104,19 @@ impl Outcome {
     pub(crate) fn panicked(&self, span: &Span, payload: &(dyn std::any::Any + Send)) {
         let text = text_of(&Error::from_panic(payload));
         span::close(span, None, Some(&text));
-        if self.failed(ErrorKind::Panic, None, &text) {
+        if self.failed(span, ErrorKind::Panic, None, &text) {
             handoff::note_logged(Failure::panic(payload));
         }
     }
 
     /// Emits the failure event; whether it was enabled (and so whether anything was logged).
-    fn failed(&self, kind: ErrorKind, status: Option<StatusCode>, error: &str) -> bool {
+    fn failed(
+        &self,
+        span: &Span,
+        kind: ErrorKind,
+        status: Option<StatusCode>,
+        error: &str,
+    ) -> bool {
         let Some((started, head)) = &self.started else {
             return false;
         };
@@ -127,9 +134,21 @@ impl Outcome {
             latency_ms = millis(started),
             kind = kind.as_str(),
             error,
+            trace_id = trace_id(span).map(field::display),
             "request failed"
         );
         true
+    }
+}
+
+/// The trace id of the request span, for the end event (feature `opentelemetry`).
+fn trace_id(span: &Span) -> Option<crate::TraceId> {
+    #[cfg(feature = "opentelemetry")]
+    return crate::trace::of(span);
+    #[cfg(not(feature = "opentelemetry"))]
+    {
+        let _ = span;
+        None
     }
 }
 

@@ -35,7 +35,7 @@ pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
         .headers()
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
-    span_at!(
+    let span = span_at!(
         target: TARGET,
         level,
         "request",
@@ -57,7 +57,10 @@ pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
         http.response.status_code = field::Empty,
         otel.status_code = field::Empty,
         otel.status_description = field::Empty,
-    )
+    );
+    #[cfg(feature = "opentelemetry")]
+    crate::trace::join_caller(&span, request.headers());
+    span
 }
 
 /// Records the response status, and the error status on a failure or a 5xx.

@@ -2,7 +2,7 @@
 
 use std::{fmt::Write, time::Duration};
 
-use tracing::Level;
+use tracing::{Level, field};
 
 use super::groups::Pending;
 use crate::context::ErrorKind;
@@ -41,6 +41,7 @@ pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
                 sample.status = sample.map(|sample| sample.error.status_code().as_u16()),
                 sample.error = chain.as_deref(),
                 sample.fix = attach_fix,
+                sample.trace_id = sample.and_then(|sample| sample.trace_id).map(field::display),
                 fix = FIX,
                 "Observed {} unhandled error{s} in the last {window} that no logging layer \
                  reported; {FIX}",

@@ -24,6 +24,7 @@ use crate::{
     error::Error,
     metric::{self, PUBLISH_BATCH},
     striped::StripedCounter,
+    trace::TraceId,
 };
 
 /// Distinct (method, route, kind) groups kept; errors of any further group fold into "other".
@@ -73,6 +74,7 @@ pub(crate) struct Sample {
     pub(crate) path: String,
     pub(crate) route: String,
     pub(crate) kind: ErrorKind,
+    pub(crate) trace_id: Option<TraceId>,
 }
 
 impl Sample {
@@ -83,6 +85,7 @@ impl Sample {
             path: context.path().to_owned(),
             route: context.route_label().to_owned(),
             kind: context.kind(),
+            trace_id: context.trace_id(),
         }
     }
 }
