@@ -3,19 +3,29 @@
 # Only the request loop is counted (--toggle-collect), after a warm-up; each variant runs with N
 # and 2N requests and the difference divided by N is the per-request cost. Every variant is
 # measured RUNS times and the median is shown (randomly seeded hashing still varies a little).
-# Variants: benches/requests.rs.
-#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=errors for the failing tables
+# Variants: benches/requests.rs. The last table compares the same variants built without and with
+# unhandled's cargo feature `opentelemetry`.
+#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors or feature for one part
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${N:-2000}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 cargo build --quiet --release -p unhandled-benches --bin requests
+cp target/release/requests "$work/requests"
+cargo build --quiet --release -p unhandled-benches --bin requests --features opentelemetry
+cp target/release/requests "$work/requests-opentelemetry"
+binary=$work/requests
+# count BINARY VARIANT REQUESTS: instructions collected in the request loop.
+count() {
+  valgrind --tool=callgrind --toggle-collect='*serve_counted*' --callgrind-out-file=/dev/null "$1" "$2" "$3" 2>&1 |
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+}
 once() {
   local one two
-  one=$(valgrind --tool=callgrind --toggle-collect='*serve_counted*' --callgrind-out-file=/dev/null target/release/requests "$1" "$n" 2>&1 |
-    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
-  two=$(valgrind --tool=callgrind --toggle-collect='*serve_counted*' --callgrind-out-file=/dev/null target/release/requests "$1" $((2 * n)) 2>&1 |
-    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
+  one=$(count "$binary" "$1" "$n")
+  two=$(count "$binary" "$1" $((2 * n)))
   echo $(( (two - one) / n ))
 }
 per_request() {
@@ -34,7 +44,7 @@ table() {
   done
 }
 # Variants to run, by name (default: all tables).
-only=${ONLY:-success errors}
+only=${ONLY:-success errors feature}
 if [[ $only == *success* ]]; then
   echo "Successful requests:"; echo
   table bare pass_through unhandled catch_panic logging_disabled
@@ -44,4 +54,13 @@ if [[ $only == *errors* ]]; then
   table error_pass_through error_unhandled
   echo
   table app_error_pass_through app_error_extension_logs app_error_trace_logs
+fi
+if [[ $only == *feature* ]]; then
+  echo; echo "The feature opentelemetry: the same variants built without and with it:"; echo
+  printf '| variant | without | with | added |\n|---|---:|---:|---:|\n'
+  for variant in unhandled unhandled_traceparent error_unhandled logging_to_sink logging_to_sink_traceparent; do
+    binary=$work/requests; without=$(per_request "$variant")
+    binary=$work/requests-opentelemetry; with=$(per_request "$variant")
+    printf '| %s | %d | %d | %d |\n' "$variant" "$without" "$with" $((with - without))
+  done
 fi

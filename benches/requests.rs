@@ -4,7 +4,11 @@
 //!
 //!     requests VARIANT N
 //!
-//! Successful requests: `bare`, `pass_through`, `unhandled`, `catch_panic`, `logging_disabled`.
+//! Successful requests: `bare`, `pass_through`, `unhandled`, `catch_panic`, `logging_disabled`;
+//! `unhandled_traceparent` (every request carries a W3C `traceparent` header), `logging_to_sink`
+//! and `logging_to_sink_traceparent` (`LoggingLayer` under a formatting subscriber at `DEBUG`
+//! writing to a sink: span and end event enabled). Built with the feature `opentelemetry`, a W3C
+//! propagator is installed.
 //! Failing requests (a formatting subscriber writing to a sink and a Prometheus recorder
 //! installed for all of them): `error_alone`, `error_pass_through` and `error_unhandled` (the
 //! handler returns an `unhandled::Error`, without a layer, with one that does nothing, with
@@ -43,6 +47,10 @@ fn main() {
             StatusCode::OK,
         ),
         "logging_disabled" => (ok().layer(unhandled::LoggingLayer::new()), StatusCode::OK),
+        "unhandled_traceparent" => (ok().layer(unhandled::layer()), StatusCode::OK),
+        "logging_to_sink" | "logging_to_sink_traceparent" => {
+            (ok().layer(unhandled::LoggingLayer::new()), StatusCode::OK)
+        }
         "error_alone" => (unhandled_error(), StatusCode::INTERNAL_SERVER_ERROR),
         "error_pass_through" => (
             unhandled_error().layer(tower::util::MapResponseLayer::new(|response| response)),
@@ -70,8 +78,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if variant.contains("error") {
+    if variant.contains("error") || variant.contains("sink") {
         let _ = tracing::dispatcher::set_global_default(unhandled_benches::sink_subscriber());
+    }
+    #[cfg(feature = "opentelemetry")]
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    if variant.contains("error") {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .expect("install the Prometheus recorder");
@@ -83,8 +97,9 @@ fn main() {
         .expect("runtime");
     // Warm up outside the counted function: lazily initialised state (the Prometheus recorder's
     // clock calibrates against wall time, so its instruction count varies from run to run).
-    runtime.block_on(serve(&app, 10, expected));
-    serve_counted(&runtime, &app, count, expected);
+    let traceparent = variant.ends_with("_traceparent");
+    runtime.block_on(serve(&app, 10, expected, traceparent));
+    serve_counted(&runtime, &app, count, expected, traceparent);
 }
 
 /// The part callgrind counts (`--toggle-collect=*serve_counted*`).
@@ -94,15 +109,20 @@ fn serve_counted(
     app: &Router,
     count: u64,
     expected: StatusCode,
+    traceparent: bool,
 ) {
-    runtime.block_on(serve(app, count, expected));
+    runtime.block_on(serve(app, count, expected, traceparent));
 }
 
-async fn serve(app: &Router, count: u64, expected: StatusCode) {
+/// Sends `count` requests, each with a W3C `traceparent` header when `traceparent` is set.
+async fn serve(app: &Router, count: u64, expected: StatusCode, traceparent: bool) {
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     for _ in 0..count {
-        let request = Request::get("/users/7")
-            .body(Body::empty())
-            .expect("request");
+        let mut request = Request::get("/users/7");
+        if traceparent {
+            request = request.header("traceparent", TRACEPARENT);
+        }
+        let request = request.body(Body::empty()).expect("request");
         let response = app.clone().oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), expected);
     }

@@ -57,6 +57,7 @@ pub struct ErrorContext<'a> {
     path: &'a str,
     route: Option<&'a str>,
     kind: ErrorKind,
+    #[cfg(feature = "opentelemetry")]
     trace_id: Option<TraceId>,
 }
 
@@ -68,14 +69,21 @@ impl<'a> ErrorContext<'a> {
             path,
             route,
             kind,
+            #[cfg(feature = "opentelemetry")]
             trace_id: None,
         }
     }
 
-    /// This context, naming the trace the request belongs to.
-    pub fn with_trace_id(mut self, trace_id: Option<TraceId>) -> Self {
-        self.trace_id = trace_id;
-        self
+    /// This context, naming the trace the request belongs to (kept with the cargo feature
+    /// `opentelemetry` only; without it a context names no trace).
+    pub fn with_trace_id(self, trace_id: Option<TraceId>) -> Self {
+        #[cfg(feature = "opentelemetry")]
+        return Self { trace_id, ..self };
+        #[cfg(not(feature = "opentelemetry"))]
+        {
+            let _ = trace_id;
+            self
+        }
     }
 
     /// The trace the failing request belongs to, when the cargo feature `opentelemetry` is on:
@@ -83,7 +91,10 @@ impl<'a> ErrorContext<'a> {
     /// handler, tower-http's `TraceLayer` with tracing-opentelemetry, any other), else from its
     /// W3C `traceparent` header. `None` without the feature, or when neither exists.
     pub fn trace_id(&self) -> Option<TraceId> {
-        self.trace_id
+        #[cfg(feature = "opentelemetry")]
+        return self.trace_id;
+        #[cfg(not(feature = "opentelemetry"))]
+        None
     }
 
     /// The request method.

@@ -63,7 +63,7 @@ impl RequestHead {
             #[cfg(feature = "opentelemetry")]
             traceparent: request
                 .headers()
-                .get("traceparent")
+                .get(crate::trace::TRACEPARENT)
                 .and_then(|value| crate::trace::from_traceparent(value.as_bytes()))
                 .map_or([0; 16], crate::TraceId::to_bytes),
         }

@@ -68,36 +68,44 @@ impl fmt::Debug for TraceId {
     }
 }
 
+/// The `traceparent` header's name, built once rather than parsed on every lookup.
+#[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+pub(crate) const TRACEPARENT: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("traceparent");
+
 /// The trace id of a W3C `traceparent` header value (`00-<trace id>-<parent id>-<flags>`), if it
-/// is well formed.
+/// is well formed. It runs on every request that carries the header, so it looks at fixed
+/// positions and allocates nothing.
 #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
 pub(crate) fn from_traceparent(value: &[u8]) -> Option<TraceId> {
-    let text = std::str::from_utf8(value).ok()?.trim();
-    let mut parts = text.split('-');
-    let version = parts.next()?;
-    let trace_id = parts.next()?;
-    let parent_id = parts.next()?;
-    let flags = parts.next()?;
     // Lowercase hex only, as W3C Trace Context requires.
-    let hex = |part: &str, len: usize| {
-        part.len() == len
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    // Version ff is invalid; version 00 has exactly four parts, later versions may have more.
-    let valid = hex(version, 2)
-        && hex(trace_id, 32)
-        && version != "ff"
-        && hex(parent_id, 16)
-        && parent_id != "0000000000000000"
-        && hex(flags, 2)
-        && (version != "00" || parts.next().is_none());
-    if valid {
-        TraceId::from_hex(trace_id)
-    } else {
-        None
+    fn lower_hex(bytes: &[u8]) -> bool {
+        bytes
+            .iter()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte))
     }
+    let value = value.trim_ascii();
+    if value.len() < 55 || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
+        return None;
+    }
+    let (version, trace_id) = (&value[..2], &value[3..35]);
+    let (parent_id, flags) = (&value[36..52], &value[53..55]);
+    // Version ff is invalid; version 00 has exactly four fields, later versions may have more.
+    let valid = lower_hex(version)
+        && version != b"ff"
+        && lower_hex(trace_id)
+        && lower_hex(parent_id)
+        && parent_id != [b'0'; 16]
+        && lower_hex(flags)
+        && (value.len() == 55 || (version != b"00" && value[55] == b'-'));
+    if !valid {
+        return None;
+    }
+    let mut bytes = [0; 16];
+    for (byte, pair) in bytes.iter_mut().zip(trace_id.chunks_exact(2)) {
+        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    TraceId::from_bytes(bytes)
 }
 
 #[cfg(feature = "opentelemetry")]
