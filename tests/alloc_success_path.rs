@@ -76,12 +76,27 @@ fn routes() -> Router {
 /// Allocations made by sending `REQUESTS` requests for `path` through `app`, request bodies and
 /// URIs built before counting starts.
 async fn allocations(app: &Router, path: &str, expected: StatusCode) -> u64 {
-    let requests: Vec<_> = (0..REQUESTS)
-        .map(|_| Request::get(path).body(Body::empty()).unwrap())
-        .collect();
+    allocations_with(app, path, expected, &[]).await
+}
+
+/// [`allocations`], every request carrying `headers`.
+async fn allocations_with(
+    app: &Router,
+    path: &str,
+    expected: StatusCode,
+    headers: &[(&str, &str)],
+) -> u64 {
+    let request = || {
+        let mut request = Request::get(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let requests: Vec<_> = (0..REQUESTS).map(|_| request()).collect();
     // Warm up: first calls fill lazily initialised state (thread-locals, the stripe index).
     for _ in 0..10 {
-        let warm = Request::get(path).body(Body::empty()).unwrap();
+        let warm = request();
         assert_eq!(app.clone().oneshot(warm).await.unwrap().status(), expected);
     }
     ALLOCATIONS.with(|count| count.set(0));
@@ -165,4 +180,25 @@ async fn logging_layer_with_levels_disabled_allocates_nothing() {
     let logged_count = allocations(&logged, "/users/7", StatusCode::OK).await;
 
     assert_eq!(logged_count, pass_through_count);
+}
+
+/// With the feature `opentelemetry`, the layer reads each request's `traceparent` header: still
+/// no allocation, with the header or without.
+#[cfg(feature = "opentelemetry")]
+#[tokio::test(flavor = "current_thread")]
+async fn reading_traceparent_allocates_nothing() {
+    let pass_through = routes()
+        .layer(tower::util::MapResponseLayer::new(|response| response))
+        .with_state(());
+    let layered = routes().layer(unhandled::layer()).with_state(());
+    let traceparent = [(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )];
+
+    let pass_through_count =
+        allocations_with(&pass_through, "/users/7", StatusCode::OK, &traceparent).await;
+    let layered_count = allocations_with(&layered, "/users/7", StatusCode::OK, &traceparent).await;
+
+    assert_eq!(layered_count, pass_through_count);
 }
