@@ -78,12 +78,6 @@ pub(crate) const TRACEPARENT: axum::http::HeaderName =
 /// positions and allocates nothing.
 #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
 pub(crate) fn from_traceparent(value: &[u8]) -> Option<TraceId> {
-    // Lowercase hex only, as W3C Trace Context requires.
-    fn lower_hex(bytes: &[u8]) -> bool {
-        bytes
-            .iter()
-            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte))
-    }
     let value = value.trim_ascii();
     if value.len() < 55 || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
         return None;
@@ -91,21 +85,42 @@ pub(crate) fn from_traceparent(value: &[u8]) -> Option<TraceId> {
     let (version, trace_id) = (&value[..2], &value[3..35]);
     let (parent_id, flags) = (&value[36..52], &value[53..55]);
     // Version ff is invalid; version 00 has exactly four fields, later versions may have more.
-    let valid = lower_hex(version)
+    let valid = lower_hex(version).is_some()
         && version != b"ff"
-        && lower_hex(trace_id)
-        && lower_hex(parent_id)
-        && parent_id != [b'0'; 16]
-        && lower_hex(flags)
+        && lower_hex(parent_id).is_some_and(|parent| parent != 0)
+        && lower_hex(flags).is_some()
         && (value.len() == 55 || (version != b"00" && value[55] == b'-'));
-    if !valid {
-        return None;
+    let trace_id = lower_hex(trace_id)?.to_be_bytes();
+    if valid { TraceId::from_bytes(trace_id) } else { None }
+}
+
+/// The number written in `hex`, lowercase hex digits only (as W3C Trace Context requires), at
+/// most 32 of them.
+fn lower_hex(hex: &[u8]) -> Option<u128> {
+    // The value of each byte as a lowercase hex digit; 0xff for every other byte.
+    const DIGITS: [u8; 256] = {
+        let mut digits = [0xff; 256];
+        let mut byte = 0;
+        while byte < 10 {
+            digits[b'0' as usize + byte] = byte as u8;
+            byte += 1;
+        }
+        let mut letter = 0;
+        while letter < 6 {
+            digits[b'a' as usize + letter] = 10 + letter as u8;
+            letter += 1;
+        }
+        digits
+    };
+    let mut number = 0_u128;
+    let mut invalid = 0;
+    for &byte in hex {
+        let digit = DIGITS[usize::from(byte)];
+        invalid |= digit;
+        number = (number << 4) | u128::from(digit & 0x0f);
     }
-    let mut bytes = [0; 16];
-    for (byte, pair) in bytes.iter_mut().zip(trace_id.chunks_exact(2)) {
-        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    TraceId::from_bytes(bytes)
+    // Any byte that is not a digit set all of `invalid`'s high bits.
+    (invalid & 0xf0 == 0 && hex.len() <= 32).then_some(number)
 }
 
 #[cfg(feature = "opentelemetry")]
