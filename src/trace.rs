@@ -91,7 +91,11 @@ pub(crate) fn from_traceparent(value: &[u8]) -> Option<TraceId> {
         && lower_hex(flags).is_some()
         && (value.len() == 55 || (version != b"00" && value[55] == b'-'));
     let trace_id = lower_hex(trace_id)?.to_be_bytes();
-    if valid { TraceId::from_bytes(trace_id) } else { None }
+    if valid {
+        TraceId::from_bytes(trace_id)
+    } else {
+        None
+    }
 }
 
 /// The number written in `hex`, lowercase hex digits only (as W3C Trace Context requires), at
