@@ -162,6 +162,9 @@ mod otel {
     /// text-map propagator reads it from `headers`: W3C `traceparent`, B3, whatever it was set
     /// to. No header, or one the propagator cannot read, leaves `span` a root.
     pub(crate) fn join_caller(span: &Span, headers: &HeaderMap) {
+        if span.is_disabled() {
+            return;
+        }
         // From an empty context: without a header, no span the thread happens to have attached.
         let caller = opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.extract_with_context(&opentelemetry::Context::new(), &Headers(headers))
