@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::{ServiceBuilder, ServiceExt};
 use unhandled::{Error, ErrorContext, ErrorHandlerLayer, ErrorKind, ReportingErrorHandler};
 
-use support::{load_failed, send};
+use support::{counted, load_failed, send};
 
 /// What a recording handler saw: kind, method, path, route, error chain.
 type Seen = Arc<Mutex<Vec<(ErrorKind, String, String, Option<String>, String)>>>;
@@ -383,14 +383,8 @@ async fn nested_error_handlers_count_each_failure_once() {
         StatusCode::INTERNAL_SERVER_ERROR
     );
 
-    let groups: Vec<_> = reporting
-        .breakdown()
-        .groups
-        .into_iter()
-        .map(|group| (group.route, group.kind, group.count))
-        .collect();
     assert_eq!(
-        groups,
+        counted(&reporting),
         [
             ("/panic".to_owned(), ErrorKind::Panic, 1),
             ("/plain-500".to_owned(), ErrorKind::Status, 1),
