@@ -31,6 +31,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use crate::context::ErrorKind;
+
 /// A type-erased error, as `tower` and `axum` spell it.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -47,8 +49,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///   [`Error::with_cause`] and it is counted again.
 ///
 /// `Error` is cheap to clone (one reference count) so that it can travel in response extensions
-/// from the handler to [`ErrorHandlerLayer`](crate::ErrorHandlerLayer). It deliberately does not
-/// implement `std::error::Error`, so that `From<E: std::error::Error>` can exist (as in `anyhow`).
+/// from the handler to [`ErrorHandlerLayer`](crate::ErrorHandlerLayer), which leaves it there for
+/// the layers outside to read. It deliberately does not implement `std::error::Error`, so that
+/// `From<E: std::error::Error>` can exist (as in `anyhow`).
 ///
 /// ```
 /// use axum::http::StatusCode;
@@ -63,9 +66,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert!(not_found.is_intentional());
 /// assert_eq!(not_found.to_string(), "404 Not Found");
 /// ```
-#[derive(Clone)]
 pub struct Error {
     inner: Arc<Inner>,
+    /// Set on the one handle an error handler leaves in the response it rendered: what kind of
+    /// failure it took this for. An error handler outside it then leaves the response alone, and
+    /// a logging layer outside it knows it comes too late. A clone starts unset.
+    rendered: Option<ErrorKind>,
+}
+
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            rendered: None,
+        }
+    }
 }
 
 struct Inner {
@@ -139,6 +154,27 @@ impl Error {
                 cause,
                 logged: AtomicBool::new(false),
             }),
+            rendered: None,
+        }
+    }
+
+    /// What kind of failure the error handler that rendered the response holding this handle
+    /// took it for; `None` when no error handler has.
+    pub(crate) fn rendered(&self) -> Option<ErrorKind> {
+        self.rendered
+    }
+
+    /// Marks this handle as left by an error handler in the response it rendered.
+    pub(crate) fn set_rendered(&mut self, kind: ErrorKind) {
+        self.rendered = Some(kind);
+    }
+
+    /// The kind of failure this error is when a handler returned or attached it.
+    pub(crate) fn returned_kind(&self) -> ErrorKind {
+        if self.is_missing_cause() {
+            ErrorKind::Status
+        } else {
+            ErrorKind::Error
         }
     }
 

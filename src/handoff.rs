@@ -17,15 +17,7 @@
 
 use std::{any::TypeId, cell::Cell};
 
-use crate::{context::ErrorKind, error::Error};
-
-/// Put by the error handler into every response it rendered, so that a logging layer outside it
-/// (too late to keep the error from being counted) can still log the error and say it is misplaced.
-#[derive(Clone)]
-pub(crate) struct Rendered {
-    pub(crate) error: Error,
-    pub(crate) kind: ErrorKind,
-}
+use crate::error::Error;
 
 /// A panic or service error, as both sides of the handoff can tell it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -89,7 +89,9 @@ async fn default_handler_renders_a_plain_500_that_leaks_no_error_text() {
         response.headers()["content-type"],
         "text/plain; charset=utf-8"
     );
-    assert!(response.extensions().get::<Error>().is_none());
+    // The error stays in the extensions, for the layers outside to read; never in the body.
+    let error = response.extensions().get::<Error>().expect("the error");
+    assert_eq!(error.to_string(), "password=hunter2 rejected");
     let body = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();

@@ -17,7 +17,7 @@ use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     handler::{ServerErrorHandler, render_default},
-    handoff::{Failure, Rendered, Scope},
+    handoff::{Failure, Scope},
 };
 
 pin_project! {
@@ -75,22 +75,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // The response the handler already rendered with the error, kept unless the error
-        // handler renders another one.
-        let mut rendered = None;
         let (error, kind) = match this.kind.project() {
             KindProj::Failed { failure } => failure.take().expect("future polled after completion"),
             KindProj::Future { future } => {
                 let scope = Scope::enter();
                 match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
                     Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(Ok(mut response))) => match failure_in(&mut response) {
-                        None => return Poll::Ready(Ok(response.map(Body::new))),
-                        Some(failure) => {
-                            rendered = Some(response.map(Body::new));
-                            failure
-                        }
-                    },
+                    Ok(Poll::Ready(Ok(response))) => {
+                        let response = response.map(Body::new);
+                        return Poll::Ready(Ok(responded(this.handler, this.head, response)));
+                    }
                     Ok(Poll::Ready(Err(error))) => (
                         scope.claim(Failure::service::<E>(), Error::new(error)),
                         ErrorKind::Service,
@@ -102,34 +96,59 @@ where
                 }
             }
         };
-        let mut response = handle(this.handler, &error, this.head, kind)
-            .or(rendered)
-            .unwrap_or_else(|| render_default(&error));
-        response.extensions_mut().insert(Rendered { error, kind });
-        Poll::Ready(Ok(response))
+        let response =
+            handle(this.handler, &error, this.head, kind).unwrap_or_else(|| render_default(&error));
+        Poll::Ready(Ok(with_rendered(response, error, kind)))
     }
 }
 
-/// The failure a response carries: the [`Error`] a handler returned or attached (one without a
-/// cause is a [`Status`](ErrorKind::Status) failure that a logging layer logged), else a 5xx
-/// status alone. `None` for any other response, which is the success path (one extension lookup
-/// and one status comparison), and for a 5xx that an error handler inside this one already
-/// rendered: it was that handler's to count.
-fn failure_in<B>(response: &mut Response<B>) -> Option<(Error, ErrorKind)> {
+/// The response of the inner service, after the error handler saw the failure it carries.
+///
+/// A failure is the [`Error`] a handler returned or attached (one without a cause is a
+/// [`Status`](ErrorKind::Status) failure that a logging layer logged), else a 5xx status alone.
+/// Any other response is the success path: one extension lookup (nothing to look up when the
+/// response has no extensions) and one status comparison. So is a response an error handler
+/// inside this one rendered already: its failure was that handler's to count.
+///
+/// The response the handler returned is kept unless the error handler renders another; either
+/// way it leaves with the error in its extensions, marked rendered.
+fn responded<H: ServerErrorHandler>(
+    handler: &H,
+    head: &RequestHead,
+    mut response: Response<Body>,
+) -> Response<Body> {
     let status = response.status();
-    let extensions = response.extensions_mut();
-    if let Some(error) = extensions.remove::<Error>() {
-        let kind = if error.is_missing_cause() {
-            ErrorKind::Status
-        } else {
-            ErrorKind::Error
-        };
-        return Some((error, kind));
+    match response.extensions_mut().get_mut::<Error>() {
+        Some(error) if error.rendered().is_some() => response,
+        Some(error) => {
+            let kind = error.returned_kind();
+            error.set_rendered(kind);
+            match handle(handler, error, head, kind) {
+                None => response,
+                Some(replaced) => {
+                    let error = error.clone();
+                    with_rendered(replaced, error, kind)
+                }
+            }
+        }
+        None if !status.is_server_error() => response,
+        None => {
+            let error = Error::without_cause(status);
+            let response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);
+            with_rendered(response, error, ErrorKind::Status)
+        }
     }
-    if !status.is_server_error() || extensions.get::<Rendered>().is_some() {
-        return None;
-    }
-    Some((Error::without_cause(status), ErrorKind::Status))
+}
+
+/// `response` with `error` in its extensions, marked as rendered by this error handler.
+fn with_rendered(
+    mut response: Response<Body>,
+    mut error: Error,
+    kind: ErrorKind,
+) -> Response<Body> {
+    error.set_rendered(kind);
+    response.extensions_mut().insert(error);
+    response
 }
 
 /// Asks `handler` for the response; `None` when it defers, or panics itself.

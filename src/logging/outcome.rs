@@ -15,7 +15,7 @@ use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
     error::{Error, text_of},
-    handoff::{self, Failure, Rendered},
+    handoff::{self, Failure},
     head::RequestHead,
     level::{enabled_at, event_at},
 };
@@ -41,17 +41,13 @@ impl Outcome {
     /// and a 5xx without one gets one (with no cause) marked logged, for the error handler.
     pub(crate) fn responded<B>(&self, span: &Span, response: &mut Response<B>) {
         let status = response.status();
-        let inside = response.extensions().get::<Error>();
-        let outside = response.extensions().get::<Rendered>();
-        if outside.is_some() {
+        let error = response.extensions().get::<Error>();
+        // Rendered: an error handler inside this layer saw it first, and counted it.
+        let rendered = error.and_then(Error::rendered);
+        if rendered.is_some() {
             warn_misplaced();
         }
-        let (error, kind) = match (inside, outside) {
-            (Some(error), _) if error.is_missing_cause() => (Some(error), ErrorKind::Status),
-            (Some(error), _) => (Some(error), ErrorKind::Error),
-            (None, Some(rendered)) => (Some(&rendered.error), rendered.kind),
-            (None, None) => (None, ErrorKind::Status),
-        };
+        let kind = rendered.or(error.map(Error::returned_kind));
         let unhandled = error.filter(|error| !error.is_intentional());
         if unhandled.is_none() && !status.is_server_error() {
             span::close(span, Some(status), None);
@@ -60,15 +56,15 @@ impl Outcome {
         }
         let text = unhandled.map_or_else(|| status.to_string(), Error::chain_text);
         span::close(span, Some(status), Some(&text));
-        if self.failed(span, kind, Some(status), &text) {
-            match inside {
+        let kind = kind.unwrap_or(ErrorKind::Status);
+        if self.failed(span, kind, Some(status), &text) && rendered.is_none() {
+            match error {
                 Some(error) => error.mark_logged(),
-                None if outside.is_none() => {
+                None => {
                     let logged = Error::without_cause(status);
                     logged.mark_logged();
                     response.extensions_mut().insert(logged);
                 }
-                None => {}
             }
         }
     }
