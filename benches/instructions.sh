@@ -53,7 +53,7 @@ if [[ $only == *errors* ]]; then
   echo; echo "Failing requests, against a layer that does nothing (axum's route boxing cancels out):"; echo
   table error_pass_through error_unhandled
   echo
-  table app_error_pass_through app_error_extension_logs app_error_trace_logs
+  table app_error_pass_through app_error_unhandled app_error_extension_logs app_error_trace_logs
 fi
 if [[ $only == *feature* ]]; then
   echo; echo "The feature opentelemetry: the same variants built without and with it:"; echo

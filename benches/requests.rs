@@ -13,8 +13,9 @@
 //! installed for all of them): `error_alone`, `error_pass_through` and `error_unhandled` (the
 //! handler returns an `unhandled::Error`, without a layer, with one that does nothing, with
 //! `unhandled::layer()` counting it), `app_error_alone`, `app_error_pass_through`,
-//! `app_error_extension_logs` and `app_error_trace_logs` (the axum error-handling example's error,
-//! without a layer, with one that does nothing, logged by a `map_response` middleware, logged by
+//! `app_error_unhandled`, `app_error_extension_logs` and `app_error_trace_logs` (the axum
+//! error-handling example's error, without a layer, with one that does nothing, counted by
+//! `unhandled::layer()` as a 5xx without a cause, logged by a `map_response` middleware, logged by
 //! tower-http's `TraceLayer`). Every layered route pays axum's route boxing alike, so a layer's
 //! own cost is its variant minus the pass-through one.
 
@@ -65,6 +66,10 @@ fn main() {
             StatusCode::INTERNAL_SERVER_ERROR,
         ),
         "app_error_alone" => (app_error(), StatusCode::INTERNAL_SERVER_ERROR),
+        "app_error_unhandled" => (
+            app_error().layer(unhandled::layer()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
         "app_error_extension_logs" => (
             app_error().layer(map_response(log_app_errors)),
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -19,6 +19,13 @@ use std::{any::TypeId, cell::Cell};
 
 use crate::error::Error;
 
+/// Left by an error handler in a 5xx response without an [`Error`] that it saw (an
+/// [`ErrorKind::Status`](crate::ErrorKind::Status) failure), so that an error handler outside it
+/// does not count it again and a logging layer outside it knows it comes too late. An `Error`
+/// it saw stays in the response instead, marked rendered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RenderedStatus;
+
 /// A panic or service error, as both sides of the handoff can tell it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Failure {

@@ -17,7 +17,7 @@ use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     handler::{ServerErrorHandler, render_default},
-    handoff::{Failure, Scope},
+    handoff::{Failure, RenderedStatus, Scope},
 };
 
 pin_project! {
@@ -111,33 +111,37 @@ where
 /// inside this one rendered already: its failure was that handler's to count.
 ///
 /// The response the handler returned is kept unless the error handler renders another; either
-/// way it leaves with the error in its extensions, marked rendered.
+/// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one,
+/// with the [`RenderedStatus`] marker.
 fn responded<H: ServerErrorHandler>(
     handler: &H,
     head: &RequestHead,
     mut response: Response<Body>,
 ) -> Response<Body> {
     let status = response.status();
-    match response.extensions_mut().get_mut::<Error>() {
-        Some(error) if error.rendered().is_some() => response,
-        Some(error) => {
-            let kind = error.returned_kind();
-            error.set_rendered(kind);
-            match handle(handler, error, head, kind) {
-                None => response,
-                Some(replaced) => {
-                    let error = error.clone();
-                    with_rendered(replaced, error, kind)
-                }
+    if let Some(error) = response.extensions_mut().get_mut::<Error>() {
+        if error.rendered().is_some() {
+            return response;
+        }
+        let kind = error.returned_kind();
+        error.set_rendered(kind);
+        return match handle(handler, error, head, kind) {
+            None => response,
+            Some(replaced) => {
+                let error = error.clone();
+                with_rendered(replaced, error, kind)
             }
-        }
-        None if !status.is_server_error() => response,
-        None => {
-            let error = Error::without_cause(status);
-            let response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);
-            with_rendered(response, error, ErrorKind::Status)
-        }
+        };
     }
+    if !status.is_server_error() || response.extensions().get::<RenderedStatus>().is_some() {
+        return response;
+    }
+    let error = Error::without_cause(status);
+    let mut response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);
+    // A zero-sized marker rather than the error, which would say no more than the status:
+    // boxing it into the extensions allocates nothing.
+    response.extensions_mut().insert(RenderedStatus);
+    response
 }
 
 /// `response` with `error` in its extensions, marked as rendered by this error handler.

@@ -15,7 +15,7 @@ use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
     error::{Error, text_of},
-    handoff::{self, Failure},
+    handoff::{self, Failure, RenderedStatus},
     head::RequestHead,
     level::{enabled_at, event_at},
 };
@@ -43,7 +43,12 @@ impl Outcome {
         let status = response.status();
         let error = response.extensions().get::<Error>();
         // Rendered: an error handler inside this layer saw it first, and counted it.
-        let rendered = error.and_then(Error::rendered);
+        let rendered = error.and_then(Error::rendered).or_else(|| {
+            let extensions = response.extensions();
+            extensions
+                .get::<RenderedStatus>()
+                .map(|_| ErrorKind::Status)
+        });
         if rendered.is_some() {
             warn_misplaced();
         }
