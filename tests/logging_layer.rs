@@ -241,6 +241,11 @@ async fn misordered_logging_layer_warns_once_and_the_error_is_counted() {
     let reporting = reporting();
     let app = Router::new()
         .route("/users/{id}", get(fails))
+        .route(
+            "/status",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .route("/panic", get(panics))
         .layer(ErrorHandlerLayer::new(reporting.clone()))
         .layer(LoggingLayer::new());
 
@@ -273,4 +278,30 @@ async fn misordered_logging_layer_warns_once_and_the_error_is_counted() {
         "loading user 7: connection refused"
     );
     assert_eq!(reporting.unhandled_count(), 2);
+
+    // Failures without an `Error` of the handler's own are logged with their kind too, and
+    // counted once.
+    send(&app, "/status").await;
+    send(&app, "/panic").await;
+    let logged = request_events(&events);
+    let kinds: Vec<(&str, &str)> = logged
+        .iter()
+        .filter(|event| event.fields.contains_key("kind"))
+        .map(|event| (event.field("kind"), event.field("error")))
+        .skip(2)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("status", "500 Internal Server Error"),
+            ("panic", "handler panicked: index out of bounds")
+        ]
+    );
+    let counted: Vec<(&str, u64)> = reporting
+        .breakdown()
+        .groups
+        .iter()
+        .map(|group| (group.kind.as_str(), group.count))
+        .collect();
+    assert_eq!(counted, [("error", 2), ("status", 1), ("panic", 1)]);
 }
