@@ -17,9 +17,11 @@
 //!   logged at once and never counted
 //! - `GET /metrics`: Prometheus text, including `http_server_unhandled_errors_total`
 //!
-//! `UNHANDLED_BARE=1` serves the same routes with neither `unhandled::layer()` nor the logging
-//! layer (the baseline of `benches/wrk.sh`): failures go uncounted, and every response carries
-//! `x-unhandled-variant: bare` (`layered` otherwise) so that a benchmark can tell them apart.
+//! For `benches/wrk.sh` and `benches/server_instructions.sh`, `UNHANDLED_BARE=1` serves the same
+//! routes with neither `unhandled::layer()` nor the logging layer (failures go uncounted), and
+//! `UNHANDLED_BARE=pass-through` puts a layer that does nothing where they were: what any
+//! `Router::layer` costs in axum, which boxes every layered route. Every response carries
+//! `x-unhandled-variant: bare`, `pass-through` or `layered`, so that a benchmark can tell them apart.
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
@@ -124,14 +126,58 @@ fn logged_routes() -> Router {
         .route("/logged/panic", get(panic))
 }
 
-fn app(metrics: PrometheusHandle, bare: bool) -> Router {
-    let served = if bare {
-        routes().merge(logged_routes())
-    } else {
-        let logged = logged_routes().layer(LoggingLayer::new());
-        routes().merge(logged).layer(unhandled::layer())
+/// What the demo serves its routes with (`UNHANDLED_BARE`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// `unhandled::layer()`, and the logging layer on `/logged/*`.
+    Layered,
+    /// Neither.
+    Bare,
+    /// A layer that does nothing, in place of both.
+    PassThrough,
+}
+
+impl Variant {
+    const VAR: &str = "UNHANDLED_BARE";
+
+    fn from_env() -> Result<Self, String> {
+        match std::env::var(Self::VAR).as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("" | "0") => Ok(Self::Layered),
+            Ok("1") => Ok(Self::Bare),
+            Ok("pass-through") => Ok(Self::PassThrough),
+            Ok(other) => Err(format!(
+                "invalid {}={other:?}: expected \"1\" (no layer), \"pass-through\" (a layer \
+                 that does nothing) or \"0\" (unhandled's layers, the default)",
+                Self::VAR
+            )),
+            Err(std::env::VarError::NotUnicode(value)) => Err(format!(
+                "invalid {}={value:?}: not UTF-8; expected \"1\", \"pass-through\" or \"0\"",
+                Self::VAR
+            )),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Layered => "layered",
+            Self::Bare => "bare",
+            Self::PassThrough => "pass-through",
+        }
+    }
+}
+
+fn app(metrics: PrometheusHandle, variant: Variant) -> Router {
+    let served = match variant {
+        Variant::Bare => routes().merge(logged_routes()),
+        Variant::PassThrough => routes()
+            .merge(logged_routes())
+            .layer(MapResponseLayer::new(|response: Response| response)),
+        Variant::Layered => {
+            let logged = logged_routes().layer(LoggingLayer::new());
+            routes().merge(logged).layer(unhandled::layer())
+        }
     };
-    let variant = HeaderValue::from_static(if bare { "bare" } else { "layered" });
+    let variant = HeaderValue::from_static(variant.name());
     served
         .route(
             "/metrics",
@@ -145,7 +191,7 @@ fn app(metrics: PrometheusHandle, bare: bool) -> Router {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Fatal> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
@@ -161,29 +207,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let addr: SocketAddr = match std::env::var("ADDR") {
         Ok(text) => text.parse().map_err(|error| {
-            format!("invalid ADDR={text:?}: {error}; expected e.g. 127.0.0.1:3000")
+            Fatal(format!(
+                "invalid ADDR={text:?}: {error}; expected e.g. 127.0.0.1:3000"
+            ))
         })?,
         Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
     };
-    let bare = std::env::var_os("UNHANDLED_BARE").is_some_and(|value| value == "1");
+    let variant = Variant::from_env().map_err(Fatal)?;
     let reporting = ReportingErrorHandler::global();
     let _flush_on_exit = reporting.shutdown_guard();
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let serving = if bare {
-        "bare: without unhandled::layer()".to_owned()
-    } else {
-        format!(
+    let serving = match variant {
+        Variant::Layered => format!(
             "report interval {}",
             describe_interval(reporting.interval())
-        )
+        ),
+        Variant::Bare => "bare: without unhandled::layer()".to_owned(),
+        Variant::PassThrough => "pass-through: a layer that does nothing".to_owned(),
     };
     println!("listening on http://{} ({serving})", listener.local_addr()?);
-    axum::serve(listener, app(metrics, bare))
+    axum::serve(listener, app(metrics, variant))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
     Ok(())
+}
+
+/// What `main` fails with: printed as its text (`Error: invalid ADDR=...`), not quoted.
+struct Fatal(String);
+
+impl fmt::Debug for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Fatal {
+    fn from(error: E) -> Self {
+        Self(error.to_string())
+    }
 }
 
 fn describe_interval(interval: Duration) -> String {

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Instructions the release demo server spends per HTTP request, counted by callgrind: what
+# benches/wrk.sh measures in time, without the machine's noise. curl sends the requests one after
+# another over one keep-alive connection on 127.0.0.1; only the connection's task is counted
+# (--toggle-collect on axum::serve's handle_connection: reading, parsing, routing, the layers, the
+# handler, writing; not tokio's scheduler, not the kernel). Each variant serves N and then 2N
+# requests after a warm-up; the difference divided by N is the per-request count, the median of
+# RUNS runs is shown. Before counting, the script checks the server's x-unhandled-variant header.
+# Variants (examples/server.rs, UNHANDLED_BARE): bare (no layer), pass-through (a layer that does
+# nothing: axum's per-route boxing alone), layered (unhandled::layer()).
+#   bash benches/server_instructions.sh     # N=500 RUNS=3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${N:-500}
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+cargo build --quiet --release --example server
+work=$(mktemp -d)
+pid=
+cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# requests ADDRESS PATH COUNT: a curl config sending COUNT requests on one connection.
+requests() {
+  for _ in $(seq "$3"); do printf 'url = "http://%s%s"\noutput = "/dev/null"\n' "$1" "$2"; done >"$work/curl.cfg"
+}
+
+# count VARIANT PATH REQUESTS: instructions of the server's connection tasks.
+count() {
+  local variant=$1 address= seen
+  case $variant in bare) bare=1 ;; pass-through) bare=pass-through ;; *) bare=0 ;; esac
+  UNHANDLED_BARE=$bare ADDR=127.0.0.1:0 RUST_LOG=off UNHANDLED_ERRORS_REPORT_INTERVAL=0 \
+    valgrind --tool=callgrind --toggle-collect='*handle_connection*' --callgrind-out-file=/dev/null \
+    target/release/examples/server >"$work/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do
+    address=$(sed -n 's|^listening on http://\([0-9.:]*\).*|\1|p' "$work/server.log")
+    [ -n "$address" ] && break
+    sleep 0.1
+  done
+  [ -n "$address" ] || { cat "$work/server.log" >&2; exit 1; }
+  seen=$(curl -s -D - -o /dev/null "http://$address/ok" | tr -d '\r' | sed -n 's/^x-unhandled-variant: //p')
+  [ "$seen" = "$variant" ] || { echo "expected variant $variant, the server says '$seen'" >&2; exit 1; }
+  requests "$address" "$2" 10
+  curl -s -K "$work/curl.cfg"
+  requests "$address" "$2" "$3"
+  curl -s -K "$work/curl.cfg"
+  kill -INT "$pid"
+  wait "$pid" || true
+  pid=
+  sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$work/server.log"
+}
+
+once() {
+  local one two
+  one=$(count "$1" "$2" "$n")
+  two=$(count "$1" "$2" $((2 * n)))
+  echo $(((two - one) / n))
+}
+
+per_request() {
+  for _ in $(seq "${RUNS:-3}"); do once "$1" "$2"; done | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+}
+
+for path in /ok /error; do
+  echo
+  echo "GET $path, instructions of the server per request:"
+  echo
+  printf '| variant | instructions per request | ÷ bare | added to bare |\n|---|---:|---:|---:|\n'
+  base=
+  for variant in bare pass-through layered; do
+    value=$(per_request "$variant" "$path")
+    base=${base:-$value}
+    awk -v v="$variant" -v p="$value" -v b="$base" \
+      'BEGIN { printf "| %s | %d | %.3f | %d |\n", v, p, p / b, p - b }'
+  done
+done
