@@ -48,6 +48,8 @@ only=${ONLY:-success errors feature}
 if [[ $only == *success* ]]; then
   echo "Successful requests:"; echo
   table bare pass_through unhandled catch_panic logging_disabled
+  echo; echo "Two layers, in two Router::layer calls and in one:"; echo
+  table unhandled two_layer_calls one_layer_call
 fi
 if [[ $only == *errors* ]]; then
   echo; echo "Failing requests, against a layer that does nothing (axum's route boxing cancels out):"; echo

@@ -5,6 +5,8 @@
 //!     requests VARIANT N
 //!
 //! Successful requests: `bare`, `pass_through`, `unhandled`, `catch_panic`, `logging_disabled`;
+//! `two_layer_calls` (a pass-through layer and `unhandled::layer()` in two `Router::layer` calls)
+//! and `one_layer_call` (the same two in one `ServiceBuilder`, one call);
 //! `unhandled_traceparent` (every request carries a W3C `traceparent` header), `logging_to_sink`
 //! and `logging_to_sink_traceparent` (`LoggingLayer` under a formatting subscriber at `DEBUG`
 //! writing to a sink: span and end event enabled). Built with the feature `opentelemetry`, a W3C
@@ -43,6 +45,19 @@ fn main() {
             StatusCode::OK,
         ),
         "unhandled" => (ok().layer(unhandled::layer()), StatusCode::OK),
+        "two_layer_calls" => (
+            ok().layer(tower::util::MapResponseLayer::new(|response| response))
+                .layer(unhandled::layer()),
+            StatusCode::OK,
+        ),
+        "one_layer_call" => (
+            ok().layer(
+                tower::ServiceBuilder::new()
+                    .layer(unhandled::layer())
+                    .map_response(|response| response),
+            ),
+            StatusCode::OK,
+        ),
         "catch_panic" => (
             ok().layer(tower_http::catch_panic::CatchPanicLayer::new()),
             StatusCode::OK,
