@@ -1,80 +1,89 @@
 #!/usr/bin/env bash
 # Loopback HTTP throughput of the release demo server, side by side: bare (no layer), pass-through
 # (a layer that does nothing: what axum's per-route boxing costs any Router::layer) and layered
-# (unhandled::layer()). The server is pinned to core 0, wrk (Debian's package) to core 1; the
-# variants alternate ROUNDS times, each loading GET /ok and then the always-failing GET /error.
-# Before a variant is measured the script proves which one it is: the response header
-# x-unhandled-variant, and after the failing load whether /metrics counted /error (only the
-# layered variant does). Prints every round, the medians of the pairwise ratios per route, and
-# the cost per failing request. 127.0.0.1 only, bounded by DURATION.
-#   bash benches/wrk.sh            # ROUNDS=5 DURATION=5s CONNECTIONS=32
+# (unhandled::layer()). The three servers run at once, all pinned to core 0, and wrk (Debian's
+# package) on core 1 loads one at a time, in short bursts: each round loads GET /ok on each
+# variant, then the always-failing GET /error on each, the order of the variants rotating from
+# round to round, so that the host's slow swings hit every variant alike. Before measuring, the
+# script proves which server is which variant (the response header x-unhandled-variant), and
+# after, that only the layered one counted /error in /metrics. Prints every round, the medians of
+# the per-round ratios per route, and the cost per failing request. 127.0.0.1 only, bounded by
+# ROUNDS and DURATION.
+#   bash benches/wrk.sh            # ROUNDS=15 DURATION=2s CONNECTIONS=32
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${ROUNDS:-5} duration=${DURATION:-5s} connections=${CONNECTIONS:-32}
+rounds=${ROUNDS:-15} duration=${DURATION:-2s} connections=${CONNECTIONS:-32}
+variants=(bare pass-through layered)
 
-if ! command -v wrk >/dev/null || ! command -v taskset >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk util-linux >/dev/null
+if ! command -v wrk >/dev/null || ! command -v taskset >/dev/null || ! command -v curl >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk util-linux curl >/dev/null
 fi
 cargo build --quiet --release --example server
 work=$(mktemp -d)
-pid=
-cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; wait 2>/dev/null || true; rm -rf "$work"; }
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-# rate ADDRESS PATH: requests/s of wrk on core 1.
-rate() {
-  taskset -c 1 wrk -t1 -c"$connections" -d"$duration" "http://$1$2" >"$work/wrk.txt"
-  awk '/^Requests\/sec:/ {print $2}' "$work/wrk.txt"
-}
-
-# run VARIANT: serves the demo as VARIANT (bare or layered) on core 0; prints "OK_RATE ERROR_RATE".
-run() {
-  local variant=$1 address= seen counted
+# start VARIANT: serves the demo as VARIANT on core 0; sets address[VARIANT].
+declare -A address
+start() {
+  local variant=$1 bare found= seen
   case $variant in bare) bare=1 ;; pass-through) bare=pass-through ;; *) bare=0 ;; esac
-  UNHANDLED_BARE=$bare ADDR=127.0.0.1:0 RUST_LOG=off \
-    UNHANDLED_ERRORS_REPORT_INTERVAL=0 taskset -c 0 target/release/examples/server >"$work/server.log" 2>&1 &
-  pid=$!
+  UNHANDLED_BARE=$bare ADDR=127.0.0.1:0 RUST_LOG=off UNHANDLED_ERRORS_REPORT_INTERVAL=0 \
+    taskset -c 0 target/release/examples/server >"$work/$variant.log" 2>&1 &
+  pids+=($!)
   for _ in $(seq 100); do
-    address=$(sed -n 's|^listening on http://\([0-9.:]*\).*|\1|p' "$work/server.log")
-    [ -n "$address" ] && break
+    found=$(sed -n 's|^listening on http://\([0-9.:]*\).*|\1|p' "$work/$variant.log")
+    [ -n "$found" ] && break
     sleep 0.1
   done
-  [ -n "$address" ] || { cat "$work/server.log" >&2; exit 1; }
-  seen=$(curl -s -D - -o /dev/null "http://$address/ok" | tr -d '\r' | sed -n 's/^x-unhandled-variant: //p')
+  [ -n "$found" ] || { cat "$work/$variant.log" >&2; exit 1; }
+  seen=$(curl -s -D - -o /dev/null "http://$found/ok" | tr -d '\r' | sed -n 's/^x-unhandled-variant: //p')
   [ "$seen" = "$variant" ] || { echo "expected variant $variant, the server says '$seen'" >&2; exit 1; }
-  local ok error
-  ok=$(rate "$address" /ok)
-  grep -q "Non-2xx" "$work/wrk.txt" && { cat "$work/wrk.txt" >&2; exit 1; }
-  error=$(rate "$address" /error)
-  counted=$(curl -s "http://$address/metrics" | grep -c 'http_server_unhandled_errors_total{.*route="/error"' || true)
-  if [ "$variant" = layered ] && [ "$counted" = 0 ]; then echo "layered variant counted no /error" >&2; exit 1; fi
-  if [ "$variant" != layered ] && [ "$counted" != 0 ]; then echo "$variant variant counted /error" >&2; exit 1; fi
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-  echo "$ok $error"
+  address[$variant]=$found
+}
+
+# rate VARIANT PATH: requests/s of wrk on core 1 against VARIANT's server.
+rate() {
+  taskset -c 1 wrk -t1 -c"$connections" -d"$duration" "http://${address[$1]}$2" >"$work/wrk.txt"
+  if [ "$2" = /ok ] && grep -q "Non-2xx" "$work/wrk.txt"; then cat "$work/wrk.txt" >&2; exit 1; fi
+  awk '/^Requests\/sec:/ {print $2}' "$work/wrk.txt"
 }
 
 # ratio A B: A / B to four places.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", a / b}'; }
 # Server time per failing request is 1/rate (one core serves); a layer's share is the difference.
 cost() { awk -v l="$1" -v b="$2" 'BEGIN {printf "%.0f", (1 / l - 1 / b) * 1e9}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+for variant in "${variants[@]}"; do start "$variant"; done
+declare -A rates
 ok_ratios=() error_ratios=() ok_boxing=() error_boxing=() ok_own=() error_own=() costs=() own_costs=()
 for round in $(seq "$rounds"); do
-  read -r bare_ok bare_error < <(run bare)
-  read -r pass_ok pass_error < <(run pass-through)
-  read -r layered_ok layered_error < <(run layered)
-  ok_ratios+=("$(ratio "$layered_ok" "$bare_ok")")
-  error_ratios+=("$(ratio "$layered_error" "$bare_error")")
-  ok_boxing+=("$(ratio "$pass_ok" "$bare_ok")")
-  error_boxing+=("$(ratio "$pass_error" "$bare_error")")
-  ok_own+=("$(ratio "$layered_ok" "$pass_ok")")
-  error_own+=("$(ratio "$layered_error" "$pass_error")")
-  costs+=("$(cost "$layered_error" "$bare_error")")
-  own_costs+=("$(cost "$layered_error" "$pass_error")")
-  echo "round $round: /ok bare $bare_ok pass-through $pass_ok layered $layered_ok req/s;" \
-    "/error bare $bare_error pass-through $pass_error layered $layered_error req/s"
+  shift_by=$((round % 3))
+  order=("${variants[@]:shift_by}" "${variants[@]:0:shift_by}")
+  for path in /ok /error; do
+    for variant in "${order[@]}"; do rates[$variant$path]=$(rate "$variant" "$path"); done
+  done
+  ok_ratios+=("$(ratio "${rates[layered/ok]}" "${rates[bare/ok]}")")
+  error_ratios+=("$(ratio "${rates[layered/error]}" "${rates[bare/error]}")")
+  ok_boxing+=("$(ratio "${rates[pass-through/ok]}" "${rates[bare/ok]}")")
+  error_boxing+=("$(ratio "${rates[pass-through/error]}" "${rates[bare/error]}")")
+  ok_own+=("$(ratio "${rates[layered/ok]}" "${rates[pass-through/ok]}")")
+  error_own+=("$(ratio "${rates[layered/error]}" "${rates[pass-through/error]}")")
+  costs+=("$(cost "${rates[layered/error]}" "${rates[bare/error]}")")
+  own_costs+=("$(cost "${rates[layered/error]}" "${rates[pass-through/error]}")")
+  echo "round $round (${order[*]}): /ok bare ${rates[bare/ok]} pass-through ${rates[pass-through/ok]}" \
+    "layered ${rates[layered/ok]} req/s; /error bare ${rates[bare/error]}" \
+    "pass-through ${rates[pass-through/error]} layered ${rates[layered/error]} req/s"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-echo "medians of the pairwise ratios:"
+
+for variant in "${variants[@]}"; do
+  counted=$(curl -s "http://${address[$variant]}/metrics" | grep -c 'http_server_unhandled_errors_total{.*route="/error"' || true)
+  if [ "$variant" = layered ] && [ "$counted" = 0 ]; then echo "the layered variant counted no /error" >&2; exit 1; fi
+  if [ "$variant" != layered ] && [ "$counted" != 0 ]; then echo "the $variant variant counted /error" >&2; exit 1; fi
+done
+echo "medians of the per-round ratios:"
 echo "  layered / bare:              /ok $(median "${ok_ratios[@]}"), /error $(median "${error_ratios[@]}")"
 echo "  pass-through / bare:         /ok $(median "${ok_boxing[@]}"), /error $(median "${error_boxing[@]}")"
 echo "  layered / pass-through:      /ok $(median "${ok_own[@]}"), /error $(median "${error_own[@]}")"

@@ -305,3 +305,36 @@ async fn misordered_logging_layer_warns_once_and_the_error_is_counted() {
         .collect();
     assert_eq!(counted, [("error", 2), ("status", 1), ("panic", 1)]);
 }
+
+/// Both layers in one `Router::layer` call (axum boxes every route once per call): the first
+/// layer of a `ServiceBuilder` is the outer one, so the error handler goes first. Each failure is
+/// logged once and none is counted, as with two calls.
+#[tokio::test]
+async fn both_layers_in_one_service_builder_log_and_do_not_count() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let app = Router::new()
+        .route("/users/{id}", get(fails))
+        .route("/panic", get(panics))
+        .route(
+            "/plain-500",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .layer(
+            ServiceBuilder::new()
+                .layer(ErrorHandlerLayer::new(reporting.clone()))
+                .layer(LoggingLayer::new()),
+        );
+
+    for path in ["/users/7", "/panic", "/plain-500"] {
+        let (status, _) = send(&app, path).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+    }
+
+    let kinds: Vec<String> = request_events(&events)
+        .iter()
+        .map(|event| event.field("kind").to_owned())
+        .collect();
+    assert_eq!(kinds, ["error", "panic", "status"]);
+    assert_eq!(reporting.unhandled_count(), 0);
+}
