@@ -159,6 +159,20 @@ pub fn unhandled_error_routes() -> axum::Router {
     )
 }
 
+/// `/users/{id}` answering a plain `500` with a text body, no layer: what an application's own
+/// error type renders when it keeps nothing in the extensions (axum's anyhow example).
+pub fn status_routes() -> axum::Router {
+    axum::Router::new().route(
+        "/users/{id}",
+        axum::routing::get(|| async {
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong: the database is down",
+            )
+        }),
+    )
+}
+
 /// `/users/{id}` failing with an [`AppError`], no layer.
 pub fn app_error_routes() -> axum::Router {
     axum::Router::new().route(

@@ -18,7 +18,9 @@
 //! `app_error_unhandled`, `app_error_extension_logs` and `app_error_trace_logs` (the axum
 //! error-handling example's error, without a layer, with one that does nothing, counted by
 //! `unhandled::layer()` as a 5xx without a cause, logged by a `map_response` middleware, logged by
-//! tower-http's `TraceLayer`). Every layered route pays axum's route boxing alike, so a layer's
+//! tower-http's `TraceLayer`); `status_pass_through` and `status_unhandled` (a plain `500` with a
+//! text body and nothing in its extensions, behind a layer that does nothing and counted by
+//! `unhandled::layer()`). Every layered route pays axum's route boxing alike, so a layer's
 //! own cost is its variant minus the pass-through one.
 
 use axum::{
@@ -29,7 +31,7 @@ use axum::{
     routing::get,
 };
 use tower::ServiceExt;
-use unhandled_benches::{app_error_routes, log_app_errors, unhandled_error_routes};
+use unhandled_benches::{app_error_routes, log_app_errors, status_routes, unhandled_error_routes};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -78,6 +80,14 @@ fn main() {
         ),
         "error_unhandled" => (
             unhandled_error().layer(unhandled::layer()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        "status_pass_through" => (
+            status_routes().layer(tower::util::MapResponseLayer::new(|response| response)),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        "status_unhandled" => (
+            status_routes().layer(unhandled::layer()),
             StatusCode::INTERNAL_SERVER_ERROR,
         ),
         "app_error_alone" => (app_error(), StatusCode::INTERNAL_SERVER_ERROR),

@@ -18,6 +18,7 @@
 //! ```
 
 use std::{
+    cell::Cell,
     error::Error as StdError,
     fmt,
     sync::{
@@ -143,8 +144,35 @@ impl Error {
     }
 
     /// A failure with no cause attached: a 5xx response the application built itself.
+    ///
+    /// The error handler makes one for every such response, most of which nobody keeps; so each
+    /// thread keeps its last one and reuses it once nothing else holds it (it cannot be told
+    /// apart from a new one then), and counting these failures allocates nothing. One that is
+    /// still held (a report's sample, a response, a custom handler's copy) is left alone.
     pub(crate) fn without_cause(status: StatusCode) -> Self {
-        Self::with(status, Cause::Missing)
+        thread_local! {
+            static SPARE: Cell<Option<Arc<Inner>>> = const { Cell::new(None) };
+        }
+        SPARE.with(|spare| {
+            let mut kept = spare.take();
+            let reused = kept.as_mut().and_then(Arc::get_mut).map(|inner| {
+                inner.status = status;
+                *inner.logged.get_mut() = false;
+            });
+            let inner = match kept {
+                Some(inner) if reused.is_some() => inner,
+                _ => Arc::new(Inner {
+                    status,
+                    cause: Cause::Missing,
+                    logged: AtomicBool::new(false),
+                }),
+            };
+            spare.set(Some(Arc::clone(&inner)));
+            Self {
+                inner,
+                rendered: None,
+            }
+        })
     }
 
     fn with(status: StatusCode, cause: Cause) -> Self {
@@ -358,6 +386,34 @@ impl StdError for Panicked {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_less_error_is_reused_only_once_nothing_holds_it() {
+        let first = Error::without_cause(StatusCode::INTERNAL_SERVER_ERROR);
+        first.mark_logged();
+        let kept = first.clone();
+        drop(first);
+        // Still held: a new one, and the held one unchanged.
+        let second = Error::without_cause(StatusCode::BAD_GATEWAY);
+        assert!(!Arc::ptr_eq(&second.inner, &kept.inner));
+        assert_eq!(kept.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(kept.is_logged());
+        assert_eq!(second.status_code(), StatusCode::BAD_GATEWAY);
+        assert!(!second.is_logged());
+        // Held by nothing but the thread: the same allocation, as good as new.
+        second.mark_logged();
+        let address = Arc::as_ptr(&second.inner);
+        drop(second);
+        let third = Error::without_cause(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Arc::as_ptr(&third.inner), address);
+        assert_eq!(third.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!third.is_logged());
+        assert!(third.cause().is_none());
+        assert_eq!(
+            third.to_string(),
+            "503 Service Unavailable with no cause attached"
+        );
+    }
 
     #[derive(Debug)]
     struct Outer(std::io::Error);

@@ -20,9 +20,11 @@ use std::{any::TypeId, cell::Cell};
 use crate::error::Error;
 
 /// Left by an error handler in a 5xx response without an [`Error`] that it saw (an
-/// [`ErrorKind::Status`](crate::ErrorKind::Status) failure), so that an error handler outside it
-/// does not count it again and a logging layer outside it knows it comes too late. An `Error`
-/// it saw stays in the response instead, marked rendered.
+/// [`ErrorKind::Status`](crate::ErrorKind::Status) failure) when another error handler encloses it,
+/// so that the outer one does not count it again. Only then: inserting it into a response
+/// without extensions costs two allocations, and nothing else needs it (a logging layer outside
+/// logs such a response as a 5xx either way). An `Error` the handler saw stays in the response
+/// instead, marked rendered.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RenderedStatus;
 
@@ -81,6 +83,12 @@ impl Scope {
                 outer: state.current.replace(id),
             }
         })
+    }
+
+    /// Whether another error handler's scope encloses this one on this thread: an error handler
+    /// outside this one is polling it.
+    pub(crate) fn is_nested(&self) -> bool {
+        self.outer != 0
     }
 
     /// `error`, marked logged when a logging layer inside this scope noted `failure`; any note

@@ -1,6 +1,6 @@
-//! The success path adds no heap allocation: a counting global allocator, in its own test binary,
-//! counts the allocations of successful requests with and without `unhandled::layer()`; the two
-//! must be equal. Around a whole router the comparison is with the bare router; per route
+//! The success path adds no heap allocation, nor does counting a failure once its group exists:
+//! a counting global allocator, in its own test binary, counts the allocations of requests with
+//! and without `unhandled::layer()`; the two must be equal. Around a whole router the comparison is with the bare router; per route
 //! (`Router::layer`) it is with a layer that does nothing, since axum boxes every layered route.
 
 use std::{
@@ -162,6 +162,38 @@ async fn the_counting_allocator_sees_the_error_path_allocate() {
         layered_count > bare_count,
         "{layered_count} <= {bare_count}"
     );
+}
+
+/// Counting a failure allocates nothing once its group exists (the first error opens the group,
+/// leaves its sample and starts the periodic task, all during the warm-up): a failing route under
+/// `unhandled::layer()` allocates what it allocates under a layer that does nothing, for a
+/// returned `unhandled::Error` and for a plain 500 the handler built.
+#[tokio::test(flavor = "current_thread")]
+async fn counting_a_failure_allocates_nothing_once_its_group_exists() {
+    let routes = || {
+        routes().route(
+            "/plain-500",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "the database is down") }),
+        )
+    };
+    let pass_through = routes()
+        .layer(tower::util::MapResponseLayer::new(|response| response))
+        .with_state(());
+    let layered = routes().layer(unhandled::layer()).with_state(());
+    let counted_before = unhandled::ReportingErrorHandler::global().unhandled_count();
+
+    for path in ["/fails", "/plain-500"] {
+        let expected = StatusCode::INTERNAL_SERVER_ERROR;
+        let pass_through_count = allocations(&pass_through, path, expected).await;
+        let layered_count = allocations(&layered, path, expected).await;
+        assert_eq!(
+            layered_count, pass_through_count,
+            "{path}: unhandled::layer() allocated {layered_count} times for {REQUESTS} failing \
+             requests, a pass-through layer {pass_through_count}"
+        );
+    }
+    let counted = unhandled::ReportingErrorHandler::global().unhandled_count() - counted_before;
+    assert!(counted >= 2 * REQUESTS, "{counted}");
 }
 
 /// With no subscriber interested, `LoggingLayer` opens no span and captures nothing.

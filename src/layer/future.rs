@@ -83,7 +83,10 @@ where
                     Ok(Poll::Pending) => return Poll::Pending,
                     Ok(Poll::Ready(Ok(response))) => {
                         let response = response.map(Body::new);
-                        return Poll::Ready(Ok(responded(this.handler, this.head, response)));
+                        let nested = scope.is_nested();
+                        drop(scope);
+                        let response = responded(this.handler, this.head, response, nested);
+                        return Poll::Ready(Ok(response));
                     }
                     Ok(Poll::Ready(Err(error))) => (
                         scope.claim(Failure::service::<E>(), Error::new(error)),
@@ -111,12 +114,13 @@ where
 /// inside this one rendered already: its failure was that handler's to count.
 ///
 /// The response the handler returned is kept unless the error handler renders another; either
-/// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one,
-/// with the [`RenderedStatus`] marker.
+/// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one and
+/// when `nested` in another error handler, with the [`RenderedStatus`] marker.
 fn responded<H: ServerErrorHandler>(
     handler: &H,
     head: &RequestHead,
     mut response: Response<Body>,
+    nested: bool,
 ) -> Response<Body> {
     let status = response.status();
     if let Some(error) = response.extensions_mut().get_mut::<Error>() {
@@ -138,9 +142,10 @@ fn responded<H: ServerErrorHandler>(
     }
     let error = Error::without_cause(status);
     let mut response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);
-    // A zero-sized marker rather than the error, which would say no more than the status:
-    // boxing it into the extensions allocates nothing.
-    response.extensions_mut().insert(RenderedStatus);
+    if nested {
+        // A zero-sized marker rather than the error, which would say no more than the status.
+        response.extensions_mut().insert(RenderedStatus);
+    }
     response
 }
 
