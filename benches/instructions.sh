@@ -55,6 +55,8 @@ if [[ $only == *errors* ]]; then
   echo; echo "Failing requests, against a layer that does nothing (axum's route boxing cancels out):"; echo
   table error_pass_through error_unhandled
   echo
+  table status_pass_through status_unhandled
+  echo
   table app_error_pass_through app_error_unhandled app_error_extension_logs app_error_trace_logs
 fi
 if [[ $only == *feature* ]]; then
