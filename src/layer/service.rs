@@ -32,6 +32,11 @@ use crate::{
 /// - a panic in `S::call` or while polling its future, whatever the payload.
 ///
 /// Every other response (1xx to 4xx, extractor rejections included) passes through untouched.
+///
+/// The response of a failure keeps its [`Error`](crate::Error) in the extensions (for a panic or a
+/// service error, the one made of it), so that layers outside can read what failed; an error
+/// handler outside this one leaves it alone, and so does it a 5xx without an `Error` that this
+/// one saw while the outer one was polling it.
 #[derive(Debug)]
 pub struct ErrorHandlerService<S, H> {
     inner: S,
