@@ -34,9 +34,9 @@ use crate::{
 /// Every other response (1xx to 4xx, extractor rejections included) passes through untouched.
 ///
 /// The response of a failure keeps its [`Error`](crate::Error) in the extensions (for a panic or a
-/// service error, the one made of it), so that layers outside can read what failed; an error
-/// handler outside this one leaves it alone, and so does it a 5xx without an `Error` that this
-/// one saw while the outer one was polling it.
+/// service error, the one made of it), so that layers outside can read what failed. An error
+/// handler outside this one leaves such a response alone, and also a 5xx without an `Error` that
+/// this one saw while the outer one was polling it: each failure is counted once.
 #[derive(Debug)]
 pub struct ErrorHandlerService<S, H> {
     inner: S,
