@@ -83,16 +83,27 @@ fn recorder_id(recorder: &dyn Recorder) -> RecorderId {
 }
 
 impl GroupCounter {
+    /// The counter of a group being opened, registered with the recorder in force: it receives
+    /// all of the group's errors, whichever thread counts them first. (Registering it at the
+    /// group's first publication instead would take the count at that moment, which may already
+    /// hold another thread's error, for what the recorder never saw.)
     pub(crate) fn new(context: &ErrorContext<'_>) -> Self {
-        Self {
-            key: key(context),
-            handles: Default::default(),
-        }
+        let key = key(context);
+        let handles: [OnceLock<Handle>; HANDLES] = Default::default();
+        metrics::with_recorder(|recorder| {
+            let _ = handles[0].set(Handle {
+                recorder: recorder_id(recorder),
+                counter: recorder.register_counter(&key, &METADATA),
+                base: 0,
+            });
+        });
+        Self { key, handles }
     }
 
     /// Publishes the group's count `total` to the recorder in force now. `new` of them were
-    /// counted since this call last ran for an error: a recorder seen for the first time is given
-    /// those, not the errors before it arrived.
+    /// counted since this call last ran for an error: a recorder seen for the first time after
+    /// the group opened is given those, not the errors before it arrived (nor those other
+    /// threads were counting at that moment).
     pub(crate) fn publish(&self, total: u64, new: u64) {
         metrics::with_recorder(|recorder| {
             let id = recorder_id(recorder);
@@ -117,4 +128,29 @@ impl GroupCounter {
 pub(crate) fn increment_once(context: &ErrorContext<'_>) {
     let key = key(context);
     metrics::with_recorder(|recorder| recorder.register_counter(&key, &METADATA).increment(1));
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    use super::*;
+    use crate::context::ErrorKind;
+
+    #[test]
+    fn a_group_opened_under_a_recorder_exports_all_its_errors_whoever_publishes_first() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        let context = ErrorContext::new(&Method::GET, "/x/7", Some("/x/{id}"), ErrorKind::Error);
+        metrics::with_local_recorder(&recorder, || {
+            let counter = GroupCounter::new(&context);
+            // Another thread counted the group's first error and has not published yet when
+            // this one publishes its own: the group holds 2, both after the recorder arrived.
+            counter.publish(2, 1);
+        });
+        let line = format!(r#"{METRIC_NAME}{{method="GET",route="/x/{{id}}",kind="error"}} 2"#);
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
 }
