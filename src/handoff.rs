@@ -20,11 +20,11 @@ use std::{any::TypeId, cell::Cell};
 use crate::error::Error;
 
 /// Left by an error handler in a 5xx response without an [`Error`] that it saw (an
-/// [`ErrorKind::Status`](crate::ErrorKind::Status) failure) when another error handler encloses it,
-/// so that the outer one does not count it again. Only then: inserting it into a response
-/// without extensions costs two allocations, and nothing else needs it (a logging layer outside
-/// logs such a response as a 5xx either way). An `Error` the handler saw stays in the response
-/// instead, marked rendered.
+/// [`ErrorKind::Status`](crate::ErrorKind::Status) failure) when another error handler or a
+/// logging layer encloses it ([`Scope::is_enclosed`]), so that an outer error handler does not
+/// count it again and a logging layer outside knows it comes too late. Only then: inserting it
+/// into a response without extensions costs two allocations. An `Error` the handler saw stays in
+/// the response instead, marked rendered.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RenderedStatus;
 
@@ -58,12 +58,19 @@ struct State {
     last: Cell<u64>,
     /// The scope in force (0: none).
     current: Cell<u64>,
+    /// Whether a logging layer is polling (a [`Watch`] is in force).
+    watched: Cell<bool>,
     note: Cell<Option<Note>>,
 }
 
 thread_local! {
     static STATE: State = const {
-        State { last: Cell::new(0), current: Cell::new(0), note: Cell::new(None) }
+        State {
+            last: Cell::new(0),
+            current: Cell::new(0),
+            watched: Cell::new(false),
+            note: Cell::new(None),
+        }
     };
 }
 
@@ -71,6 +78,8 @@ thread_local! {
 pub(crate) struct Scope {
     id: u64,
     outer: u64,
+    /// Whether a logging layer was polling when the scope opened.
+    watched: bool,
 }
 
 impl Scope {
@@ -81,14 +90,15 @@ impl Scope {
             Self {
                 id,
                 outer: state.current.replace(id),
+                watched: state.watched.get(),
             }
         })
     }
 
-    /// Whether another error handler's scope encloses this one on this thread: an error handler
-    /// outside this one is polling it.
-    pub(crate) fn is_nested(&self) -> bool {
-        self.outer != 0
+    /// Whether another error handler or a logging layer encloses this scope on this thread: it
+    /// is polling the error handler that opened it, and will see the response it renders.
+    pub(crate) fn is_enclosed(&self) -> bool {
+        self.outer != 0 || self.watched
     }
 
     /// `error`, marked logged when a logging layer inside this scope noted `failure`; any note
@@ -105,6 +115,27 @@ impl Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         STATE.with(|state| state.current.set(self.outer));
+    }
+}
+
+/// A logging layer's poll of its inner service, on this thread: an error handler inside it
+/// leaves the [`RenderedStatus`] marker on the 5xx responses it saw, so that the logging layer
+/// can tell that it comes too late to keep them from being counted.
+pub(crate) struct Watch {
+    outer: bool,
+}
+
+impl Watch {
+    pub(crate) fn enter() -> Self {
+        STATE.with(|state| Self {
+            outer: state.watched.replace(true),
+        })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        STATE.with(|state| state.watched.set(self.outer));
     }
 }
 

@@ -83,9 +83,9 @@ where
                     Ok(Poll::Pending) => return Poll::Pending,
                     Ok(Poll::Ready(Ok(response))) => {
                         let response = response.map(Body::new);
-                        let nested = scope.is_nested();
+                        let enclosed = scope.is_enclosed();
                         drop(scope);
-                        let response = responded(this.handler, this.head, response, nested);
+                        let response = responded(this.handler, this.head, response, enclosed);
                         return Poll::Ready(Ok(response));
                     }
                     Ok(Poll::Ready(Err(error))) => (
@@ -115,12 +115,12 @@ where
 ///
 /// The response the handler returned is kept unless the error handler renders another; either
 /// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one and
-/// when `nested` in another error handler, with the [`RenderedStatus`] marker.
+/// when `enclosed` by another error handler or a logging layer, with the [`RenderedStatus`] marker.
 fn responded<H: ServerErrorHandler>(
     handler: &H,
     head: &RequestHead,
     mut response: Response<Body>,
-    nested: bool,
+    enclosed: bool,
 ) -> Response<Body> {
     let status = response.status();
     if let Some(error) = response.extensions_mut().get_mut::<Error>() {
@@ -142,7 +142,7 @@ fn responded<H: ServerErrorHandler>(
     }
     let error = Error::without_cause(status);
     let mut response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);
-    if nested {
+    if enclosed {
         // A zero-sized marker rather than the error, which would say no more than the status.
         response.extensions_mut().insert(RenderedStatus);
     }

@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use super::outcome::Outcome;
+use crate::handoff;
 
 pin_project! {
     /// Response future of [`LoggingService`](super::LoggingService).
@@ -42,7 +43,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        let mut result = match catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))) {
+        let watch = handoff::Watch::enter();
+        let polled = catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)));
+        drop(watch);
+        let mut result = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => result,
             Err(payload) => {
