@@ -8,6 +8,7 @@
 #   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors or feature for one part
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/demo.sh
 n=${N:-2000}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 work=$(mktemp -d)
@@ -29,7 +30,9 @@ once() {
   echo $(( (two - one) / n ))
 }
 per_request() {
-  for _ in $(seq "${RUNS:-3}"); do once "$1"; done | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+  local runs=()
+  for _ in $(seq "${RUNS:-3}"); do runs+=("$(once "$1")"); done
+  median "${runs[@]}"
 }
 # table BASELINE VARIANT...: one row per variant, with its ratio to the first and what it adds.
 table() {

@@ -11,6 +11,7 @@
 #   bash benches/server_instructions.sh     # N=500 RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/demo.sh
 n=${N:-500}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
@@ -27,23 +28,12 @@ requests() {
 
 # count VARIANT PATH REQUESTS: instructions of the server's connection tasks.
 count() {
-  local variant=$1 address= seen
-  case $variant in bare) bare=1 ;; pass-through) bare=pass-through ;; *) bare=0 ;; esac
-  UNHANDLED_BARE=$bare ADDR=127.0.0.1:0 RUST_LOG=off UNHANDLED_ERRORS_REPORT_INTERVAL=0 \
-    valgrind --tool=callgrind --toggle-collect='*handle_connection*' --callgrind-out-file=/dev/null \
-    target/release/examples/server >"$work/server.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 600); do
-    address=$(sed -n 's|^listening on http://\([0-9.:]*\).*|\1|p' "$work/server.log")
-    [ -n "$address" ] && break
-    sleep 0.1
-  done
-  [ -n "$address" ] || { cat "$work/server.log" >&2; exit 1; }
-  seen=$(curl -s -D - -o /dev/null "http://$address/ok" | tr -d '\r' | sed -n 's/^x-unhandled-variant: //p')
-  [ "$seen" = "$variant" ] || { echo "expected variant $variant, the server says '$seen'" >&2; exit 1; }
-  requests "$address" "$2" 10
+  start_demo "$1" "$work/server.log" \
+    valgrind --tool=callgrind --toggle-collect='*handle_connection*' --callgrind-out-file=/dev/null
+  pid=$DEMO_PID
+  requests "$DEMO_ADDRESS" "$2" 10
   curl -s -K "$work/curl.cfg"
-  requests "$address" "$2" "$3"
+  requests "$DEMO_ADDRESS" "$2" "$3"
   curl -s -K "$work/curl.cfg"
   kill -INT "$pid"
   wait "$pid" || true
@@ -59,7 +49,9 @@ once() {
 }
 
 per_request() {
-  for _ in $(seq "${RUNS:-3}"); do once "$1" "$2"; done | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+  local runs=()
+  for _ in $(seq "${RUNS:-3}"); do runs+=("$(once "$1" "$2")"); done
+  median "${runs[@]}"
 }
 
 for path in /ok /error; do

@@ -12,6 +12,7 @@
 #   bash benches/wrk.sh            # ROUNDS=15 DURATION=2s CONNECTIONS=32
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/demo.sh
 rounds=${ROUNDS:-15} duration=${DURATION:-2s} connections=${CONNECTIONS:-32}
 variants=(bare pass-through layered)
 
@@ -27,20 +28,9 @@ trap cleanup EXIT
 # start VARIANT: serves the demo as VARIANT on core 0; sets address[VARIANT].
 declare -A address
 start() {
-  local variant=$1 bare found= seen
-  case $variant in bare) bare=1 ;; pass-through) bare=pass-through ;; *) bare=0 ;; esac
-  UNHANDLED_BARE=$bare ADDR=127.0.0.1:0 RUST_LOG=off UNHANDLED_ERRORS_REPORT_INTERVAL=0 \
-    taskset -c 0 target/release/examples/server >"$work/$variant.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    found=$(sed -n 's|^listening on http://\([0-9.:]*\).*|\1|p' "$work/$variant.log")
-    [ -n "$found" ] && break
-    sleep 0.1
-  done
-  [ -n "$found" ] || { cat "$work/$variant.log" >&2; exit 1; }
-  seen=$(curl -s -D - -o /dev/null "http://$found/ok" | tr -d '\r' | sed -n 's/^x-unhandled-variant: //p')
-  [ "$seen" = "$variant" ] || { echo "expected variant $variant, the server says '$seen'" >&2; exit 1; }
-  address[$variant]=$found
+  start_demo "$1" "$work/$1.log" taskset -c 0
+  pids+=("$DEMO_PID")
+  address[$1]=$DEMO_ADDRESS
 }
 
 # rate VARIANT PATH: requests/s of wrk on core 1 against VARIANT's server.
@@ -54,7 +44,6 @@ rate() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", a / b}'; }
 # Server time per failing request is 1/rate (one core serves); a layer's share is the difference.
 cost() { awk -v l="$1" -v b="$2" 'BEGIN {printf "%.0f", (1 / l - 1 / b) * 1e9}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 for variant in "${variants[@]}"; do start "$variant"; done
 declare -A rates

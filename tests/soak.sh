@@ -8,6 +8,7 @@
 #   DURATION=10 bash tests/soak.sh     # what .ci/run runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/demo.sh
 duration=${DURATION:-300} connections=${CONNECTIONS:-16} warm_up=${WARM_UP:-3}
 limit_kb=$((5 * 1024))
 
@@ -26,16 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ADDR=127.0.0.1:0 RUST_LOG=off RUST_BACKTRACE=0 UNHANDLED_ERRORS_REPORT_INTERVAL=1s \
-  target/release/examples/server >"$work/server.log" 2>&1 &
-pid=$!
-address=
-for _ in $(seq 100); do
-  address=$(sed -n 's|^listening on http://\([0-9.:]*\).*|\1|p' "$work/server.log")
-  [ -n "$address" ] && break
-  sleep 0.1
-done
-[ -n "$address" ] || { echo "the server did not start" >&2; exit 1; }
+UNHANDLED_ERRORS_REPORT_INTERVAL=1s start_demo layered "$work/server.log"
+pid=$DEMO_PID address=$DEMO_ADDRESS
 
 cat >"$work/alternate.lua" <<'LUA'
 local n = 0
