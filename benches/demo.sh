@@ -34,3 +34,17 @@ start_demo() {
 median() {
   printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
 }
+
+# per_request COUNT ARG...: what one request costs, counted by `COUNT ARG... REQUESTS` (a command
+# printing a total for a run of REQUESTS requests) as the difference between a run of 2N and one
+# of N requests, divided by N (N is $n), so that a run's fixed costs cancel out; the median of
+# RUNS (default 3) such differences.
+per_request() {
+  local runs=() one two
+  for _ in $(seq "${RUNS:-3}"); do
+    one=$("$@" "$n")
+    two=$("$@" $((2 * n)))
+    runs+=($(((two - one) / n)))
+  done
+  median "${runs[@]}"
+}

@@ -17,32 +17,20 @@ cargo build --quiet --release -p unhandled-benches --bin requests
 cp target/release/requests "$work/requests"
 cargo build --quiet --release -p unhandled-benches --bin requests --features opentelemetry
 cp target/release/requests "$work/requests-opentelemetry"
-binary=$work/requests
 # count BINARY VARIANT REQUESTS: instructions collected in the request loop.
 count() {
   valgrind --tool=callgrind --toggle-collect='*serve_counted*' --callgrind-out-file=/dev/null "$1" "$2" "$3" 2>&1 |
     sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 }
-once() {
-  local one two
-  one=$(count "$binary" "$1" "$n")
-  two=$(count "$binary" "$1" $((2 * n)))
-  echo $(( (two - one) / n ))
-}
-per_request() {
-  local runs=()
-  for _ in $(seq "${RUNS:-3}"); do runs+=("$(once "$1")"); done
-  median "${runs[@]}"
-}
 # table BASELINE VARIANT...: one row per variant, with its ratio to the first and what it adds.
 table() {
   local base=$1 base_count
-  base_count=$(per_request "$base")
+  base_count=$(per_request count "$work/requests" "$base")
   printf '| variant | instructions per request | ÷ %s | added to %s |\n|---|---:|---:|---:|\n' "$base" "$base"
   printf '| %s | %d | 1.000 | 0 |\n' "$base" "$base_count"
   shift
   for variant in "$@"; do
-    awk -v v="$variant" -v p="$(per_request "$variant")" -v b="$base_count" \
+    awk -v v="$variant" -v p="$(per_request count "$work/requests" "$variant")" -v b="$base_count" \
       'BEGIN { printf "| %s | %d | %.3f | %d |\n", v, p, p / b, p - b }'
   done
 }
@@ -66,8 +54,8 @@ if [[ $only == *feature* ]]; then
   echo; echo "The feature opentelemetry: the same variants built without and with it:"; echo
   printf '| variant | without | with | added |\n|---|---:|---:|---:|\n'
   for variant in unhandled unhandled_traceparent error_unhandled logging_to_sink logging_to_sink_traceparent; do
-    binary=$work/requests; without=$(per_request "$variant")
-    binary=$work/requests-opentelemetry; with=$(per_request "$variant")
+    without=$(per_request count "$work/requests" "$variant")
+    with=$(per_request count "$work/requests-opentelemetry" "$variant")
     printf '| %s | %d | %d | %d |\n' "$variant" "$without" "$with" $((with - without))
   done
 fi

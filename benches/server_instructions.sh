@@ -41,19 +41,6 @@ count() {
   sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$work/server.log"
 }
 
-once() {
-  local one two
-  one=$(count "$1" "$2" "$n")
-  two=$(count "$1" "$2" $((2 * n)))
-  echo $(((two - one) / n))
-}
-
-per_request() {
-  local runs=()
-  for _ in $(seq "${RUNS:-3}"); do runs+=("$(once "$1" "$2")"); done
-  median "${runs[@]}"
-}
-
 for path in /ok /error; do
   echo
   echo "GET $path, instructions of the server per request:"
@@ -61,7 +48,7 @@ for path in /ok /error; do
   printf '| variant | instructions per request | ÷ bare | added to bare |\n|---|---:|---:|---:|\n'
   base=
   for variant in bare pass-through layered; do
-    value=$(per_request "$variant" "$path")
+    value=$(per_request count "$variant" "$path")
     base=${base:-$value}
     awk -v v="$variant" -v p="$value" -v b="$base" \
       'BEGIN { printf "| %s | %d | %.3f | %d |\n", v, p, p / b, p - b }'
