@@ -131,15 +131,20 @@ fn hex(id: TraceId) -> String {
     id.to_string()
 }
 
-/// Asserts that the server span of `GET /users/{id}` joined trace `TRACE` under span `PARENT`.
-async fn assert_joins(headers: &[(&str, &str)]) {
+/// Serves `GET /users/7` with `headers` through the logged app, observing what it exports.
+async fn observe_users_request(headers: &[(&str, &str)]) -> Observed {
     let observed = observe();
     let reporting = ReportingErrorHandler::builder().build();
     assert_eq!(
         fetch(logged_app(&reporting), "/users/7", headers).await,
         200
     );
+    observed
+}
 
+/// Asserts that the server span of `GET /users/{id}` joined trace `TRACE` under span `PARENT`.
+async fn assert_joins(headers: &[(&str, &str)]) {
+    let observed = observe_users_request(headers).await;
     let span = observed.span("GET /users/{id}");
     assert_eq!(span.span_kind, SpanKind::Server);
     assert_eq!(hex(span.span_context.trace_id()), TRACE, "{headers:?}");
@@ -185,13 +190,7 @@ async fn no_header_or_a_malformed_one_gives_a_root_span_and_the_normal_response(
         &[("X-B3-TraceId", TRACE), ("X-B3-SpanId", "0000000000000000")],
     ];
     for headers in cases {
-        let observed = observe();
-        let reporting = ReportingErrorHandler::builder().build();
-        assert_eq!(
-            fetch(logged_app(&reporting), "/users/7", headers).await,
-            200
-        );
-        let span = observed.span("GET /users/{id}");
+        let span = observe_users_request(headers).await.span("GET /users/{id}");
         assert_eq!(span.parent_span_id, SpanId::INVALID, "{headers:?}");
         assert_ne!(hex(span.span_context.trace_id()), TRACE, "{headers:?}");
         assert!(span.span_context.is_valid());
