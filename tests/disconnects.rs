@@ -4,22 +4,81 @@
 
 use std::time::Duration;
 
-use axum::{Router, extract::State, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use tokio::{io::AsyncWriteExt, sync::mpsc};
-use unhandled::{ErrorHandlerLayer, ReportingErrorHandler};
+use unhandled::{ErrorHandlerLayer, ErrorKind, ReportingErrorHandler, ResponseExt as _};
+
+/// Reads the whole request body and tells the test how that went.
+async fn read_and_tell(
+    seen: &mpsc::UnboundedSender<String>,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, axum::Error> {
+    let read = axum::body::to_bytes(body, usize::MAX).await;
+    let _ = seen.send(match &read {
+        Ok(bytes) => format!("{} bytes", bytes.len()),
+        Err(error) => format!("error: {error}"),
+    });
+    read
+}
 
 /// Reads the whole request body, as a handler that streams an upload does; says what it got.
 async fn read_body(
     State(seen): State<mpsc::UnboundedSender<String>>,
     body: axum::body::Body,
 ) -> unhandled::Result<&'static str> {
-    let read = axum::body::to_bytes(body, usize::MAX).await;
-    let _ = seen.send(match &read {
-        Ok(bytes) => format!("{} bytes", bytes.len()),
-        Err(error) => format!("error: {error}"),
-    });
+    let read = read_and_tell(&seen, body).await;
     read?;
     Ok("read")
+}
+
+/// An application's own error type, as most axum apps have one: it renders its 500 and attaches
+/// the error it holds, with the context the handler added.
+#[derive(Debug)]
+struct AppError {
+    context: &'static str,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.context)
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, "something went wrong")
+            .into_response()
+            .with_cause(self)
+    }
+}
+
+/// Reads the upload, then stores it in a "database" that refuses: its own error type for both.
+async fn store_upload(
+    State(seen): State<mpsc::UnboundedSender<String>>,
+    body: axum::body::Body,
+) -> Result<&'static str, AppError> {
+    let read = read_and_tell(&seen, body).await;
+    read.map_err(|error| AppError {
+        context: "reading the upload",
+        source: error.into(),
+    })?;
+    Err(AppError {
+        context: "storing the upload",
+        source: "database refused: connection closed".into(),
+    })
 }
 
 /// Calls an "upstream" on 127.0.0.1 that resets the connection, as a failing database or
@@ -45,6 +104,23 @@ async fn serve(app: Router) -> std::net::SocketAddr {
     address
 }
 
+/// Posts 10 of 1000 announced bytes to `/upload`, goes away, and waits until the handler says
+/// its read failed.
+async fn abort_upload(address: std::net::SocketAddr, seen: &mut mpsc::UnboundedReceiver<String>) {
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!("POST /upload HTTP/1.1\r\nhost: {address}\r\ncontent-length: 1000\r\n\r\n");
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&[b'x'; 10]).await.unwrap();
+    client.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(client);
+    let got = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("the handler never finished reading")
+        .unwrap();
+    assert!(got.starts_with("error: "), "{got}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_that_aborts_while_its_body_is_read_is_not_counted() {
     let reporting = ReportingErrorHandler::builder().build();
@@ -56,19 +132,7 @@ async fn client_that_aborts_while_its_body_is_read_is_not_counted() {
     let address = serve(app).await;
 
     for _ in 0..3 {
-        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
-        let head =
-            format!("POST /upload HTTP/1.1\r\nhost: {address}\r\ncontent-length: 1000\r\n\r\n");
-        client.write_all(head.as_bytes()).await.unwrap();
-        client.write_all(&[b'x'; 10]).await.unwrap(); // 10 of the 1000 bytes, then gone
-        client.flush().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        drop(client);
-        let got = tokio::time::timeout(Duration::from_secs(10), seen.recv())
-            .await
-            .expect("the handler never finished reading")
-            .unwrap();
-        assert!(got.starts_with("error: "), "{got}");
+        abort_upload(address, &mut seen).await;
     }
     // The error reached the layer (the handler returned it) and was not counted.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -77,6 +141,46 @@ async fn client_that_aborts_while_its_body_is_read_is_not_counted() {
         0,
         "{:?}",
         reporting.breakdown()
+    );
+}
+
+/// The same through an application's own error type that attaches its cause to the 500 it
+/// renders: the aborted upload is not counted, the database's refusal after a whole upload is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_error_that_wraps_an_aborted_upload_is_not_counted_and_its_other_failures_are() {
+    let reporting = ReportingErrorHandler::builder().build();
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route("/upload", axum::routing::post(store_upload))
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .with_state(seen_tx);
+    let address = serve(app).await;
+
+    for _ in 0..2 {
+        abort_upload(address, &mut seen).await;
+    }
+    // A whole upload: the handler reads it, then its database refuses. Counted, with the chain.
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nhost: {address}\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut client, &mut response)
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    assert_eq!(seen.recv().await.unwrap(), "3 bytes");
+
+    let groups: Vec<_> = reporting
+        .breakdown()
+        .groups
+        .into_iter()
+        .map(|group| (group.method, group.route, group.kind, group.count))
+        .collect();
+    assert_eq!(
+        groups,
+        [("POST", "/upload".to_owned(), ErrorKind::Error, 1)]
     );
 }
 
