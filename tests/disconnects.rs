@@ -9,10 +9,12 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{MethodRouter, get},
 };
 use tokio::{io::AsyncWriteExt, sync::mpsc};
 use unhandled::{ErrorHandlerLayer, ErrorKind, ReportingErrorHandler, ResponseExt as _};
+
+mod support;
 
 /// Reads the whole request body and tells the test how that went.
 async fn read_and_tell(
@@ -104,6 +106,44 @@ async fn serve(app: Router) -> std::net::SocketAddr {
     address
 }
 
+/// Sends one request (`method_and_path`, extra `headers` lines, `body`) on its own connection,
+/// and reads the whole response.
+async fn exchange(
+    address: std::net::SocketAddr,
+    method_and_path: &str,
+    headers: &str,
+    body: &str,
+) -> String {
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "{method_and_path} HTTP/1.1\r\nhost: {address}\r\n{headers}connection: close\r\n\r\n{body}"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut client, &mut response)
+        .await
+        .unwrap();
+    response
+}
+
+/// Serves `upload` on `/upload` behind a fresh error handler; the handler, the address, and what
+/// the handler says it read.
+async fn serve_upload(
+    upload: MethodRouter<mpsc::UnboundedSender<String>>,
+) -> (
+    ReportingErrorHandler,
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<String>,
+) {
+    let reporting = ReportingErrorHandler::builder().build();
+    let (seen_tx, seen) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route("/upload", upload)
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .with_state(seen_tx);
+    (reporting, serve(app).await, seen)
+}
+
 /// Posts 10 of 1000 announced bytes to `/upload`, goes away, and waits until the handler says
 /// its read failed.
 async fn abort_upload(address: std::net::SocketAddr, seen: &mut mpsc::UnboundedReceiver<String>) {
@@ -123,13 +163,7 @@ async fn abort_upload(address: std::net::SocketAddr, seen: &mut mpsc::UnboundedR
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_that_aborts_while_its_body_is_read_is_not_counted() {
-    let reporting = ReportingErrorHandler::builder().build();
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let app = Router::new()
-        .route("/upload", axum::routing::post(read_body))
-        .layer(ErrorHandlerLayer::new(reporting.clone()))
-        .with_state(seen_tx);
-    let address = serve(app).await;
+    let (reporting, address, mut seen) = serve_upload(axum::routing::post(read_body)).await;
 
     for _ in 0..3 {
         abort_upload(address, &mut seen).await;
@@ -148,39 +182,19 @@ async fn client_that_aborts_while_its_body_is_read_is_not_counted() {
 /// renders: the aborted upload is not counted, the database's refusal after a whole upload is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_error_that_wraps_an_aborted_upload_is_not_counted_and_its_other_failures_are() {
-    let reporting = ReportingErrorHandler::builder().build();
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let app = Router::new()
-        .route("/upload", axum::routing::post(store_upload))
-        .layer(ErrorHandlerLayer::new(reporting.clone()))
-        .with_state(seen_tx);
-    let address = serve(app).await;
+    let (reporting, address, mut seen) = serve_upload(axum::routing::post(store_upload)).await;
 
     for _ in 0..2 {
         abort_upload(address, &mut seen).await;
     }
     // A whole upload: the handler reads it, then its database refuses. Counted, with the chain.
-    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "POST /upload HTTP/1.1\r\nhost: {address}\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc"
-    );
-    client.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut client, &mut response)
-        .await
-        .unwrap();
+    let response = exchange(address, "POST /upload", "content-length: 3\r\n", "abc").await;
     assert!(response.starts_with("HTTP/1.1 500"), "{response}");
     assert_eq!(seen.recv().await.unwrap(), "3 bytes");
 
-    let groups: Vec<_> = reporting
-        .breakdown()
-        .groups
-        .into_iter()
-        .map(|group| (group.method, group.route, group.kind, group.count))
-        .collect();
     assert_eq!(
-        groups,
-        [("POST", "/upload".to_owned(), ErrorKind::Error, 1)]
+        support::counted(&reporting),
+        [("/upload".to_owned(), ErrorKind::Error, 1)]
     );
 }
 
@@ -216,25 +230,15 @@ async fn an_upstream_that_resets_the_connection_is_counted() {
     let address = serve(app).await;
 
     for path in ["/orders", "/orders", "/database"] {
-        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
-        let request =
-            format!("GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
-        client.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut client, &mut response)
-            .await
-            .unwrap();
+        let response = exchange(address, &format!("GET {path}"), "", "").await;
         assert!(response.starts_with("HTTP/1.1 500"), "{response}");
     }
 
-    let groups: Vec<_> = reporting
-        .breakdown()
-        .groups
-        .into_iter()
-        .map(|group| (group.route, group.count))
-        .collect();
     assert_eq!(
-        groups,
-        [("/orders".to_owned(), 2), ("/database".to_owned(), 1)]
+        support::counted(&reporting),
+        [
+            ("/orders".to_owned(), ErrorKind::Error, 2),
+            ("/database".to_owned(), ErrorKind::Error, 1)
+        ]
     );
 }
