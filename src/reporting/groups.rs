@@ -199,7 +199,7 @@ pub(crate) struct Groups {
     report: Mutex<Reported>,
 }
 
-/// What the last report took: each group's count then (same order as the slots), and when.
+/// What the last report took: each group's count then (same order as the slots), and when it was.
 #[derive(Debug)]
 struct Reported {
     groups: Vec<u64>,
@@ -287,11 +287,9 @@ impl Groups {
             + self.other.count.sum()
     }
 
-    /// Takes what accumulated since the last call: `None` when nothing did.
+    /// Takes what accumulated since the last report: `None` when nothing did.
     pub(crate) fn take(&self) -> Option<Pending> {
         let mut reported = self.report.lock();
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(std::mem::replace(&mut reported.since, now));
         let mut pending: Vec<(&Group, u64)> = Vec::new();
         for (index, group) in self.opened().enumerate() {
             let total = group.tally.count.sum();
@@ -309,6 +307,8 @@ impl Groups {
         if count == 0 {
             return None;
         }
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(std::mem::replace(&mut reported.since, now));
         pending.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         // Every group with new errors gives its sample back, so that the next one is fresh.
         let mut samples = pending.iter().map(|(group, _)| group.tally.take_sample());

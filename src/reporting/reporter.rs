@@ -2,7 +2,7 @@
 //! counts, the breakdown, and the one periodic task.
 
 use std::{
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
@@ -24,8 +24,6 @@ pub(crate) struct Reporter {
     pub(crate) interval: Duration,
     pub(crate) level: Level,
     pub(crate) count_error_responses: bool,
-    /// The count when the task last reported.
-    reported: AtomicU64,
     groups: Groups,
     /// Whether a task runs or is being started; the compare-and-swap that sets it starts one.
     scheduled: AtomicBool,
@@ -47,7 +45,6 @@ impl Reporter {
             interval,
             level,
             count_error_responses,
-            reported: AtomicU64::new(0),
             groups: Groups::new(),
             scheduled: AtomicBool::new(false),
             publish_planned: AtomicBool::new(false),
@@ -144,14 +141,10 @@ impl Reporter {
         Some(handle)
     }
 
-    /// One periodic tick: reports when the count grew since the last tick.
+    /// One periodic tick: reports when errors were counted since the last report.
     fn tick(&self) {
-        let sum = self.count();
-        if sum != self.reported.swap(sum, Ordering::AcqRel) {
-            let pending = self.groups.take();
-            if let Some(pending) = pending {
-                event::emit(self.level, self.interval, &pending);
-            }
+        if let Some(pending) = self.groups.take() {
+            event::emit(self.level, self.interval, &pending);
         }
     }
 
@@ -167,9 +160,7 @@ impl Reporter {
     /// publishes every count.
     pub(crate) fn flush(&self) {
         self.groups.publish();
-        self.reported.store(self.count(), Ordering::Release);
-        let pending = self.groups.take();
-        if let Some(pending) = pending {
+        if let Some(pending) = self.groups.take() {
             event::emit(self.level, pending.elapsed, &pending);
         }
     }
