@@ -92,6 +92,49 @@ pub fn sink_subscriber() -> tracing::Dispatch {
     )
 }
 
+/// An application's subscriber: a global `INFO` filter and a formatting layer writing to a sink,
+/// with `unhandled::subscriber::layer()` when `with_layer`.
+pub fn app_subscriber(with_layer: bool) -> tracing::Dispatch {
+    use tracing_subscriber::prelude::*;
+    let base = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::INFO)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+    if with_layer {
+        tracing::Dispatch::new(base.with(unhandled::subscriber::layer()))
+    } else {
+        tracing::Dispatch::new(base)
+    }
+}
+
+/// Shows that the subscriber in force has `unhandled::subscriber::layer()` exactly when
+/// `with_layer`: a handler that logs at ERROR and fails is counted only without it. Panics
+/// otherwise, so that the two variants of a comparison are known to differ.
+pub async fn prove_subscriber_layer(with_layer: bool) {
+    use tower::ServiceExt;
+    let reporting = unhandled::ReportingErrorHandler::builder()
+        .interval(Duration::ZERO)
+        .build();
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async {
+                tracing::error!("the database is down");
+                Err::<(), _>(unhandled::Error::msg("the database is down"))
+            }),
+        )
+        .layer(unhandled::ErrorHandlerLayer::new(reporting.clone()));
+    let request = axum::http::Request::get("/")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    app.oneshot(request).await.expect("infallible");
+    let expected = u64::from(!with_layer);
+    assert_eq!(
+        reporting.unhandled_count(),
+        expected,
+        "subscriber layer installed: {with_layer}"
+    );
+}
+
 /// The criterion settings every benchmark here uses: short warm-up, `seconds` of measurement,
 /// 30 samples (the whole suite runs in about five minutes on two cores).
 pub fn criterion(seconds: u64) -> criterion::Criterion {

@@ -5,7 +5,9 @@
 # measured RUNS times and the median is shown (randomly seeded hashing still varies a little).
 # Variants: benches/requests.rs. The last table compares the same variants built without and with
 # unhandled's cargo feature `opentelemetry`.
-#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors or feature for one part
+# The subscriber table: an application's subscriber without and with unhandled::subscriber::layer().
+#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors, subscriber or feature
+#   BEFORE=path/to/requests bash benches/instructions.sh  # also: the same variants built from another commit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/demo.sh
@@ -35,7 +37,7 @@ table() {
   done
 }
 # Variants to run, by name (default: all tables).
-only=${ONLY:-success errors feature}
+only=${ONLY:-success errors subscriber feature}
 if [[ $only == *success* ]]; then
   echo "Successful requests:"; echo
   table bare pass_through unhandled catch_panic logging_disabled
@@ -49,6 +51,21 @@ if [[ $only == *errors* ]]; then
   table status_pass_through status_unhandled
   echo
   table app_error_pass_through app_error_unhandled app_error_extension_logs app_error_trace_logs
+fi
+if [[ $only == *subscriber* ]]; then
+  echo; echo "An application's subscriber (global INFO filter, fmt to a sink), without and with unhandled::subscriber::layer():"; echo
+  table subscribed subscribed_layer
+  echo
+  table subscribed_debug subscribed_debug_layer
+fi
+if [[ -n ${BEFORE:-} ]]; then
+  echo; echo "The same variants built from $BEFORE and from this tree:"; echo
+  printf '| variant | before | now | change |\n|---|---:|---:|---:|\n'
+  for variant in unhandled error_unhandled status_unhandled app_error_unhandled; do
+    before=$(per_request count "$BEFORE" "$variant")
+    now=$(per_request count "$work/requests" "$variant")
+    awk -v v="$variant" -v b="$before" -v n="$now" 'BEGIN { printf "| %s | %d | %d | %+.2f %% |\n", v, b, n, (n - b) * 100 / b }'
+  done
 fi
 if [[ $only == *feature* ]]; then
   echo; echo "The feature opentelemetry: the same variants built without and with it:"; echo

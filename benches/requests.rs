@@ -60,6 +60,19 @@ fn main() {
             ),
             StatusCode::OK,
         ),
+        "subscribed" | "subscribed_layer" => (ok().layer(unhandled::layer()), StatusCode::OK),
+        "subscribed_debug" | "subscribed_debug_layer" => (
+            Router::new()
+                .route(
+                    "/users/{id}",
+                    get(|| async {
+                        tracing::debug!(user = 7, "loading the user");
+                        "user"
+                    }),
+                )
+                .layer(unhandled::layer()),
+            StatusCode::OK,
+        ),
         "catch_panic" => (
             ok().layer(tower_http::catch_panic::CatchPanicLayer::new()),
             StatusCode::OK,
@@ -111,6 +124,11 @@ fn main() {
     if variant.contains("error") || variant.contains("sink") {
         let _ = tracing::dispatcher::set_global_default(unhandled_benches::sink_subscriber());
     }
+    if variant.starts_with("subscribed") {
+        let _ = tracing::dispatcher::set_global_default(unhandled_benches::app_subscriber(
+            variant.ends_with("_layer"),
+        ));
+    }
     #[cfg(feature = "opentelemetry")]
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
@@ -129,6 +147,9 @@ fn main() {
     // clock calibrates against wall time, so its instruction count varies from run to run).
     let traceparent = variant.ends_with("_traceparent");
     runtime.block_on(serve(&app, 10, expected, traceparent));
+    if variant.starts_with("subscribed") {
+        runtime.block_on(unhandled_benches::prove_subscriber_layer(variant.ends_with("_layer")));
+    }
     serve_counted(&runtime, &app, count, expected, traceparent);
 }
 

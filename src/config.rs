@@ -1,7 +1,9 @@
-//! Configuration from the environment: [`INTERVAL_VAR`], [`COUNT_ERROR_RESPONSES_VAR`] and
-//! [`ConfigError`].
+//! Configuration from the environment: [`INTERVAL_VAR`], [`COUNT_ERROR_RESPONSES_VAR`],
+//! [`REPORT_TO_VAR`] and [`ConfigError`].
 
 use std::{ffi::OsString, fmt, time::Duration};
+
+use crate::reporting::ReportTo;
 
 /// The environment variable that sets the report interval, as a humantime duration such as `10s`
 /// or `1m 30s`; `0` turns the periodic report off.
@@ -11,6 +13,11 @@ pub const INTERVAL_VAR: &str = "UNHANDLED_ERRORS_REPORT_INTERVAL";
 /// ([`ErrorKind::Status`](crate::ErrorKind::Status)): `true`/`false`, `1`/`0`, `yes`/`no` or
 /// `on`/`off`, in any case. Unset, they are.
 pub const COUNT_ERROR_RESPONSES_VAR: &str = "UNHANDLED_COUNT_ERROR_RESPONSES";
+
+/// The environment variable that says where the periodic report goes ([`ReportTo`]): `auto`
+/// (through `tracing` when the subscriber in force records it, else standard error; the
+/// default), `tracing` or `stderr`, in any case.
+pub const REPORT_TO_VAR: &str = "UNHANDLED_ERRORS_REPORT_TO";
 
 /// The interval used when neither the builder nor the environment sets one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -35,9 +42,12 @@ pub struct ConfigError {
 const INTERVAL_EXPECTED: &str = "a duration with a unit such as \"10s\", \"1m 30s\" or \"500ms\", \
                                  or \"0\" to turn the periodic report off";
 const SWITCH_EXPECTED: &str = "\"true\" or \"false\" (also 1/0, yes/no, on/off)";
+const REPORT_TO_EXPECTED: &str = "\"auto\" (tracing when the subscriber records the report, else \
+                                  standard error), \"tracing\" or \"stderr\"";
 
 impl ConfigError {
-    /// The variable that held the value: [`INTERVAL_VAR`] or [`COUNT_ERROR_RESPONSES_VAR`].
+    /// The variable that held the value: [`INTERVAL_VAR`], [`COUNT_ERROR_RESPONSES_VAR`] or
+    /// [`REPORT_TO_VAR`].
     pub fn variable(&self) -> &str {
         self.variable
     }
@@ -50,10 +60,10 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let expected = if self.variable == INTERVAL_VAR {
-            INTERVAL_EXPECTED
-        } else {
-            SWITCH_EXPECTED
+        let expected = match self.variable {
+            INTERVAL_VAR => INTERVAL_EXPECTED,
+            REPORT_TO_VAR => REPORT_TO_EXPECTED,
+            _ => SWITCH_EXPECTED,
         };
         write!(
             f,
@@ -119,6 +129,38 @@ pub fn parse_switch(value: &str) -> Result<bool, ConfigError> {
             },
         })
     }
+}
+
+/// Parses where reports go exactly as [`REPORT_TO_VAR`] is read: `auto`, `tracing` or `stderr`,
+/// in any case and with surrounding spaces; the error names [`REPORT_TO_VAR`].
+///
+/// ```
+/// use unhandled::ReportTo;
+///
+/// assert_eq!(unhandled::parse_report_to(" Stderr "), Ok(ReportTo::Stderr));
+/// let error = unhandled::parse_report_to("stdout").unwrap_err();
+/// assert!(error.to_string().contains("UNHANDLED_ERRORS_REPORT_TO=\"stdout\""));
+/// assert!(error.to_string().contains("\"stderr\""));
+/// ```
+pub fn parse_report_to(value: &str) -> Result<ReportTo, ConfigError> {
+    let word = value.trim();
+    [ReportTo::Auto, ReportTo::Tracing, ReportTo::Stderr]
+        .into_iter()
+        .find(|to| word.eq_ignore_ascii_case(to.as_str()))
+        .ok_or_else(|| ConfigError {
+            variable: REPORT_TO_VAR,
+            value: value.to_owned(),
+            reason: if word.is_empty() {
+                "the value is empty".to_owned()
+            } else {
+                "not a place reports go".to_owned()
+            },
+        })
+}
+
+/// Where reports go from [`REPORT_TO_VAR`]: `Ok(None)` when it is unset.
+pub(crate) fn report_to_from_env() -> Result<Option<ReportTo>, ConfigError> {
+    read(REPORT_TO_VAR, std::env::var_os(REPORT_TO_VAR), parse_report_to)
 }
 
 /// The interval from [`INTERVAL_VAR`]: `Ok(None)` when it is unset.
@@ -192,6 +234,20 @@ mod tests {
                 assert!(error.to_string().contains("not valid UTF-8"), "{error}");
                 assert_eq!(error.variable(), variable);
             }
+        }
+    }
+
+    #[test]
+    fn report_to_accepts_its_three_words_and_names_the_variable_otherwise() {
+        assert_eq!(parse_report_to("auto"), Ok(ReportTo::Auto));
+        assert_eq!(parse_report_to("TRACING"), Ok(ReportTo::Tracing));
+        assert_eq!(parse_report_to(" stderr\n"), Ok(ReportTo::Stderr));
+        for bad in ["", "stdout", "log", "1", "std err"] {
+            let message = parse_report_to(bad).unwrap_err().to_string();
+            assert!(message.contains(REPORT_TO_VAR), "{message}");
+            assert!(message.contains(&format!("{bad:?}")), "{message}");
+            assert!(message.contains("\"auto\""), "{message}");
+            assert!(message.contains("\"tracing\" or \"stderr\""), "{message}");
         }
     }
 

@@ -12,6 +12,12 @@
 //!   only for its own scope and the same failure. Two requests never share a scope, so two
 //!   failures with the same text can never be taken for one another; nothing is formatted.
 //!
+//! The same scopes tell the error handler that the application logged its own failure: the
+//! [subscriber layer](crate::subscriber) notes an event the subscriber recorded under the scope in
+//! force ([`app_logged`]), and the error handler collects that note when each call or poll ends
+//! ([`Scope::leave`]), over as many polls as the request takes. An event on another thread (a task
+//! the handler spawned) or in another request's poll is under no scope of this request.
+//!
 //! A scope costs a thread-local counter and cell per poll: no allocation, no write to memory
 //! another thread uses.
 
@@ -61,6 +67,9 @@ struct State {
     /// Whether a logging layer is polling (a [`Watch`] is in force).
     watched: Cell<bool>,
     note: Cell<Option<Note>>,
+    /// The scope in which the application last recorded an event at the subscriber layer's
+    /// level (0: none since it was collected).
+    app_logged: Cell<u64>,
 }
 
 thread_local! {
@@ -70,6 +79,7 @@ thread_local! {
             current: Cell::new(0),
             watched: Cell::new(false),
             note: Cell::new(None),
+            app_logged: Cell::new(0),
         }
     };
 }
@@ -110,12 +120,41 @@ impl Scope {
         }
         error
     }
+
+    /// Closes the scope; whether the application recorded an event at the subscriber layer's
+    /// level while it was in force (an enclosing scope learns it too).
+    pub(crate) fn leave(self) -> bool {
+        let logged = STATE.with(|state| close(state, self.id, self.outer));
+        std::mem::forget(self);
+        logged
+    }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        STATE.with(|state| state.current.set(self.outer));
+        STATE.with(|state| close(state, self.id, self.outer));
     }
+}
+
+/// Restores the `outer` scope; whether `id` saw an application's event, which `outer` inherits.
+fn close(state: &State, id: u64, outer: u64) -> bool {
+    state.current.set(outer);
+    let logged = state.app_logged.get() == id;
+    if logged {
+        state.app_logged.set(outer);
+    }
+    logged
+}
+
+/// Notes that the application recorded an event that counts as logging its failure, for the
+/// error handler whose scope is in force (if any).
+pub(crate) fn app_logged() {
+    STATE.with(|state| {
+        let scope = state.current.get();
+        if scope != 0 {
+            state.app_logged.set(scope);
+        }
+    });
 }
 
 /// A logging layer's poll of its inner service, on this thread: an error handler inside it
@@ -176,6 +215,31 @@ mod tests {
         }
         note_logged(failure);
         assert!(outer.claim(failure, Error::msg("x")).is_logged());
+    }
+
+    #[test]
+    fn an_application_log_is_collected_by_its_scope_and_the_enclosing_one_only() {
+        let outer = Scope::enter();
+        let inner = Scope::enter();
+        app_logged();
+        assert!(inner.leave());
+        assert!(outer.leave());
+        // Collected: the next scope on this thread starts without it.
+        let next = Scope::enter();
+        assert!(!next.leave());
+        // Outside every scope, nothing is noted.
+        app_logged();
+        assert!(!Scope::enter().leave());
+        // A sibling scope does not see an earlier sibling's log.
+        let parent = Scope::enter();
+        {
+            let first = Scope::enter();
+            app_logged();
+            drop(first);
+        }
+        let second = Scope::enter();
+        assert!(!second.leave());
+        assert!(parent.leave());
     }
 
     #[test]

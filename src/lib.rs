@@ -28,6 +28,7 @@
 //!     .layer(unhandled::layer()); // interval from UNHANDLED_ERRORS_REPORT_INTERVAL, else 10s
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod config;
@@ -44,12 +45,13 @@ mod metric;
 mod reporting;
 mod response_ext;
 mod striped;
+pub mod subscriber;
 mod trace;
 
 pub use crate::{
     config::{
-        COUNT_ERROR_RESPONSES_VAR, ConfigError, DEFAULT_INTERVAL, INTERVAL_VAR, parse_interval,
-        parse_switch,
+        COUNT_ERROR_RESPONSES_VAR, ConfigError, DEFAULT_INTERVAL, INTERVAL_VAR, REPORT_TO_VAR,
+        parse_interval, parse_report_to, parse_switch,
     },
     context::{ErrorContext, ErrorKind},
     error::{BoxError, Error, Result},
@@ -58,7 +60,7 @@ pub use crate::{
     logging::{LoggingLayer, LoggingService},
     metric::METRIC_NAME,
     reporting::{
-        Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, ReportingErrorHandler,
+        Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, ReportTo, ReportingErrorHandler,
         ReportingErrorHandlerBuilder, ShutdownGuard,
     },
     response_ext::ResponseExt,

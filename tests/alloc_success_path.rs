@@ -236,3 +236,35 @@ async fn reading_traceparent_allocates_nothing() {
 
     assert_eq!(layered_count, pass_through_count);
 }
+
+/// `unhandled::subscriber::layer()` installed changes no request's allocations: neither a plain
+/// successful one nor one whose handler logs at ERROR (the layer notes the event for the error
+/// handler, which collects it at the end of the poll). A failing one would compare counting with
+/// not counting, whose sample (once per interval) may allocate.
+#[tokio::test(flavor = "current_thread")]
+async fn the_subscriber_layer_allocates_nothing_per_request() {
+    use tracing_subscriber::prelude::*;
+    let app = routes()
+        .route(
+            "/logs",
+            get(|| async {
+                tracing::error!("the cache is down; served from the database");
+                "user"
+            }),
+        )
+        .layer(unhandled::layer())
+        .with_state(());
+    let mut counts = Vec::new();
+    for with_layer in [false, true] {
+        let _default = if with_layer {
+            let subscriber = tracing_subscriber::registry().with(unhandled::subscriber::layer());
+            tracing::subscriber::set_default(subscriber)
+        } else {
+            tracing::subscriber::set_default(tracing_subscriber::registry())
+        };
+        let ok = allocations(&app, "/users/7", StatusCode::OK).await;
+        let logged = allocations(&app, "/logs", StatusCode::OK).await;
+        counts.push((ok, logged));
+    }
+    assert_eq!(counts[1], counts[0], "(plain, logging) with the layer, then without");
+}

@@ -27,6 +27,9 @@ pin_project! {
         kind: Kind<F>,
         head: RequestHead,
         handler: H,
+        // Whether the application recorded its own error log while serving the request
+        // (`unhandled::subscriber`), in any call or poll so far.
+        app_logged: bool,
     }
 }
 
@@ -44,11 +47,12 @@ pin_project! {
 }
 
 impl<F, H> ResponseFuture<F, H> {
-    pub(super) fn new(future: F, head: RequestHead, handler: H) -> Self {
+    pub(super) fn new(future: F, head: RequestHead, handler: H, app_logged: bool) -> Self {
         Self {
             kind: Kind::Future { future },
             head,
             handler,
+            app_logged,
         }
     }
 
@@ -59,6 +63,7 @@ impl<F, H> ResponseFuture<F, H> {
             },
             head,
             handler,
+            app_logged: false,
         }
     }
 }
@@ -79,23 +84,36 @@ where
             KindProj::Failed { failure } => failure.take().expect("future polled after completion"),
             KindProj::Future { future } => {
                 let scope = Scope::enter();
-                match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(Ok(response))) => {
-                        let response = response.map(Body::new);
-                        let enclosed = scope.is_enclosed();
-                        drop(scope);
-                        let response = responded(this.handler, this.head, response, enclosed);
-                        return Poll::Ready(Ok(response));
-                    }
-                    Ok(Poll::Ready(Err(error))) => (
+                let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+                let enclosed = scope.is_enclosed();
+                let failure = match polled {
+                    Ok(Poll::Pending) => None,
+                    Ok(Poll::Ready(Ok(response))) => Some(Ok(response)),
+                    Ok(Poll::Ready(Err(error))) => Some(Err((
                         scope.claim(Failure::service::<E>(), Error::new(error)),
                         ErrorKind::Service,
-                    ),
-                    Err(payload) => (
+                    ))),
+                    Err(payload) => Some(Err((
                         scope.claim(Failure::panic(&*payload), Error::from_panic(&*payload)),
                         ErrorKind::Panic,
-                    ),
+                    ))),
+                };
+                *this.app_logged |= scope.leave();
+                match failure {
+                    None => return Poll::Pending,
+                    Some(Ok(response)) => {
+                        let response = response.map(Body::new);
+                        let (handler, head) = (&*this.handler, &*this.head);
+                        let response =
+                            responded(handler, head, response, enclosed, *this.app_logged);
+                        return Poll::Ready(Ok(response));
+                    }
+                    Some(Err((error, kind))) => {
+                        if *this.app_logged {
+                            error.mark_logged();
+                        }
+                        (error, kind)
+                    }
                 }
             }
         };
@@ -116,16 +134,21 @@ where
 /// The response the handler returned is kept unless the error handler renders another; either
 /// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one and
 /// when `enclosed` by another error handler or a logging layer, with the [`RenderedStatus`] marker.
+/// The failure is marked logged when the application logged it itself (`app_logged`).
 fn responded<H: ServerErrorHandler>(
     handler: &H,
     head: &RequestHead,
     mut response: Response<Body>,
     enclosed: bool,
+    app_logged: bool,
 ) -> Response<Body> {
     let status = response.status();
     if let Some(error) = response.extensions_mut().get_mut::<Error>() {
         if error.rendered().is_some() {
             return response;
+        }
+        if app_logged {
+            error.mark_logged();
         }
         let kind = error.returned_kind();
         error.set_rendered(kind);
@@ -141,6 +164,9 @@ fn responded<H: ServerErrorHandler>(
         return response;
     }
     let error = Error::without_cause(status);
+    if app_logged {
+        error.mark_logged();
+    }
     let mut response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);
     if enclosed {
         // A zero-sized marker rather than the error, which would say no more than the status.

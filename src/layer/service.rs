@@ -106,10 +106,13 @@ where
         }
         let scope = Scope::enter();
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
-            Ok(future) => ResponseFuture::new(future, head, handler),
+            Ok(future) => ResponseFuture::new(future, head, handler, scope.leave()),
             Err(payload) => {
                 let error = Error::from_panic(&*payload);
                 let error = scope.claim(Failure::panic(&*payload), error);
+                if scope.leave() {
+                    error.mark_logged();
+                }
                 ResponseFuture::failed(error, ErrorKind::Panic, head, handler)
             }
         }

@@ -9,7 +9,7 @@ use axum::{
     extract::Request,
     http::{Response, StatusCode},
 };
-use tracing::{Span, field};
+use tracing::{Level, Span, field};
 
 use super::{Levels, TARGET, span};
 use crate::{
@@ -18,6 +18,7 @@ use crate::{
     handoff::{self, Failure, RenderedStatus},
     head::RequestHead,
     level::{enabled_at, event_at},
+    reporting::{Line, ReportTo},
 };
 
 /// What a request needs to be logged at its end: captured only when an event could be emitted.
@@ -157,16 +158,23 @@ fn millis(started: &Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Says once per process that a logging layer sits outside the error handler.
+/// Says once per process that a logging layer sits outside the error handler, where a person
+/// sees it ([`ReportTo`]: through `tracing` when recorded, else on standard error).
 fn warn_misplaced() {
     static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            target: TARGET,
-            fix = "add the LoggingLayer before the ErrorHandlerLayer: \
-                   router.layer(unhandled::LoggingLayer::new()).layer(unhandled::layer())",
-            "unhandled::LoggingLayer is outside the ErrorHandlerLayer, so the errors it logs are \
-             still counted as unhandled; move it inside"
-        );
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    const FIX: &str = "add the LoggingLayer before the ErrorHandlerLayer: \
+                       router.layer(unhandled::LoggingLayer::new()).layer(unhandled::layer())";
+    const MESSAGE: &str = "unhandled::LoggingLayer is outside the ErrorHandlerLayer, so the errors \
+                           it logs are still counted as unhandled; move it inside";
+    let report_to = ReportTo::from_env_or_default();
+    if report_to.to_tracing(|| tracing::enabled!(target: TARGET, Level::WARN)) {
+        tracing::warn!(target: TARGET, fix = FIX, "{MESSAGE}");
+    } else {
+        Line::new(Level::WARN, TARGET, &MESSAGE)
+            .field("fix", Some(FIX))
+            .write(Level::WARN, TARGET, report_to == ReportTo::Stderr);
     }
 }

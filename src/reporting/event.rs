@@ -4,19 +4,27 @@ use std::{fmt::Write, time::Duration};
 
 use tracing::{Level, field};
 
-use super::groups::Pending;
-use crate::context::ErrorKind;
+use super::{Line, ReportTo, groups::Pending};
+use crate::{
+    context::ErrorKind,
+    level::{enabled_at, event_at},
+};
 
-/// The advice every report ends with.
-pub(crate) const FIX: &str = "add unhandled::LoggingLayer to log each one";
+/// The advice every report ends with: the two ways a failure counts as logged.
+pub(crate) const FIX: &str = "add unhandled::LoggingLayer to log each one, or, where the \
+     application logs its own errors, add unhandled::subscriber::layer() to its tracing subscriber";
 
 /// What the report adds when its sample is a 5xx response without a cause.
 pub(crate) const ATTACH_FIX: &str = "no cause was attached to this response; where it is built \
      (the application's IntoResponse), attach it: \
      `response.with_cause(error)` with `use unhandled::ResponseExt`";
 
-/// Emits the report for `pending`, saying it covers the last `window`.
-pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
+/// The report's target.
+const TARGET: &str = "unhandled";
+
+/// Emits the report for `pending`, saying it covers the last `window`: through `tracing`, or on
+/// standard error where `report_to` says so.
+pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending: &Pending) {
     let whole_millis = Duration::from_millis(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let window = humantime::format_duration(whole_millis).to_string();
     let top = top_text(pending);
@@ -26,36 +34,49 @@ pub(crate) fn emit(level: Level, window: Duration, pending: &Pending) {
     let attach_fix = sample
         .is_some_and(|sample| sample.kind == ErrorKind::Status)
         .then_some(ATTACH_FIX);
-    macro_rules! report {
-        ($level:expr) => {
-            tracing::event!(
-                target: "unhandled",
-                $level,
-                count = pending.count,
-                interval = %window,
-                top = %top,
-                sample.method = sample.map(|sample| sample.method.as_str()),
-                sample.path = sample.map(|sample| sample.path.as_str()),
-                sample.route = sample.map(|sample| sample.route.as_str()),
-                sample.kind = sample.map(|sample| sample.kind.as_str()),
-                sample.status = sample.map(|sample| sample.error.status_code().as_u16()),
-                sample.error = chain.as_deref(),
-                sample.fix = attach_fix,
-                sample.trace_id = sample.and_then(|sample| sample.trace_id).map(field::display),
-                fix = FIX,
-                "Observed {} unhandled error{s} in the last {window} that no logging layer \
-                 reported; {FIX}",
-                pending.count,
-            )
-        };
+    let method = sample.map(|sample| sample.method.as_str());
+    let path = sample.map(|sample| sample.path.as_str());
+    let route = sample.map(|sample| sample.route.as_str());
+    let kind = sample.map(|sample| sample.kind.as_str());
+    let status = sample.map(|sample| sample.error.status_code().as_u16());
+    let trace_id = sample.and_then(|sample| sample.trace_id);
+    let message = format_args!(
+        "Observed {} unhandled error{s} in the last {window} that no logging layer reported; {FIX}",
+        pending.count
+    );
+    if !report_to.to_tracing(|| enabled_at!(target: TARGET, level)) {
+        Line::new(level, TARGET, &message)
+            .field("count", Some(&pending.count))
+            .field("interval", Some(&window))
+            .field("top", Some(&top))
+            .field("sample.method", method)
+            .field("sample.path", path)
+            .field("sample.route", route)
+            .field("sample.kind", kind)
+            .field("sample.status", status)
+            .field("sample.error", chain.as_deref())
+            .field("sample.fix", attach_fix)
+            .field("sample.trace_id", trace_id)
+            .write(level, TARGET, report_to == ReportTo::Stderr);
+        return;
     }
-    match level {
-        Level::ERROR => report!(Level::ERROR),
-        Level::WARN => report!(Level::WARN),
-        Level::INFO => report!(Level::INFO),
-        Level::DEBUG => report!(Level::DEBUG),
-        _ => report!(Level::TRACE),
-    }
+    event_at!(
+        target: TARGET,
+        level,
+        count = pending.count,
+        interval = %window,
+        top = %top,
+        sample.method = method,
+        sample.path = path,
+        sample.route = route,
+        sample.kind = kind,
+        sample.status = status,
+        sample.error = chain.as_deref(),
+        sample.fix = attach_fix,
+        sample.trace_id = trace_id.map(field::display),
+        fix = FIX,
+        "{message}",
+    );
 }
 
 /// `GET /users/{id} error ×12, POST /orders panic ×3, 2 more in other groups`.

@@ -12,10 +12,12 @@
 //!
 //! The first counted error starts one tokio task that, every interval in which the count grew,
 //! logs one event: how many, the largest groups, one sample with its request and source chain,
-//! and the fix. No error, no task; no growth, no event.
+//! and the fix. No error, no task; no growth, no event. The event goes where a person sees it
+//! ([`ReportTo`]): through `tracing` when the subscriber records it, else on standard error.
 
 mod event;
 mod groups;
+mod output;
 mod reporter;
 
 use std::{
@@ -29,6 +31,8 @@ use axum::response::Response;
 use tracing::Level;
 
 pub use self::groups::{Breakdown, ErrorGroup, MAX_GROUPS};
+pub use self::output::ReportTo;
+pub(crate) use self::output::Line;
 use self::reporter::Reporter;
 use crate::{
     config::{self, ConfigError, DEFAULT_INTERVAL},
@@ -116,6 +120,11 @@ impl<H> ReportingErrorHandler<H> {
         self.reporter.level
     }
 
+    /// Where the periodic report goes.
+    pub fn report_to(&self) -> ReportTo {
+        self.reporter.report_to
+    }
+
     /// Whether 5xx responses without a cause ([`ErrorKind::Status`]) are counted.
     pub fn counts_error_responses(&self) -> bool {
         self.reporter.count_error_responses
@@ -175,6 +184,7 @@ impl<H: fmt::Debug> fmt::Debug for ReportingErrorHandler<H> {
         f.debug_struct("ReportingErrorHandler")
             .field("interval", &self.reporter.interval)
             .field("level", &self.reporter.level)
+            .field("report_to", &self.reporter.report_to)
             .field(
                 "count_error_responses",
                 &self.reporter.count_error_responses,
@@ -219,44 +229,61 @@ pub struct ReportingErrorHandlerBuilder {
     interval: Duration,
     level: Level,
     count_error_responses: bool,
+    report_to: ReportTo,
 }
 
 impl ReportingErrorHandlerBuilder {
-    /// The defaults: a 10 s interval, `WARN`, 5xx responses without a cause counted.
+    /// The defaults: a 10 s interval, `WARN`, [`ReportTo::Auto`], 5xx responses without a cause
+    /// counted.
     pub fn new() -> Self {
         Self {
             interval: DEFAULT_INTERVAL,
             level: Level::WARN,
             count_error_responses: true,
+            report_to: ReportTo::Auto,
         }
     }
 
     /// The defaults, with the interval from
-    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR) and the switch from
-    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::COUNT_ERROR_RESPONSES_VAR) where they are set.
-    /// An invalid value is logged at `WARN` and that setting keeps its default; use
-    /// [`try_from_env`](Self::try_from_env) to refuse it instead.
+    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR), the switch from
+    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::COUNT_ERROR_RESPONSES_VAR) and where reports go
+    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) where they are set. An invalid
+    /// value is reported at `WARN` (where the report would go) and that setting keeps its
+    /// default; use [`try_from_env`](Self::try_from_env) to refuse it instead.
     pub fn from_env() -> Self {
         let mut builder = Self::new();
+        let mut invalid = Vec::new();
+        match config::report_to_from_env() {
+            Ok(Some(report_to)) => builder = builder.report_to(report_to),
+            Ok(None) => {}
+            Err(error) => invalid.push(error),
+        }
         match config::interval_from_env() {
             Ok(Some(interval)) => builder = builder.interval(interval),
             Ok(None) => {}
-            Err(error) => warn_default(&error),
+            Err(error) => invalid.push(error),
         }
         match config::count_error_responses_from_env() {
             Ok(Some(count)) => builder = builder.count_error_responses(count),
             Ok(None) => {}
-            Err(error) => warn_default(&error),
+            Err(error) => invalid.push(error),
+        }
+        for error in &invalid {
+            warn_default(builder.report_to, error);
         }
         builder
     }
 
     /// The defaults, with the interval from
-    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR) and the switch from
-    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::COUNT_ERROR_RESPONSES_VAR) where they are set; an
-    /// error naming the variable, the value and what is accepted when one cannot be parsed.
+    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR), the switch from
+    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::COUNT_ERROR_RESPONSES_VAR) and where reports go
+    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) where they are set; an error
+    /// naming the variable, the value and what is accepted when one cannot be parsed.
     pub fn try_from_env() -> Result<Self, ConfigError> {
         let mut builder = Self::new();
+        if let Some(report_to) = config::report_to_from_env()? {
+            builder = builder.report_to(report_to);
+        }
         if let Some(interval) = config::interval_from_env()? {
             builder = builder.interval(interval);
         }
@@ -264,6 +291,22 @@ impl ReportingErrorHandlerBuilder {
             builder = builder.count_error_responses(count);
         }
         Ok(builder)
+    }
+
+    /// Where the periodic report goes (default [`ReportTo::Auto`]: through `tracing` when the
+    /// subscriber in force records target `unhandled` at the report's level, else on standard
+    /// error).
+    ///
+    /// ```
+    /// use unhandled::{ReportTo, ReportingErrorHandler};
+    ///
+    /// // A service whose log pipeline reads standard error only.
+    /// let reporting = ReportingErrorHandler::builder().report_to(ReportTo::Stderr).build();
+    /// assert_eq!(reporting.report_to(), ReportTo::Stderr);
+    /// ```
+    pub fn report_to(mut self, report_to: ReportTo) -> Self {
+        self.report_to = report_to;
+        self
     }
 
     /// Whether a 5xx response that carries no cause ([`ErrorKind::Status`]: the handler or the
@@ -297,7 +340,12 @@ impl ReportingErrorHandlerBuilder {
 
     /// A reporting handler around `delegate`, which renders the responses.
     pub fn wrap<H: ServerErrorHandler>(self, delegate: H) -> ReportingErrorHandler<H> {
-        let reporter = Reporter::new(self.interval, self.level, self.count_error_responses);
+        let reporter = Reporter::new(
+            self.interval,
+            self.level,
+            self.count_error_responses,
+            self.report_to,
+        );
         let reporter = Box::leak(Box::new(reporter));
         ReportingErrorHandler { reporter, delegate }
     }
@@ -308,14 +356,18 @@ impl ReportingErrorHandlerBuilder {
     }
 }
 
-/// Says that an invalid variable was ignored.
-fn warn_default(error: &ConfigError) {
-    tracing::warn!(
-        target: "unhandled",
-        %error,
-        variable = error.variable(),
-        "using the default for {}", error.variable()
-    );
+/// Says that an invalid variable was ignored, where a person sees it.
+fn warn_default(report_to: ReportTo, error: &ConfigError) {
+    let variable = error.variable();
+    if report_to.to_tracing(|| tracing::enabled!(target: "unhandled", Level::WARN)) {
+        tracing::warn!(target: "unhandled", %error, variable, "using the default for {variable}");
+    } else {
+        let message = format_args!("using the default for {variable}");
+        Line::new(Level::WARN, "unhandled", &message)
+            .field("error", Some(error))
+            .field("variable", Some(&variable))
+            .write(Level::WARN, "unhandled", report_to == ReportTo::Stderr);
+    }
 }
 
 impl Default for ReportingErrorHandlerBuilder {

@@ -15,7 +15,7 @@ use tokio::{
 use tracing::Level;
 
 use super::{
-    event,
+    ReportTo, event,
     groups::{Breakdown, Groups},
 };
 use crate::{context::ErrorContext, error::Error, metric};
@@ -24,6 +24,7 @@ pub(crate) struct Reporter {
     pub(crate) interval: Duration,
     pub(crate) level: Level,
     pub(crate) count_error_responses: bool,
+    pub(crate) report_to: ReportTo,
     groups: Groups,
     /// Whether a task runs or is being started; the compare-and-swap that sets it starts one.
     scheduled: AtomicBool,
@@ -40,11 +41,17 @@ struct TaskSlot {
 }
 
 impl Reporter {
-    pub(crate) fn new(interval: Duration, level: Level, count_error_responses: bool) -> Self {
+    pub(crate) fn new(
+        interval: Duration,
+        level: Level,
+        count_error_responses: bool,
+        report_to: ReportTo,
+    ) -> Self {
         Self {
             interval,
             level,
             count_error_responses,
+            report_to,
             groups: Groups::new(),
             scheduled: AtomicBool::new(false),
             publish_planned: AtomicBool::new(false),
@@ -144,7 +151,7 @@ impl Reporter {
     /// One periodic tick: reports when errors were counted since the last report.
     fn tick(&self) {
         if let Some(pending) = self.groups.take() {
-            event::emit(self.level, self.interval, &pending);
+            event::emit(self.level, self.report_to, self.interval, &pending);
         }
     }
 
@@ -161,7 +168,7 @@ impl Reporter {
     pub(crate) fn flush(&self) {
         self.groups.publish();
         if let Some(pending) = self.groups.take() {
-            event::emit(self.level, pending.elapsed, &pending);
+            event::emit(self.level, self.report_to, pending.elapsed, &pending);
         }
     }
 }

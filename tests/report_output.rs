@@ -1,0 +1,270 @@
+//! Where the periodic report goes, read from a child process's standard output and error: this
+//! test binary runs itself again (the ignored `child` test) with one tracing setup each time.
+
+use std::{process::Command, time::Duration};
+
+use axum::{Router, routing::get};
+use tracing::Level;
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+const SETUP: &str = "UNHANDLED_TEST_SETUP";
+const REPORT: &str = "Observed 3 unhandled errors in the last 1s that no logging layer reported";
+const WHY: &str = "on standard error because";
+
+/// What the child wrote.
+struct Output {
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the child with `setup` and the variables `vars` (each `(name, value)`).
+fn run(setup: &str, vars: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(SETUP, setup)
+        .env("UNHANDLED_ERRORS_REPORT_INTERVAL", "1s")
+        .env_remove("RUST_LOG")
+        .env_remove("UNHANDLED_ERRORS_REPORT_TO")
+        .env_remove("UNHANDLED_COUNT_ERROR_RESPONSES");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    let output = Output {
+        stdout: text(output.stdout),
+        stderr: text(output.stderr),
+    };
+    assert!(
+        output.stdout.contains("1 passed"),
+        "the child failed:\n{}\n{}",
+        output.stdout,
+        output.stderr
+    );
+    output
+}
+
+fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|line| line.contains(needle)).collect()
+}
+
+/// The report line on standard error, checked for its content; exactly one.
+fn stderr_report(output: &Output) -> String {
+    let lines = lines_with(&output.stderr, REPORT);
+    assert_eq!(lines.len(), 1, "stderr:\n{}", output.stderr);
+    assert!(!output.stdout.contains(REPORT), "stdout:\n{}", output.stdout);
+    let line = lines[0].to_owned();
+    for part in [
+        " WARN unhandled: ",
+        "count=3",
+        "interval=1s",
+        "top=\"GET /fail error ×3\"",
+        "sample.method=GET",
+        "sample.route=/fail",
+        "sample.kind=error",
+        "sample.status=500",
+        "sample.error=\"loading user 7: connection refused\"",
+        "unhandled::LoggingLayer",
+        "unhandled::subscriber::layer()",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line}");
+    }
+    line
+}
+
+#[test]
+fn with_no_subscriber_the_report_is_on_standard_error_and_says_why() {
+    let output = run("none", &[]);
+    let line = stderr_report(&output);
+    assert!(line.contains(WHY), "{line}");
+    assert!(line.contains("RUST_LOG=unhandled=warn,"), "{line}");
+    assert!(line.contains("UNHANDLED_ERRORS_REPORT_INTERVAL=0"), "{line}");
+}
+
+#[test]
+fn with_axum_examples_filter_the_report_is_on_standard_error() {
+    let output = run("axum-examples", &[]);
+    stderr_report(&output);
+}
+
+#[test]
+fn with_fmt_init_and_rust_log_unset_the_report_is_on_standard_error() {
+    let output = run("fmt-init", &[]);
+    stderr_report(&output);
+}
+
+#[test]
+fn a_subscriber_that_records_warn_gets_the_report_once_and_standard_error_nothing() {
+    let output = run("warn", &[]);
+    assert_eq!(
+        lines_with(&output.stdout, REPORT).len(),
+        1,
+        "stdout:\n{}",
+        output.stdout
+    );
+    assert!(!output.stderr.contains(REPORT), "stderr:\n{}", output.stderr);
+    assert!(!output.stderr.contains(WHY), "stderr:\n{}", output.stderr);
+}
+
+#[test]
+fn a_subscriber_installed_after_the_layer_was_built_counts() {
+    let output = run("warn-later", &[]);
+    assert_eq!(lines_with(&output.stdout, REPORT).len(), 1, "{}", output.stdout);
+    assert!(!output.stderr.contains(REPORT), "stderr:\n{}", output.stderr);
+}
+
+#[test]
+fn a_zero_interval_writes_nothing_anywhere() {
+    for setup in ["none", "warn"] {
+        let output = run(setup, &[("UNHANDLED_ERRORS_REPORT_INTERVAL", "0")]);
+        assert!(!output.stdout.contains("Observed"), "{}", output.stdout);
+        assert!(!output.stderr.contains("Observed"), "{}", output.stderr);
+    }
+}
+
+#[test]
+fn only_the_first_line_of_a_process_says_why() {
+    let output = run("none-twice", &[]);
+    let lines = lines_with(&output.stderr, "that no logging layer reported");
+    assert_eq!(lines.len(), 2, "{}", output.stderr);
+    assert!(lines[0].contains(WHY), "{}", lines[0]);
+    assert!(!lines[1].contains(WHY), "{}", lines[1]);
+}
+
+#[test]
+fn report_to_stderr_writes_there_even_when_the_subscriber_records_it() {
+    let output = run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "stderr")]);
+    let line = stderr_report(&output);
+    assert!(line.contains("UNHANDLED_ERRORS_REPORT_TO=stderr"), "{line}");
+}
+
+#[test]
+fn report_to_tracing_writes_through_tracing_even_when_nothing_records_it() {
+    let output = run("none", &[("UNHANDLED_ERRORS_REPORT_TO", "tracing")]);
+    assert!(!output.stderr.contains("Observed"), "{}", output.stderr);
+    let output = run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "Tracing")]);
+    assert_eq!(lines_with(&output.stdout, REPORT).len(), 1, "{}", output.stdout);
+}
+
+#[test]
+fn report_to_auto_is_the_default() {
+    stderr_report(&run("none", &[("UNHANDLED_ERRORS_REPORT_TO", "auto")]));
+    let output = run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "AUTO")]);
+    assert_eq!(lines_with(&output.stdout, REPORT).len(), 1, "{}", output.stdout);
+    assert!(!output.stderr.contains(REPORT), "{}", output.stderr);
+}
+
+#[test]
+fn a_bad_report_to_is_named_on_standard_error_and_the_default_kept() {
+    let output = run("none", &[("UNHANDLED_ERRORS_REPORT_TO", "stdout")]);
+    let warning = lines_with(&output.stderr, "using the default for UNHANDLED_ERRORS_REPORT_TO");
+    assert_eq!(warning.len(), 1, "{}", output.stderr);
+    assert!(
+        warning[0].contains("invalid UNHANDLED_ERRORS_REPORT_TO=\\\"stdout\\\""),
+        "{}",
+        warning[0]
+    );
+    assert!(warning[0].contains("\\\"tracing\\\" or \\\"stderr\\\""), "{}", warning[0]);
+    // The first line of the process is the one that says why.
+    assert!(warning[0].contains(WHY), "{}", warning[0]);
+    stderr_report(&output);
+}
+
+#[test]
+fn a_bad_interval_is_named_on_standard_error_without_a_subscriber() {
+    let output = run("none", &[("UNHANDLED_ERRORS_REPORT_INTERVAL", "ten")]);
+    let warning = lines_with(&output.stderr, "using the default for UNHANDLED_ERRORS_REPORT_INTERVAL");
+    assert_eq!(warning.len(), 1, "{}", output.stderr);
+    assert!(warning[0].contains("\\\"ten\\\""), "{}", warning[0]);
+}
+
+#[test]
+fn the_misordered_logging_layer_warning_reaches_standard_error_without_a_subscriber() {
+    let output = run("misordered", &[]);
+    let warning = lines_with(&output.stderr, "LoggingLayer is outside the ErrorHandlerLayer");
+    assert_eq!(warning.len(), 1, "{}", output.stderr);
+    assert!(warning[0].contains(" WARN unhandled::logging: "), "{}", warning[0]);
+}
+
+/// A handler failing as an application's does.
+async fn fail() -> unhandled::Result<()> {
+    let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+    Err(unhandled::Error::new(LoadFailed(refused)))
+}
+
+#[derive(Debug)]
+struct LoadFailed(std::io::Error);
+
+impl std::fmt::Display for LoadFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("loading user 7")
+    }
+}
+
+impl std::error::Error for LoadFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Sends `count` requests to `/fail` over TCP.
+async fn fail_times(address: std::net::SocketAddr, count: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..count {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /fail HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        assert!(response.starts_with(b"HTTP/1.1 500"));
+    }
+}
+
+/// The child: one tracing setup, a real axum server on 127.0.0.1, three failures, one interval.
+#[test]
+#[ignore = "run as a child process by the tests above"]
+fn child() {
+    let setup = std::env::var(SETUP).unwrap();
+    match setup.as_str() {
+        "none" | "none-twice" | "warn-later" | "misordered" => {}
+        "axum-examples" => tracing_subscriber::registry()
+            .with(
+                EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| format!("{}=debug,tower_http=debug", env!("CARGO_CRATE_NAME")).into()),
+            )
+            .with(fmt::layer())
+            .init(),
+        "fmt-init" => fmt::init(),
+        "warn" => fmt().with_max_level(Level::WARN).init(),
+        other => panic!("unknown setup {other}"),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let layer = unhandled::layer();
+        let mut app = Router::new().route("/fail", get(fail));
+        if setup == "misordered" {
+            app = app.layer(layer).layer(unhandled::LoggingLayer::new());
+        } else {
+            app = app.layer(layer);
+        }
+        if setup == "warn-later" {
+            fmt().with_max_level(Level::WARN).init();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fail_times(address, 3).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        if setup == "none-twice" {
+            fail_times(address, 2).await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    });
+}
