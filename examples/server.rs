@@ -15,6 +15,9 @@
 //!   `kind="error"`, with the whole context chain in the report)
 //! - `GET /logged/error`, `GET /logged/panic`: the same failures behind `unhandled::LoggingLayer`,
 //!   logged at once and never counted
+//! - `GET /own-log/error`: the same error logged by the handler itself with
+//!   `#[tracing::instrument(err)]`; `unhandled::subscriber::layer()` in the subscriber makes it
+//!   count as logged (never counted)
 //! - `GET /metrics`: Prometheus text, including `http_server_unhandled_errors_total`
 //!
 //! For `benches/wrk.sh` and `benches/server_instructions.sh`, `UNHANDLED_BARE=1` serves the same
@@ -33,7 +36,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::util::MapResponseLayer;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, prelude::*};
 use unhandled::{Error, LoggingLayer, ReportingErrorHandler, ResponseExt as _};
 
 #[derive(Debug)]
@@ -118,6 +121,13 @@ fn routes() -> Router {
         .route("/not-found", get(not_found))
         .route("/app-error", get(app_error))
         .route("/app-error/attached", get(app_error_attached))
+        .route("/own-log/error", get(own_log_error))
+}
+
+/// Logs its own error at ERROR (`instrument(err)`): logged, so not counted.
+#[tracing::instrument(err)]
+async fn own_log_error() -> unhandled::Result<&'static str> {
+    error().await
 }
 
 fn logged_routes() -> Router {
@@ -192,8 +202,10 @@ fn app(metrics: PrometheusHandle, variant: Variant) -> Router {
 
 #[tokio::main]
 async fn main() -> Result<(), Fatal> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with(tracing_subscriber::fmt::layer())
+        .with(unhandled::subscriber::layer()) // the application's own error logs count as logged
         .init();
     let metrics = PrometheusBuilder::new().install_recorder()?;
     let upkeep = metrics.clone();

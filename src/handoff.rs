@@ -123,6 +123,7 @@ impl Scope {
 
     /// Closes the scope; whether the application recorded an event at the subscriber layer's
     /// level while it was in force (an enclosing scope learns it too).
+    #[inline]
     pub(crate) fn leave(self) -> bool {
         let logged = STATE.with(|state| close(state, self.id, self.outer));
         std::mem::forget(self);
@@ -137,6 +138,7 @@ impl Drop for Scope {
 }
 
 /// Restores the `outer` scope; whether `id` saw an application's event, which `outer` inherits.
+#[inline]
 fn close(state: &State, id: u64, outer: u64) -> bool {
     state.current.set(outer);
     let logged = state.app_logged.get() == id;

@@ -31,6 +31,10 @@ pub(crate) struct RequestHead {
     /// `shared` when it is too long for them. (A flag and an `Option` rather than a three-way
     /// enum: the flag fits in padding, the enum would not.)
     matched: bool,
+    /// Whether the application logged its own failure while the error handler served the
+    /// request ([`unhandled::subscriber`](crate::subscriber)), in any call or poll so far: kept
+    /// here, in padding, rather than in the response future, which each byte makes costlier to move.
+    app_logged: bool,
     shared: Option<MatchedPath>,
     /// The trace id of the request's `traceparent` header; zeros when there is none (no valid
     /// trace id is all zeros, and the bytes keep the head at 160 bytes where an `Option` would not).
@@ -59,6 +63,7 @@ impl RequestHead {
             route_len: u8::try_from(route_len).unwrap_or(0),
             path_len: u8::try_from(path_len).unwrap_or(0),
             matched: matched.is_some(),
+            app_logged: false,
             shared,
             #[cfg(feature = "opentelemetry")]
             traceparent: request
@@ -67,6 +72,16 @@ impl RequestHead {
                 .and_then(|value| crate::trace::from_traceparent(value.as_bytes()))
                 .map_or([0; 16], crate::TraceId::to_bytes),
         }
+    }
+
+    /// Whether the application logged its own failure during the request so far.
+    pub(crate) fn app_logged(&self) -> bool {
+        self.app_logged
+    }
+
+    /// Records that the application logged during one of the request's calls or polls.
+    pub(crate) fn set_app_logged(&mut self, logged: bool) {
+        self.app_logged |= logged;
     }
 
     /// The trace the failing request belongs to: the OpenTelemetry context of the span in force

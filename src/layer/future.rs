@@ -27,9 +27,6 @@ pin_project! {
         kind: Kind<F>,
         head: RequestHead,
         handler: H,
-        // Whether the application recorded its own error log while serving the request
-        // (`unhandled::subscriber`), in any call or poll so far.
-        app_logged: bool,
     }
 }
 
@@ -47,12 +44,11 @@ pin_project! {
 }
 
 impl<F, H> ResponseFuture<F, H> {
-    pub(super) fn new(future: F, head: RequestHead, handler: H, app_logged: bool) -> Self {
+    pub(super) fn new(future: F, head: RequestHead, handler: H) -> Self {
         Self {
             kind: Kind::Future { future },
             head,
             handler,
-            app_logged,
         }
     }
 
@@ -63,7 +59,6 @@ impl<F, H> ResponseFuture<F, H> {
             },
             head,
             handler,
-            app_logged: false,
         }
     }
 }
@@ -84,37 +79,32 @@ where
             KindProj::Failed { failure } => failure.take().expect("future polled after completion"),
             KindProj::Future { future } => {
                 let scope = Scope::enter();
-                let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
-                let enclosed = scope.is_enclosed();
-                let failure = match polled {
-                    Ok(Poll::Pending) => None,
-                    Ok(Poll::Ready(Ok(response))) => Some(Ok(response)),
-                    Ok(Poll::Ready(Err(error))) => Some(Err((
-                        scope.claim(Failure::service::<E>(), Error::new(error)),
-                        ErrorKind::Service,
-                    ))),
-                    Err(payload) => Some(Err((
-                        scope.claim(Failure::panic(&*payload), Error::from_panic(&*payload)),
-                        ErrorKind::Panic,
-                    ))),
-                };
-                *this.app_logged |= scope.leave();
-                match failure {
-                    None => return Poll::Pending,
-                    Some(Ok(response)) => {
+                let (error, kind) = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                    Ok(Poll::Pending) => {
+                        this.head.set_app_logged(scope.leave());
+                        return Poll::Pending;
+                    }
+                    Ok(Poll::Ready(Ok(response))) => {
                         let response = response.map(Body::new);
-                        let (handler, head) = (&*this.handler, &*this.head);
-                        let response =
-                            responded(handler, head, response, enclosed, *this.app_logged);
+                        let enclosed = scope.is_enclosed();
+                        this.head.set_app_logged(scope.leave());
+                        let response = responded(this.handler, this.head, response, enclosed);
                         return Poll::Ready(Ok(response));
                     }
-                    Some(Err((error, kind))) => {
-                        if *this.app_logged {
-                            error.mark_logged();
-                        }
-                        (error, kind)
-                    }
+                    Ok(Poll::Ready(Err(error))) => (
+                        scope.claim(Failure::service::<E>(), Error::new(error)),
+                        ErrorKind::Service,
+                    ),
+                    Err(payload) => (
+                        scope.claim(Failure::panic(&*payload), Error::from_panic(&*payload)),
+                        ErrorKind::Panic,
+                    ),
+                };
+                this.head.set_app_logged(scope.leave());
+                if this.head.app_logged() {
+                    error.mark_logged();
                 }
+                (error, kind)
             }
         };
         let response =
@@ -134,20 +124,19 @@ where
 /// The response the handler returned is kept unless the error handler renders another; either
 /// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one and
 /// when `enclosed` by another error handler or a logging layer, with the [`RenderedStatus`] marker.
-/// The failure is marked logged when the application logged it itself (`app_logged`).
+/// The failure is marked logged when the application logged it itself ([`RequestHead::app_logged`]).
 fn responded<H: ServerErrorHandler>(
     handler: &H,
     head: &RequestHead,
     mut response: Response<Body>,
     enclosed: bool,
-    app_logged: bool,
 ) -> Response<Body> {
     let status = response.status();
     if let Some(error) = response.extensions_mut().get_mut::<Error>() {
         if error.rendered().is_some() {
             return response;
         }
-        if app_logged {
+        if head.app_logged() {
             error.mark_logged();
         }
         let kind = error.returned_kind();
@@ -164,7 +153,7 @@ fn responded<H: ServerErrorHandler>(
         return response;
     }
     let error = Error::without_cause(status);
-    if app_logged {
+    if head.app_logged() {
         error.mark_logged();
     }
     let mut response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);

@@ -98,7 +98,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let head = RequestHead::capture(&request);
+        let mut head = RequestHead::capture(&request);
         let handler = self.handler.clone();
         if let Some(error) = self.not_ready.take() {
             let error = Error::from_parts(StatusCode::SERVICE_UNAVAILABLE, Some(error));
@@ -106,7 +106,10 @@ where
         }
         let scope = Scope::enter();
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
-            Ok(future) => ResponseFuture::new(future, head, handler, scope.leave()),
+            Ok(future) => {
+                head.set_app_logged(scope.leave());
+                ResponseFuture::new(future, head, handler)
+            }
             Err(payload) => {
                 let error = Error::from_panic(&*payload);
                 let error = scope.claim(Failure::panic(&*payload), error);
