@@ -148,7 +148,9 @@ fn main() {
     let traceparent = variant.ends_with("_traceparent");
     runtime.block_on(serve(&app, 10, expected, traceparent));
     if variant.starts_with("subscribed") {
-        runtime.block_on(unhandled_benches::prove_subscriber_layer(variant.ends_with("_layer")));
+        runtime.block_on(unhandled_benches::prove_subscriber_layer(
+            variant.ends_with("_layer"),
+        ));
     }
     serve_counted(&runtime, &app, count, expected, traceparent);
 }

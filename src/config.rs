@@ -119,15 +119,25 @@ pub fn parse_switch(value: &str) -> Result<bool, ConfigError> {
     } else if FALSE.iter().any(|no| word.eq_ignore_ascii_case(no)) {
         Ok(false)
     } else {
-        Err(ConfigError {
-            variable: COUNT_ERROR_RESPONSES_VAR,
-            value: value.to_owned(),
-            reason: if word.is_empty() {
-                "the value is empty".to_owned()
-            } else {
-                "not a switch".to_owned()
-            },
-        })
+        Err(unknown_word(
+            COUNT_ERROR_RESPONSES_VAR,
+            value,
+            "not a switch",
+        ))
+    }
+}
+
+/// The error for a `value` of `variable` that is none of its words: empty, or `unknown`.
+fn unknown_word(variable: &'static str, value: &str, unknown: &str) -> ConfigError {
+    ConfigError {
+        variable,
+        value: value.to_owned(),
+        reason: if value.trim().is_empty() {
+            "the value is empty"
+        } else {
+            unknown
+        }
+        .to_owned(),
     }
 }
 
@@ -147,20 +157,16 @@ pub fn parse_report_to(value: &str) -> Result<ReportTo, ConfigError> {
     [ReportTo::Auto, ReportTo::Tracing, ReportTo::Stderr]
         .into_iter()
         .find(|to| word.eq_ignore_ascii_case(to.as_str()))
-        .ok_or_else(|| ConfigError {
-            variable: REPORT_TO_VAR,
-            value: value.to_owned(),
-            reason: if word.is_empty() {
-                "the value is empty".to_owned()
-            } else {
-                "not a place reports go".to_owned()
-            },
-        })
+        .ok_or_else(|| unknown_word(REPORT_TO_VAR, value, "not a place reports go"))
 }
 
 /// Where reports go from [`REPORT_TO_VAR`]: `Ok(None)` when it is unset.
 pub(crate) fn report_to_from_env() -> Result<Option<ReportTo>, ConfigError> {
-    read(REPORT_TO_VAR, std::env::var_os(REPORT_TO_VAR), parse_report_to)
+    read(
+        REPORT_TO_VAR,
+        std::env::var_os(REPORT_TO_VAR),
+        parse_report_to,
+    )
 }
 
 /// The interval from [`INTERVAL_VAR`]: `Ok(None)` when it is unset.

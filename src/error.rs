@@ -255,7 +255,9 @@ impl Error {
         self.inner.logged.store(true, Ordering::Release);
     }
 
-    /// Whether [`mark_logged`](Self::mark_logged) was called on this error or a clone of it.
+    /// Whether [`mark_logged`](Self::mark_logged) was called on this error or a clone of it: by
+    /// [`LoggingLayer`](crate::LoggingLayer), by the error handler layer when the application
+    /// logged the failure itself ([`unhandled::subscriber`](crate::subscriber)), or by hand.
     pub fn is_logged(&self) -> bool {
         self.inner.logged.load(Ordering::Acquire)
     }

@@ -266,5 +266,8 @@ async fn the_subscriber_layer_allocates_nothing_per_request() {
         let logged = allocations(&app, "/logs", StatusCode::OK).await;
         counts.push((ok, logged));
     }
-    assert_eq!(counts[1], counts[0], "(plain, logging) with the layer, then without");
+    assert_eq!(
+        counts[1], counts[0],
+        "(plain, logging) with the layer, then without"
+    );
 }

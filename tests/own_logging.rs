@@ -40,10 +40,12 @@ fn install(setup: Setup) -> (support::Events, DefaultGuard) {
     let registry = tracing_subscriber::registry().with(capture);
     let guard = match setup {
         Setup::Without => tracing::subscriber::set_default(registry),
-        Setup::With => tracing::subscriber::set_default(registry.with(unhandled::subscriber::layer())),
-        Setup::WithThreshold(level) => tracing::subscriber::set_default(
-            registry.with(unhandled::subscriber::layer_at(level)),
-        ),
+        Setup::With => {
+            tracing::subscriber::set_default(registry.with(unhandled::subscriber::layer()))
+        }
+        Setup::WithThreshold(level) => {
+            tracing::subscriber::set_default(registry.with(unhandled::subscriber::layer_at(level)))
+        }
         Setup::Filtered(filter) => tracing::subscriber::set_default(
             tracing_subscriber::registry()
                 .with(EnvFilter::new(filter))
@@ -159,7 +161,11 @@ async fn each_logging_pattern_counts_as_logged_with_the_layer() {
         let (status, _) = send(&app, path).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
     }
-    assert_eq!(counted(&reporting), vec![], "every pattern logged its failure");
+    assert_eq!(
+        counted(&reporting),
+        vec![],
+        "every pattern logged its failure"
+    );
 }
 
 #[tokio::test]
@@ -207,7 +213,10 @@ async fn the_error_handler_still_sees_the_failure_and_is_told_it_was_logged() {
         .route("/instrumented", get(instrumented))
         .route("/oauth", get(oauth))
         .route("/panic", get(logged_panic))
-        .route("/silent", get(|| async { Err::<(), _>(Error::msg("quiet")) }))
+        .route(
+            "/silent",
+            get(|| async { Err::<(), _>(Error::msg("quiet")) }),
+        )
         .layer(ErrorHandlerLayer::new(seen.clone()));
     for path in ["/instrumented", "/oauth", "/panic", "/silent"] {
         send(&app, path).await;
@@ -228,7 +237,10 @@ async fn trace_layers_status_only_failure_line_does_not_count() {
     let (events, _guard) = install(Setup::With);
     let reporting = reporting();
     let app = Router::new()
-        .route("/", get(|| async { Err::<(), _>(Error::msg("the database is down")) }))
+        .route(
+            "/",
+            get(|| async { Err::<(), _>(Error::msg("the database is down")) }),
+        )
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(ErrorHandlerLayer::new(reporting.clone()));
     send(&app, "/").await;
@@ -240,7 +252,10 @@ async fn trace_layers_status_only_failure_line_does_not_count() {
         "TraceLayer logged its failure line: {:?}",
         events.all()
     );
-    assert_eq!(counted(&reporting), vec![("/".to_owned(), ErrorKind::Error, 1)]);
+    assert_eq!(
+        counted(&reporting),
+        vec![("/".to_owned(), ErrorKind::Error, 1)]
+    );
 }
 
 #[tokio::test]
@@ -293,7 +308,10 @@ async fn this_crates_own_events_and_less_severe_ones_do_not_count() {
         .layer(ErrorHandlerLayer::new(reporting.clone()));
     send(&app, "/ours").await;
     send(&app, "/info").await;
-    let routes: Vec<_> = counted(&reporting).into_iter().map(|group| group.0).collect();
+    let routes: Vec<_> = counted(&reporting)
+        .into_iter()
+        .map(|group| group.0)
+        .collect();
     assert_eq!(routes, ["/ours", "/info"]);
 }
 
@@ -319,7 +337,10 @@ async fn the_threshold_is_configurable() {
         .layer(ErrorHandlerLayer::new(reporting.clone()));
     send(&app, "/warn").await;
     send(&app, "/error").await;
-    let routes: Vec<_> = counted(&reporting).into_iter().map(|group| group.0).collect();
+    let routes: Vec<_> = counted(&reporting)
+        .into_iter()
+        .map(|group| group.0)
+        .collect();
     assert_eq!(routes, ["/warn"]);
 }
 
@@ -339,7 +360,10 @@ async fn an_event_on_a_task_the_handler_spawned_does_not_count() {
         )
         .layer(ErrorHandlerLayer::new(reporting.clone()));
     send(&app, "/").await;
-    assert_eq!(counted(&reporting), vec![("/".to_owned(), ErrorKind::Error, 1)]);
+    assert_eq!(
+        counted(&reporting),
+        vec![("/".to_owned(), ErrorKind::Error, 1)]
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -21,7 +21,13 @@ struct Output {
 fn run(setup: &str, vars: &[(&str, &str)]) -> Output {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(SETUP, setup)
         .env("UNHANDLED_ERRORS_REPORT_INTERVAL", "1s")
         .env_remove("RUST_LOG")
@@ -53,7 +59,11 @@ fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
 fn stderr_report(output: &Output) -> String {
     let lines = lines_with(&output.stderr, REPORT);
     assert_eq!(lines.len(), 1, "stderr:\n{}", output.stderr);
-    assert!(!output.stdout.contains(REPORT), "stdout:\n{}", output.stdout);
+    assert!(
+        !output.stdout.contains(REPORT),
+        "stdout:\n{}",
+        output.stdout
+    );
     let line = lines[0].to_owned();
     for part in [
         " WARN unhandled: ",
@@ -79,7 +89,10 @@ fn with_no_subscriber_the_report_is_on_standard_error_and_says_why() {
     let line = stderr_report(&output);
     assert!(line.contains(WHY), "{line}");
     assert!(line.contains("RUST_LOG=unhandled=warn,"), "{line}");
-    assert!(line.contains("UNHANDLED_ERRORS_REPORT_INTERVAL=0"), "{line}");
+    assert!(
+        line.contains("UNHANDLED_ERRORS_REPORT_INTERVAL=0"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -103,15 +116,28 @@ fn a_subscriber_that_records_warn_gets_the_report_once_and_standard_error_nothin
         "stdout:\n{}",
         output.stdout
     );
-    assert!(!output.stderr.contains(REPORT), "stderr:\n{}", output.stderr);
+    assert!(
+        !output.stderr.contains(REPORT),
+        "stderr:\n{}",
+        output.stderr
+    );
     assert!(!output.stderr.contains(WHY), "stderr:\n{}", output.stderr);
 }
 
 #[test]
 fn a_subscriber_installed_after_the_layer_was_built_counts() {
     let output = run("warn-later", &[]);
-    assert_eq!(lines_with(&output.stdout, REPORT).len(), 1, "{}", output.stdout);
-    assert!(!output.stderr.contains(REPORT), "stderr:\n{}", output.stderr);
+    assert_eq!(
+        lines_with(&output.stdout, REPORT).len(),
+        1,
+        "{}",
+        output.stdout
+    );
+    assert!(
+        !output.stderr.contains(REPORT),
+        "stderr:\n{}",
+        output.stderr
+    );
 }
 
 #[test]
@@ -144,28 +170,45 @@ fn report_to_tracing_writes_through_tracing_even_when_nothing_records_it() {
     let output = run("none", &[("UNHANDLED_ERRORS_REPORT_TO", "tracing")]);
     assert!(!output.stderr.contains("Observed"), "{}", output.stderr);
     let output = run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "Tracing")]);
-    assert_eq!(lines_with(&output.stdout, REPORT).len(), 1, "{}", output.stdout);
+    assert_eq!(
+        lines_with(&output.stdout, REPORT).len(),
+        1,
+        "{}",
+        output.stdout
+    );
 }
 
 #[test]
 fn report_to_auto_is_the_default() {
     stderr_report(&run("none", &[("UNHANDLED_ERRORS_REPORT_TO", "auto")]));
     let output = run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "AUTO")]);
-    assert_eq!(lines_with(&output.stdout, REPORT).len(), 1, "{}", output.stdout);
+    assert_eq!(
+        lines_with(&output.stdout, REPORT).len(),
+        1,
+        "{}",
+        output.stdout
+    );
     assert!(!output.stderr.contains(REPORT), "{}", output.stderr);
 }
 
 #[test]
 fn a_bad_report_to_is_named_on_standard_error_and_the_default_kept() {
     let output = run("none", &[("UNHANDLED_ERRORS_REPORT_TO", "stdout")]);
-    let warning = lines_with(&output.stderr, "using the default for UNHANDLED_ERRORS_REPORT_TO");
+    let warning = lines_with(
+        &output.stderr,
+        "using the default for UNHANDLED_ERRORS_REPORT_TO",
+    );
     assert_eq!(warning.len(), 1, "{}", output.stderr);
     assert!(
         warning[0].contains("invalid UNHANDLED_ERRORS_REPORT_TO=\\\"stdout\\\""),
         "{}",
         warning[0]
     );
-    assert!(warning[0].contains("\\\"tracing\\\" or \\\"stderr\\\""), "{}", warning[0]);
+    assert!(
+        warning[0].contains("\\\"tracing\\\" or \\\"stderr\\\""),
+        "{}",
+        warning[0]
+    );
     // The first line of the process is the one that says why.
     assert!(warning[0].contains(WHY), "{}", warning[0]);
     stderr_report(&output);
@@ -174,7 +217,10 @@ fn a_bad_report_to_is_named_on_standard_error_and_the_default_kept() {
 #[test]
 fn a_bad_interval_is_named_on_standard_error_without_a_subscriber() {
     let output = run("none", &[("UNHANDLED_ERRORS_REPORT_INTERVAL", "ten")]);
-    let warning = lines_with(&output.stderr, "using the default for UNHANDLED_ERRORS_REPORT_INTERVAL");
+    let warning = lines_with(
+        &output.stderr,
+        "using the default for UNHANDLED_ERRORS_REPORT_INTERVAL",
+    );
     assert_eq!(warning.len(), 1, "{}", output.stderr);
     assert!(warning[0].contains("\\\"ten\\\""), "{}", warning[0]);
 }
@@ -182,9 +228,16 @@ fn a_bad_interval_is_named_on_standard_error_without_a_subscriber() {
 #[test]
 fn the_misordered_logging_layer_warning_reaches_standard_error_without_a_subscriber() {
     let output = run("misordered", &[]);
-    let warning = lines_with(&output.stderr, "LoggingLayer is outside the ErrorHandlerLayer");
+    let warning = lines_with(
+        &output.stderr,
+        "LoggingLayer is outside the ErrorHandlerLayer",
+    );
     assert_eq!(warning.len(), 1, "{}", output.stderr);
-    assert!(warning[0].contains(" WARN unhandled::logging: "), "{}", warning[0]);
+    assert!(
+        warning[0].contains(" WARN unhandled::logging: "),
+        "{}",
+        warning[0]
+    );
 }
 
 /// A handler failing as an application's does.
@@ -231,10 +284,9 @@ fn child() {
     match setup.as_str() {
         "none" | "none-twice" | "warn-later" | "misordered" => {}
         "axum-examples" => tracing_subscriber::registry()
-            .with(
-                EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| format!("{}=debug,tower_http=debug", env!("CARGO_CRATE_NAME")).into()),
-            )
+            .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                format!("{}=debug,tower_http=debug", env!("CARGO_CRATE_NAME")).into()
+            }))
             .with(fmt::layer())
             .init(),
         "fmt-init" => fmt::init(),

@@ -31,8 +31,8 @@ use axum::response::Response;
 use tracing::Level;
 
 pub use self::groups::{Breakdown, ErrorGroup, MAX_GROUPS};
-pub use self::output::ReportTo;
 pub(crate) use self::output::Line;
+pub use self::output::ReportTo;
 use self::reporter::Reporter;
 use crate::{
     config::{self, ConfigError, DEFAULT_INTERVAL},

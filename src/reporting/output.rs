@@ -62,7 +62,10 @@ impl ReportTo {
     /// The choice of [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR), `Auto` when it is unset
     /// or invalid: for the warnings that have no reporter's setting to follow.
     pub(crate) fn from_env_or_default() -> Self {
-        config::report_to_from_env().ok().flatten().unwrap_or_default()
+        config::report_to_from_env()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 }
 
@@ -150,6 +153,9 @@ mod tests {
             .field("count", Some(&3))
             .field("top", Some(&"GET /x error ×3"))
             .field("absent", None::<u8>);
-        assert!(line.text.ends_with(" WARN unhandled: Observed count=3 top=\"GET /x error ×3\""));
+        assert!(
+            line.text
+                .ends_with(" WARN unhandled: Observed count=3 top=\"GET /x error ×3\"")
+        );
     }
 }
