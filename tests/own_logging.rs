@@ -31,6 +31,9 @@ enum Setup {
     WithThreshold(Level),
     /// `unhandled::subscriber::layer()` behind a global filter (`RUST_LOG` syntax).
     Filtered(&'static str),
+    /// The capturing layer and `unhandled::subscriber::layer()` under one per-layer filter, as
+    /// the subscriber docs advise for `fmt::layer().with_filter(..)`.
+    PerLayer(&'static str),
 }
 
 fn install(setup: Setup) -> (support::Events, DefaultGuard) {
@@ -51,6 +54,13 @@ fn install(setup: Setup) -> (support::Events, DefaultGuard) {
                 .with(EnvFilter::new(filter))
                 .with(support::CaptureLayer::new(&events))
                 .with(unhandled::subscriber::layer()),
+        ),
+        Setup::PerLayer(filter) => tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(
+                support::CaptureLayer::new(&events)
+                    .and_then(unhandled::subscriber::layer())
+                    .with_filter(EnvFilter::new(filter)),
+            ),
         ),
     };
     (events, guard)
@@ -260,7 +270,16 @@ async fn trace_layers_status_only_failure_line_does_not_count() {
 
 #[tokio::test]
 async fn an_event_the_filter_drops_does_not_count() {
-    let (_events, _guard) = install(Setup::Filtered("warn,dropped=off"));
+    for setup in [
+        Setup::Filtered("warn,dropped=off"),
+        Setup::PerLayer("warn,dropped=off"),
+    ] {
+        event_dropped_by(setup).await;
+    }
+}
+
+async fn event_dropped_by(setup: Setup) {
+    let (_events, _guard) = install(setup);
     let reporting = reporting();
     let app = Router::new()
         .route(
