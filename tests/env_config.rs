@@ -1,5 +1,5 @@
-//! `UNHANDLED_ERRORS_REPORT_INTERVAL` and `UNHANDLED_COUNT_ERROR_RESPONSES`: read by `from_env`,
-//! `try_from_env` and `unhandled::layer()`.
+//! `UNHANDLED_ERRORS_REPORT_INTERVAL`, `UNHANDLED_COUNT_ERROR_RESPONSES` and
+//! `UNHANDLED_ERRORS_REPORT_TO`: read by `from_env`, `try_from_env` and `unhandled::layer()`.
 //! Each case runs this binary again as a child process with the variable set, so no test mutates
 //! its own environment.
 
@@ -9,7 +9,8 @@ use std::process::Command;
 
 use axum::{Router, http::StatusCode, routing::get};
 use unhandled::{
-    COUNT_ERROR_RESPONSES_VAR, INTERVAL_VAR, ReportingErrorHandler, ReportingErrorHandlerBuilder,
+    COUNT_ERROR_RESPONSES_VAR, INTERVAL_VAR, REPORT_TO_VAR, ReportingErrorHandler,
+    ReportingErrorHandlerBuilder,
 };
 
 /// Runs [`child_reports_what_it_read`] with the variable set to `value` (or unset); its lines.
@@ -23,7 +24,8 @@ fn run_child(name: &str, variables: &[(&str, Option<&str>)]) -> Vec<String> {
     command.args(["--ignored", "--exact", name, "--nocapture"]);
     command
         .env_remove(INTERVAL_VAR)
-        .env_remove(COUNT_ERROR_RESPONSES_VAR);
+        .env_remove(COUNT_ERROR_RESPONSES_VAR)
+        .env_remove(REPORT_TO_VAR);
     for (variable, value) in variables {
         if let Some(value) = value {
             command.env(variable, value);
@@ -216,5 +218,45 @@ fn one_invalid_variable_does_not_discard_the_other() {
         lines[1..3],
         ["from_env: true 60s", "global counted: 1"],
         "{lines:?}"
+    );
+}
+
+#[test]
+#[ignore = "run as a child process by the other tests of this file"]
+fn child_reports_where_reports_go() {
+    let (events, _guard) = support::capture();
+    match ReportingErrorHandlerBuilder::try_from_env() {
+        Ok(builder) => println!("CHILD try: ok {}", builder.build().report_to()),
+        Err(error) => println!("CHILD try: err {error}"),
+    }
+    println!(
+        "CHILD from_env: {}",
+        ReportingErrorHandlerBuilder::from_env().build().report_to()
+    );
+    for event in events.all() {
+        println!("CHILD event: {} {}", event.level, event.field("error"));
+    }
+}
+
+#[test]
+fn report_to_is_read_from_the_environment_and_a_bad_value_is_named() {
+    let run = |value| run_child("child_reports_where_reports_go", &[(REPORT_TO_VAR, value)]);
+    assert_eq!(run(None), ["try: ok auto", "from_env: auto"]);
+    assert_eq!(run(Some("stderr")), ["try: ok stderr", "from_env: stderr"]);
+    assert_eq!(
+        run(Some(" Tracing ")),
+        ["try: ok tracing", "from_env: tracing"]
+    );
+    let lines = run(Some("stdout"));
+    let refused = "invalid UNHANDLED_ERRORS_REPORT_TO=\"stdout\": not a place reports go; expected \
+                   \"auto\" (tracing when the subscriber records the report, else standard error), \
+                   \"tracing\" or \"stderr\"";
+    assert_eq!(
+        lines,
+        [
+            format!("try: err {refused}"),
+            "from_env: auto".to_owned(),
+            format!("event: WARN {refused}"),
+        ]
     );
 }
