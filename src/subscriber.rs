@@ -63,7 +63,7 @@ use tracing_subscriber::{
 
 use crate::handoff;
 
-/// The layer [`layer`] and [`layer_at`] return: [`ErrorLogs`] behind its own [`Threshold`].
+/// The layer [`layer()`] and [`layer_at`] return: [`ErrorLogs`] behind its own [`Threshold`].
 pub type SubscriberLayer<S> = Filtered<ErrorLogs, Threshold, S>;
 
 /// The layer that makes an application's own error logs (`WARN` or more severe) count as logged;
@@ -84,7 +84,7 @@ where
     layer_at(Level::WARN)
 }
 
-/// [`layer`] with another threshold: events at `level` or more severe count as logging the
+/// [`layer()`] with another threshold: events at `level` or more severe count as logging the
 /// request's failure.
 ///
 /// ```
@@ -105,7 +105,7 @@ where
 }
 
 /// Notes each event it sees for the error handler serving the request on this thread; used
-/// behind [`Threshold`] (see [`layer`]).
+/// behind [`Threshold`] (see [`layer()`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorLogs {
     _private: (),
