@@ -13,7 +13,12 @@
 //!   the Prometheus counter [`METRIC_NAME`] through the `metrics` facade, and every interval logs
 //!   one warning with the count, the failing routes and a sample error;
 //! - [`LoggingLayer`] logs every request in an OpenTelemetry server span and marks the errors it
-//!   logged, so that they are not counted: the fix the warning asks for.
+//!   logged, so that they are not counted: the fix the warning asks for;
+//! - [`subscriber::layer()`], for an application that logs its own errors, makes a failure count
+//!   as logged when the application recorded an event at `WARN` or more severe while serving it.
+//!
+//! The warning goes to the `tracing` subscriber where it records target `unhandled`, else to
+//! standard error ([`ReportTo`]), so that a new service without a subscriber still shows it.
 //!
 //! ```
 //! use axum::{Router, extract::Path, routing::get};
