@@ -83,6 +83,19 @@ fn stderr_report(output: &Output) -> String {
     line
 }
 
+/// The report through the subscriber (fmt writes to standard output): exactly once, and
+/// nothing of it on standard error.
+fn subscriber_report(output: &Output) {
+    let lines = lines_with(&output.stdout, REPORT);
+    assert_eq!(lines.len(), 1, "stdout:\n{}", output.stdout);
+    assert!(
+        !output.stderr.contains(REPORT),
+        "stderr:\n{}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains(WHY), "stderr:\n{}", output.stderr);
+}
+
 #[test]
 fn with_no_subscriber_the_report_is_on_standard_error_and_says_why() {
     let output = run("none", &[]);
@@ -109,35 +122,12 @@ fn with_fmt_init_and_rust_log_unset_the_report_is_on_standard_error() {
 
 #[test]
 fn a_subscriber_that_records_warn_gets_the_report_once_and_standard_error_nothing() {
-    let output = run("warn", &[]);
-    assert_eq!(
-        lines_with(&output.stdout, REPORT).len(),
-        1,
-        "stdout:\n{}",
-        output.stdout
-    );
-    assert!(
-        !output.stderr.contains(REPORT),
-        "stderr:\n{}",
-        output.stderr
-    );
-    assert!(!output.stderr.contains(WHY), "stderr:\n{}", output.stderr);
+    subscriber_report(&run("warn", &[]));
 }
 
 #[test]
 fn a_subscriber_installed_after_the_layer_was_built_counts() {
-    let output = run("warn-later", &[]);
-    assert_eq!(
-        lines_with(&output.stdout, REPORT).len(),
-        1,
-        "{}",
-        output.stdout
-    );
-    assert!(
-        !output.stderr.contains(REPORT),
-        "stderr:\n{}",
-        output.stderr
-    );
+    subscriber_report(&run("warn-later", &[]));
 }
 
 #[test]
@@ -169,26 +159,13 @@ fn report_to_stderr_writes_there_even_when_the_subscriber_records_it() {
 fn report_to_tracing_writes_through_tracing_even_when_nothing_records_it() {
     let output = run("none", &[("UNHANDLED_ERRORS_REPORT_TO", "tracing")]);
     assert!(!output.stderr.contains("Observed"), "{}", output.stderr);
-    let output = run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "Tracing")]);
-    assert_eq!(
-        lines_with(&output.stdout, REPORT).len(),
-        1,
-        "{}",
-        output.stdout
-    );
+    subscriber_report(&run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "Tracing")]));
 }
 
 #[test]
 fn report_to_auto_is_the_default() {
     stderr_report(&run("none", &[("UNHANDLED_ERRORS_REPORT_TO", "auto")]));
-    let output = run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "AUTO")]);
-    assert_eq!(
-        lines_with(&output.stdout, REPORT).len(),
-        1,
-        "{}",
-        output.stdout
-    );
-    assert!(!output.stderr.contains(REPORT), "{}", output.stderr);
+    subscriber_report(&run("warn", &[("UNHANDLED_ERRORS_REPORT_TO", "AUTO")]));
 }
 
 #[test]
