@@ -126,6 +126,12 @@ fn a_subscriber_that_records_warn_gets_the_report_once_and_standard_error_nothin
 }
 
 #[test]
+fn enabling_target_unhandled_in_rust_log_moves_the_report_to_the_subscriber() {
+    let rust_log = ("RUST_LOG", "unhandled=warn,report_output=debug");
+    subscriber_report(&run("axum-examples", &[rust_log]));
+}
+
+#[test]
 fn a_subscriber_installed_after_the_layer_was_built_counts() {
     subscriber_report(&run("warn-later", &[]));
 }
