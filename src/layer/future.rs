@@ -101,9 +101,6 @@ where
                     ),
                 };
                 this.head.set_app_logged(scope.leave());
-                if this.head.app_logged() {
-                    error.mark_logged();
-                }
                 (error, kind)
             }
         };
@@ -124,7 +121,6 @@ where
 /// The response the handler returned is kept unless the error handler renders another; either
 /// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one and
 /// when `enclosed` by another error handler or a logging layer, with the [`RenderedStatus`] marker.
-/// The failure is marked logged when the application logged it itself ([`RequestHead::app_logged`]).
 fn responded<H: ServerErrorHandler>(
     handler: &H,
     head: &RequestHead,
@@ -135,9 +131,6 @@ fn responded<H: ServerErrorHandler>(
     if let Some(error) = response.extensions_mut().get_mut::<Error>() {
         if error.rendered().is_some() {
             return response;
-        }
-        if head.app_logged() {
-            error.mark_logged();
         }
         let kind = error.returned_kind();
         error.set_rendered(kind);
@@ -153,9 +146,6 @@ fn responded<H: ServerErrorHandler>(
         return response;
     }
     let error = Error::without_cause(status);
-    if head.app_logged() {
-        error.mark_logged();
-    }
     let mut response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);
     if enclosed {
         // A zero-sized marker rather than the error, which would say no more than the status.
@@ -175,13 +165,17 @@ fn with_rendered(
     response
 }
 
-/// Asks `handler` for the response; `None` when it defers, or panics itself.
+/// Asks `handler` for the response; `None` when it defers, or panics itself. The error is marked
+/// logged first when the application logged the failure itself ([`RequestHead::app_logged`]).
 fn handle<H: ServerErrorHandler>(
     handler: &H,
     error: &Error,
     head: &RequestHead,
     kind: ErrorKind,
 ) -> Option<Response<Body>> {
+    if head.app_logged() {
+        error.mark_logged();
+    }
     let context = head.context(kind).with_trace_id(head.trace_id());
     catch_unwind(AssertUnwindSafe(|| handler.on_error(error, &context)))
         .ok()

@@ -113,9 +113,7 @@ where
             Err(payload) => {
                 let error = Error::from_panic(&*payload);
                 let error = scope.claim(Failure::panic(&*payload), error);
-                if scope.leave() {
-                    error.mark_logged();
-                }
+                head.set_app_logged(scope.leave());
                 ResponseFuture::failed(error, ErrorKind::Panic, head, handler)
             }
         }

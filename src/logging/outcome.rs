@@ -175,6 +175,6 @@ fn warn_misplaced() {
     } else {
         Line::new(Level::WARN, TARGET, &MESSAGE)
             .field("fix", Some(FIX))
-            .write(Level::WARN, TARGET, report_to == ReportTo::Stderr);
+            .write(report_to);
     }
 }

@@ -57,7 +57,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
             .field("sample.error", chain.as_deref())
             .field("sample.fix", attach_fix)
             .field("sample.trace_id", trace_id)
-            .write(level, TARGET, report_to == ReportTo::Stderr);
+            .write(report_to);
         return;
     }
     event_at!(

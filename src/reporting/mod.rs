@@ -366,7 +366,7 @@ fn warn_default(report_to: ReportTo, error: &ConfigError) {
         Line::new(Level::WARN, "unhandled", &message)
             .field("error", Some(error))
             .field("variable", Some(&variable))
-            .write(Level::WARN, "unhandled", report_to == ReportTo::Stderr);
+            .write(report_to);
     }
 }
 

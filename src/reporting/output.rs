@@ -88,15 +88,21 @@ impl std::str::FromStr for ReportTo {
 /// One line for standard error: the time, level and target, the message, then `name=value`
 /// fields, the way `tracing_subscriber::fmt` writes them.
 pub(crate) struct Line {
+    level: Level,
+    target: &'static str,
     text: String,
 }
 
 impl Line {
-    pub(crate) fn new(level: Level, target: &str, message: &dyn Display) -> Self {
+    pub(crate) fn new(level: Level, target: &'static str, message: &dyn Display) -> Self {
         let now = humantime::format_rfc3339_seconds(SystemTime::now());
         let mut text = String::new();
         let _ = write!(text, "{now} {level:>5} {target}: {message}");
-        Self { text }
+        Self {
+            level,
+            target,
+            text,
+        }
     }
 
     /// Adds `name=value`, quoted when the value holds a space or a quote; `None` adds nothing.
@@ -113,12 +119,13 @@ impl Line {
     }
 
     /// Writes the line, in one write; the first line of the process also says why it is on
-    /// standard error and how to move it (`chosen`: the configuration chose standard error).
-    pub(crate) fn write(mut self, level: Level, target: &str, chosen: bool) {
+    /// standard error (`report_to`: chosen, or nothing records it) and how to move it.
+    pub(crate) fn write(mut self, report_to: ReportTo) {
         static EXPLAINED: AtomicBool = AtomicBool::new(false);
         if !EXPLAINED.swap(true, Ordering::Relaxed) {
+            let (level, target) = (self.level, self.target);
             self.text.push_str(" (");
-            if chosen {
+            if report_to == ReportTo::Stderr {
                 let _ = write!(
                     self.text,
                     "on standard error because {REPORT_TO_VAR}=stderr or report_to(ReportTo::Stderr) \
