@@ -21,16 +21,21 @@ pub enum ErrorKind {
     /// type, built it. Attach the cause with
     /// [`ResponseExt::with_cause`](crate::ResponseExt::with_cause) to make it an [`Error`](Self::Error).
     Status,
+    /// The response body failed while it streamed, after the head was sent: it yielded an error
+    /// (a panic while it is polled is a [`Panic`](Self::Panic)). The client got a truncated
+    /// response: HTTP/1 closes the connection, HTTP/2 resets the stream.
+    Body,
 }
 
 impl ErrorKind {
-    /// The label value used in logs and metrics: `error`, `panic`, `service` or `status`.
+    /// The label value used in logs and metrics: `error`, `panic`, `service`, `status` or `body`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
             Self::Panic => "panic",
             Self::Service => "service",
             Self::Status => "status",
+            Self::Body => "body",
         }
     }
 }

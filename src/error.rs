@@ -211,6 +211,20 @@ impl Error {
         Self::new(Panicked::from_payload(payload))
     }
 
+    /// An error of a response body that failed after its head, which had `status`: made from the
+    /// error it yielded, or from the payload of a panic while it was polled. It keeps `status`,
+    /// the one the client received, and is never intentional.
+    pub(crate) fn from_body(status: StatusCode, failure: BodyFailure) -> Self {
+        let cause = match failure {
+            BodyFailure::Yielded(cause) => cause,
+            BodyFailure::Panicked(message) => Box::new(Panicked {
+                message,
+                in_body: true,
+            }),
+        };
+        Self::with(status, Cause::Known(cause))
+    }
+
     /// The status the response carries.
     pub fn status_code(&self) -> StatusCode {
         self.inner.status
@@ -291,21 +305,13 @@ where
 /// `{}` prints the outermost message; `{:#}` prints the whole source chain joined by `: `.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut chain = self.chain();
-        match chain.next() {
+        match self.cause() {
             None if self.is_missing_cause() => {
                 write!(f, "{} with no cause attached", self.inner.status)
             }
             None => fmt::Display::fmt(&self.inner.status, f),
-            Some(cause) => {
-                fmt::Display::fmt(cause, f)?;
-                if f.alternate() {
-                    for source in chain {
-                        write!(f, ": {source}")?;
-                    }
-                }
-                Ok(())
-            }
+            Some(cause) if f.alternate() => fmt::Display::fmt(&Chain(cause), f),
+            Some(cause) => fmt::Display::fmt(cause, f),
         }
     }
 }
@@ -338,6 +344,43 @@ pub(crate) fn text_of(value: &dyn fmt::Display) -> String {
         .unwrap_or_else(|_| String::from("<the error's Display implementation panicked>"))
 }
 
+/// What a streamed body yielded, past the [`axum::Error`]s that `Body::from_stream` and
+/// `Body::new` wrap it in (each displays what it wraps, and would repeat it in the chain).
+pub(crate) fn unwrap_axum(mut error: BoxError) -> BoxError {
+    loop {
+        match error.downcast::<axum::Error>() {
+            Ok(wrapper) => error = wrapper.into_inner(),
+            Err(error) => return error,
+        }
+    }
+}
+
+/// [`unwrap_axum`], borrowed.
+pub(crate) fn past_axum<'a>(
+    mut error: &'a (dyn StdError + 'static),
+) -> &'a (dyn StdError + 'static) {
+    while let Some(inner) = error
+        .downcast_ref::<axum::Error>()
+        .and_then(StdError::source)
+    {
+        error = inner;
+    }
+    error
+}
+
+/// An error and each of its sources, `outer: inner: innermost`.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.0, f)?;
+        for source in std::iter::successors(self.0.source(), |&error| error.source()) {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Displays an [`Error`] with `{:#}`: its whole chain.
 struct Alternate<'a>(&'a Error);
 
@@ -359,27 +402,50 @@ impl fmt::Display for Message {
 
 impl StdError for Message {}
 
+/// How a response body failed after its head ([`Error::from_body`]).
+pub(crate) enum BodyFailure {
+    /// It yielded this error.
+    Yielded(BoxError),
+    /// It panicked while polled, with this message ([`panic_message`]).
+    Panicked(String),
+}
+
 /// The cause of an error made from a caught panic: its message.
 #[derive(Debug)]
-pub(crate) struct Panicked(pub(crate) String);
+pub(crate) struct Panicked {
+    message: String,
+    /// Whether the response body panicked, rather than the handler.
+    in_body: bool,
+}
 
 impl Panicked {
-    /// The panic's message; payloads that are neither `&str` nor `String` get a stand-in.
     pub(crate) fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
-        let message = if let Some(text) = payload.downcast_ref::<&'static str>() {
-            (*text).to_owned()
-        } else if let Some(text) = payload.downcast_ref::<String>() {
-            text.clone()
-        } else {
-            "panic payload of a type that is not a string".to_owned()
-        };
-        Self(message)
+        Self {
+            message: panic_message(payload),
+            in_body: false,
+        }
+    }
+}
+
+/// A panic's message; payloads that are neither `&str` nor `String` get a stand-in.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic payload of a type that is not a string".to_owned()
     }
 }
 
 impl fmt::Display for Panicked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "handler panicked: {}", self.0)
+        let who = if self.in_body {
+            "response body"
+        } else {
+            "handler"
+        };
+        write!(f, "{who} panicked: {}", self.message)
     }
 }
 
@@ -469,8 +535,12 @@ mod tests {
         let text: Box<dyn std::any::Any + Send> = Box::new("boom");
         let string: Box<dyn std::any::Any + Send> = Box::new(String::from("bang"));
         let number: Box<dyn std::any::Any + Send> = Box::new(42_u32);
-        assert_eq!(Panicked::from_payload(&*text).0, "boom");
-        assert_eq!(Panicked::from_payload(&*string).0, "bang");
-        assert!(Panicked::from_payload(&*number).0.contains("not a string"));
+        assert_eq!(Panicked::from_payload(&*text).message, "boom");
+        assert_eq!(Panicked::from_payload(&*string).message, "bang");
+        assert!(
+            Panicked::from_payload(&*number)
+                .message
+                .contains("not a string")
+        );
     }
 }

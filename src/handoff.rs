@@ -41,6 +41,8 @@ pub(crate) enum Failure {
     Panic(usize),
     /// The type of the service error.
     Service(TypeId),
+    /// The error a response body yielded (one per poll, and so per scope).
+    Body,
 }
 
 impl Failure {

@@ -74,6 +74,31 @@ impl RequestHead {
         }
     }
 
+    /// The request method.
+    pub(crate) fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// This head, leaving an empty one in its place (of a request that is done with it), and
+    /// forgetting what the application logged so far: the response body that takes it starts
+    /// anew, since nothing logged before a successful head was about the body's failure.
+    pub(crate) fn take(&mut self) -> Self {
+        let empty = Self {
+            method: Method::GET,
+            bytes: [0; INLINE],
+            route_len: 0,
+            path_len: 0,
+            matched: false,
+            app_logged: false,
+            shared: None,
+            #[cfg(feature = "opentelemetry")]
+            traceparent: [0; 16],
+        };
+        let mut head = std::mem::replace(self, empty);
+        head.app_logged = false;
+        head
+    }
+
     /// Whether the application logged its own failure during the request so far.
     pub(crate) fn app_logged(&self) -> bool {
         self.app_logged

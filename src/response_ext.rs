@@ -37,7 +37,10 @@
 
 use axum::http::Response;
 
-use crate::error::{BoxError, Error};
+use crate::{
+    error::{BoxError, Error},
+    layer::WatchBody,
+};
 
 /// Attaches the cause of a 5xx to the response an application built, for the
 /// [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) around it. Implemented for every
@@ -83,6 +86,51 @@ pub trait ResponseExt: Sized {
     /// assert!(response.extensions().get::<unhandled::Error>().unwrap().is_logged());
     /// ```
     fn with_logged_cause(self, cause: impl Into<BoxError>) -> Self;
+
+    /// Asks the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) (and a
+    /// [`LoggingLayer`](crate::LoggingLayer)) to watch this response's body although it has an
+    /// exact size: a proxied upstream body with a `Content-Length` does, yet it streams and can
+    /// fail. A body without an exact size is always watched; one with an exact size is otherwise
+    /// passed on untouched, and its failure only closes the connection. The mark costs one
+    /// extension (two allocations in a response without extensions).
+    ///
+    /// ```
+    /// use std::{pin::Pin, task::{Context, Poll}};
+    /// use axum::{Router, body::{Body, Bytes}, http::Request, response::{IntoResponse, Response}, routing::get};
+    /// use http_body::{Frame, SizeHint};
+    /// use tower::ServiceExt;
+    /// use unhandled::{ReportingErrorHandler, ResponseExt};
+    ///
+    /// /// An upstream body that announced 10 bytes and broke off: as a proxied `Incoming` does.
+    /// struct Upstream;
+    ///
+    /// impl http_body::Body for Upstream {
+    ///     type Data = Bytes;
+    ///     type Error = std::io::Error;
+    ///     fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    ///         Poll::Ready(Some(Err(std::io::Error::other("upstream reset the connection"))))
+    ///     }
+    ///     fn size_hint(&self) -> SizeHint {
+    ///         SizeHint::with_exact(10)
+    ///     }
+    /// }
+    ///
+    /// async fn proxy() -> Response {
+    ///     Body::new(Upstream).into_response().watch_body()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let reporting = ReportingErrorHandler::builder().build();
+    /// let app = Router::new()
+    ///     .route("/proxy", get(proxy))
+    ///     .layer(unhandled::ErrorHandlerLayer::new(reporting.clone()));
+    /// let response = app.oneshot(Request::get("/proxy").body(Body::empty()).unwrap()).await.unwrap();
+    /// assert!(axum::body::to_bytes(response.into_body(), 1024).await.is_err());
+    /// assert_eq!(reporting.unhandled_count(), 1); // without watch_body: 0
+    /// # }
+    /// ```
+    fn watch_body(self) -> Self;
 }
 
 impl<B> ResponseExt for Response<B> {
@@ -92,6 +140,11 @@ impl<B> ResponseExt for Response<B> {
 
     fn with_logged_cause(self, cause: impl Into<BoxError>) -> Self {
         attach(self, cause.into(), true)
+    }
+
+    fn watch_body(mut self) -> Self {
+        self.extensions_mut().insert(WatchBody);
+        self
     }
 }
 

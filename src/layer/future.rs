@@ -12,6 +12,7 @@ use axum::{
 };
 use pin_project_lite::pin_project;
 
+use super::body::{WatchedBody, needs_watching};
 use crate::head::RequestHead;
 use crate::{
     context::ErrorKind,
@@ -115,15 +116,17 @@ where
 /// A failure is the [`Error`] a handler returned or attached (one without a cause is a
 /// [`Status`](ErrorKind::Status) failure that a logging layer logged), else a 5xx status alone.
 /// Any other response is the success path: one extension lookup (nothing to look up when the
-/// response has no extensions) and one status comparison. So is a response an error handler
-/// inside this one rendered already: its failure was that handler's to count.
+/// response has no extensions), one status comparison and the body's size hint; a body that can
+/// still fail ([`needs_watching`]) leaves in a [`WatchedBody`] with the request's head. A
+/// response an error handler inside this one rendered already is left alone: its failure was
+/// that handler's to count.
 ///
 /// The response the handler returned is kept unless the error handler renders another; either
 /// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one and
 /// when `enclosed` by another error handler or a logging layer, with the [`RenderedStatus`] marker.
 fn responded<H: ServerErrorHandler>(
     handler: &H,
-    head: &RequestHead,
+    head: &mut RequestHead,
     mut response: Response<Body>,
     enclosed: bool,
 ) -> Response<Body> {
@@ -142,7 +145,13 @@ fn responded<H: ServerErrorHandler>(
             }
         };
     }
-    if !status.is_server_error() || response.extensions().get::<RenderedStatus>().is_some() {
+    if !status.is_server_error() {
+        if needs_watching(&response, head.method()) {
+            return WatchedBody::wrap(response, head.take(), handler.clone());
+        }
+        return response;
+    }
+    if response.extensions().get::<RenderedStatus>().is_some() {
         return response;
     }
     let error = Error::without_cause(status);
@@ -167,7 +176,7 @@ fn with_rendered(
 
 /// Asks `handler` for the response; `None` when it defers, or panics itself. The error is marked
 /// logged first when the application logged the failure itself ([`RequestHead::app_logged`]).
-fn handle<H: ServerErrorHandler>(
+pub(super) fn handle<H: ServerErrorHandler>(
     handler: &H,
     error: &Error,
     head: &RequestHead,

@@ -4,8 +4,8 @@
 //! template. Wrapped around a whole router from outside, it runs before routing and reports every
 //! route as `unmatched`.
 //!
-//! Only failures that happen before the response head is returned reach the handler: an error
-//! raised while the body streams is the body's to report.
+//! A failure after the head, while a streamed body is sent (an `Err` frame, a panic), reaches the
+//! same handler: see [Failures after the head](#failures-after-the-head).
 //!
 //! # Example
 //!
@@ -51,13 +51,76 @@
 //! assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 //! # }
 //! ```
+//!
+//! # Failures after the head
+//!
+//! A response whose body has no exact size (`Body::from_stream`, `Sse`, a file through
+//! `ReaderStream`, a proxied upstream body) leaves the layer with its body watched. When the body
+//! yields an error, the handler sees an [`ErrorKind::Body`](crate::ErrorKind::Body) failure (its
+//! cause the error the body yielded, its status the one the client already received); when it
+//! panics while polled, the panic is caught and the handler sees an
+//! [`ErrorKind::Panic`](crate::ErrorKind::Panic). The head is gone by then, so a response the
+//! handler returns is dropped: it can log and count, not answer. The response then ends as after
+//! any body error: HTTP/1 closes that connection, HTTP/2 resets that stream, and the server goes
+//! on serving. A body that ends, or that is dropped before its end (the client left, a `HEAD`
+//! request), is no failure.
+//!
+//! ```
+//! use std::{pin::Pin, task::{Context, Poll}};
+//! use axum::{Router, body::{Body, Bytes}, http::Request, routing::get};
+//! use http_body::Frame;
+//! use tower::ServiceExt;
+//! use unhandled::ReportingErrorHandler;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! /// One row, then the replica goes away.
+//! struct Export(u8);
+//!
+//! impl http_body::Body for Export {
+//!     type Data = Bytes;
+//!     type Error = std::io::Error;
+//!     fn poll_frame(
+//!         mut self: Pin<&mut Self>,
+//!         _: &mut Context<'_>,
+//!     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+//!         self.0 += 1;
+//!         Poll::Ready(Some(match self.0 {
+//!             1 => Ok(Frame::data(Bytes::from("row 1\n"))),
+//!             _ => Err(std::io::Error::other("the replica went away")),
+//!         }))
+//!     }
+//! }
+//!
+//! async fn export() -> Body {
+//!     Body::new(Export(0)) // as Body::from_stream would, with no exact size
+//! }
+//!
+//! let reporting = ReportingErrorHandler::builder().build();
+//! let app = Router::new()
+//!     .route("/export", get(export))
+//!     .layer(unhandled::ErrorHandlerLayer::new(reporting.clone()));
+//!
+//! let response = app.oneshot(Request::get("/export").body(Body::empty()).unwrap()).await.unwrap();
+//! assert_eq!(response.status(), 200); // sent before the body failed
+//! assert!(axum::body::to_bytes(response.into_body(), 1024).await.is_err());
+//! assert_eq!(reporting.unhandled_count(), 1);
+//! assert_eq!(reporting.breakdown().groups[0].kind, unhandled::ErrorKind::Body);
+//! # }
+//! ```
+//!
+//! A body with an exact size is not watched (nearly every response: `Full`, `String`, `Bytes`,
+//! `Json`, empty, none of which can fail), so that the success path costs nothing more. One that
+//! can fail although it has one, such as a proxied hyper `Incoming` with a `Content-Length`, is
+//! watched when its response asks for it with [`ResponseExt::watch_body`](crate::ResponseExt::watch_body).
 
+mod body;
 mod future;
-
 mod service;
 
 use tower_layer::Layer;
 
+pub(crate) use self::body::{BodyFailed, WatchBody, needs_watching};
 pub use self::{future::ResponseFuture, service::ErrorHandlerService};
 use crate::{handler::DefaultErrorHandler, reporting::ReportingErrorHandler};
 

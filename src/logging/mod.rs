@@ -50,6 +50,7 @@
 //!     .failure_level(Level::ERROR); // the event of a failure (default WARN)
 //! ```
 
+mod body;
 mod future;
 mod outcome;
 mod service;

@@ -6,6 +6,7 @@ use std::{
 };
 
 use axum::{
+    body::Body,
     extract::Request,
     http::{Response, StatusCode},
 };
@@ -14,9 +15,10 @@ use tracing::{Level, Span, field};
 use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
-    error::{Error, text_of},
+    error::{BodyFailure, Chain, Error, panic_message, past_axum, text_of},
     handoff::{self, Failure, RenderedStatus},
     head::RequestHead,
+    layer::{BodyFailed, needs_watching},
     level::{enabled_at, event_at},
     reporting::{Line, ReportTo},
 };
@@ -40,7 +42,10 @@ impl Outcome {
     /// Logs a response: a failure when it carries an unhandled error or is a 5xx, else a success.
     /// Once the failure event was emitted, an error returned inside this layer is marked logged,
     /// and a 5xx without one gets one (with no cause) marked logged, for the error handler.
-    pub(crate) fn responded<B>(&self, span: &Span, response: &mut Response<B>) {
+    ///
+    /// `true` when nothing is logged yet: a success whose body can still fail
+    /// ([`needs_watching`]), to be logged when it ends ([`LoggedBody`](super::body::LoggedBody)).
+    pub(crate) fn responded(&self, span: &Span, response: &mut Response<Body>) -> bool {
         let status = response.status();
         let error = response.extensions().get::<Error>();
         // Rendered: an error handler inside this layer saw it first, and counted it.
@@ -56,9 +61,13 @@ impl Outcome {
         let kind = rendered.or(error.map(Error::returned_kind));
         let unhandled = error.filter(|error| !error.is_intentional());
         if unhandled.is_none() && !status.is_server_error() {
-            span::close(span, Some(status), None);
-            self.succeeded(span, status);
-            return;
+            let streams =
+                |(_, head): &(Instant, RequestHead)| needs_watching(response, head.method());
+            if self.started.as_ref().is_some_and(streams) {
+                return true;
+            }
+            self.body_ended(span, status);
+            return false;
         }
         let text = unhandled.map_or_else(|| status.to_string(), Error::chain_text);
         span::close(span, Some(status), Some(&text));
@@ -73,9 +82,62 @@ impl Outcome {
                 }
             }
         }
+        false
     }
 
-    fn succeeded(&self, span: &Span, status: StatusCode) {
+    /// This outcome, leaving one that logs nothing in its place.
+    pub(crate) fn take(&mut self) -> Self {
+        Self {
+            levels: self.levels,
+            started: self.started.take(),
+        }
+    }
+
+    /// Logs a successful response that ended: at its head, or at its body's end.
+    pub(crate) fn body_ended(&self, span: &Span, status: StatusCode) {
+        span::close(span, Some(status), None);
+        self.succeeded(span, status, "request completed");
+    }
+
+    /// Logs a successful response whose body was dropped before its end: the client left.
+    pub(crate) fn body_dropped(&self, span: &Span, status: StatusCode) {
+        span::close(span, Some(status), None);
+        self.succeeded(span, status, "response body dropped before its end");
+    }
+
+    /// Logs the error a response body yielded after its head, and leaves a note for the error
+    /// handler that it was logged; an error handler inside this layer handled it already.
+    pub(crate) fn body_failed(&self, span: &Span, status: StatusCode, error: &axum::Error) {
+        if let Some(failed) = BodyFailed::find(error) {
+            warn_misplaced();
+            let text = failed.error().chain_text();
+            span::close(span, Some(status), Some(&text));
+            self.failed(span, failed.kind(), Some(status), &text);
+            return;
+        }
+        let text = text_of(&Chain(past_axum(error)));
+        span::close(span, Some(status), Some(&text));
+        if self.failed(span, ErrorKind::Body, Some(status), &text) {
+            handoff::note_logged(Failure::Body);
+        }
+    }
+
+    /// Logs a panic while the response body was polled, and leaves a note for the error handler.
+    pub(crate) fn body_panicked(
+        &self,
+        span: &Span,
+        status: StatusCode,
+        payload: &(dyn std::any::Any + Send),
+    ) {
+        let failure = BodyFailure::Panicked(panic_message(payload));
+        let text = text_of(&Error::from_body(status, failure));
+        span::close(span, Some(status), Some(&text));
+        if self.failed(span, ErrorKind::Panic, Some(status), &text) {
+            handoff::note_logged(Failure::panic(payload));
+        }
+    }
+
+    fn succeeded(&self, span: &Span, status: StatusCode, message: &'static str) {
         let Some((started, head)) = &self.started else {
             return;
         };
@@ -89,7 +151,7 @@ impl Outcome {
             status = status.as_u16(),
             latency_ms = millis(started),
             trace_id = trace_id(span).map(field::display),
-            "request completed"
+            "{message}"
         );
     }
 

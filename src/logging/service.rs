@@ -4,10 +4,15 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{extract::Request, http::Response};
+use axum::{
+    body::{Body, Bytes, HttpBody},
+    extract::Request,
+    http::Response,
+};
 use tower_service::Service;
 
 use super::{Levels, future::ResponseFuture, outcome::Outcome, span};
+use crate::error::BoxError;
 
 /// Middleware that logs every request in a span and marks the errors it logged; see
 /// [`LoggingLayer`](super::LoggingLayer).
@@ -32,8 +37,10 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LoggingService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Error: Display + 'static,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Response = S::Response;
+    type Response = Response<Body>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

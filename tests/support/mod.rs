@@ -18,7 +18,7 @@ use tracing::{
     field::{Field, Visit},
     subscriber::DefaultGuard,
 };
-use tracing_subscriber::{Layer, layer::Context, prelude::*};
+use tracing_subscriber::{Layer, layer::Context, prelude::*, registry::LookupSpan};
 
 /// One captured event: its level, target and fields (the message under `message`).
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct Captured {
     pub level: Level,
     pub target: String,
     pub fields: BTreeMap<String, String>,
+    /// The name of the span the event happened in, if any.
+    pub span: Option<String>,
 }
 
 impl Captured {
@@ -63,14 +65,16 @@ impl CaptureLayer {
     }
 }
 
-impl<S: Subscriber> Layer<S> for CaptureLayer {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for CaptureLayer {
+    fn on_event(&self, event: &Event<'_>, context: Context<'_, S>) {
         let mut fields = FieldMap::default();
         event.record(&mut fields);
+        let span = context.event_span(event).map(|span| span.name().to_owned());
         self.0.0.lock().unwrap().push(Captured {
             level: *event.metadata().level(),
             target: event.metadata().target().to_owned(),
             fields: fields.0,
+            span,
         });
     }
 }

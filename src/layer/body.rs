@@ -1,0 +1,226 @@
+//! Failures after the head: the body of a response that streams, watched while hyper polls it.
+//!
+//! The response future is done once the head is ready, but a streamed body (`Body::from_stream`,
+//! `Sse`, a file, a proxied upstream body) can fail later, when nothing else would see it: hyper
+//! drops the connection (HTTP/1) or resets the stream (HTTP/2) and logs at most at `TRACE`. So
+//! the error handler wraps such a body in a [`WatchedBody`], which sends its failure to the same
+//! [`ServerErrorHandler`] as every other failure of the request, with the same method, route and
+//! path:
+//! - an `Err` frame is an [`ErrorKind::Body`] failure whose cause is the error the body yielded;
+//! - a panic while the body is polled is caught, and is an [`ErrorKind::Panic`] failure.
+//!
+//! Either way the body then yields a [`BodyFailed`] error, which hyper treats as any body error
+//! (HTTP/1 closes that connection, HTTP/2 resets that stream only), and ends. A body that ends,
+//! or is dropped before its end (the client left, a `HEAD` request), is no failure.
+//!
+//! Only a body without an exact size is wrapped. `Full`, `String`, `Bytes`, `Json` and empty
+//! bodies (nearly every response) have one and cannot fail, so they pass untouched: the success
+//! path allocates nothing more. A body with an exact size that can still fail (a proxied hyper
+//! `Incoming` with a `Content-Length`) is wrapped only when its response asks for it with
+//! [`ResponseExt::watch_body`](crate::ResponseExt::watch_body). Wrapping boxes the body once
+//! (axum's [`Body`] is a boxed body); per frame it costs a scope (two thread-local writes) and a
+//! `catch_unwind`, no clock and no allocation.
+//!
+//! Every frame passes through [`WatchedBody::poll_frame`]: data and trailers alike. The trailers
+//! frame of a gRPC response, which carries its `grpc-status`, is read there.
+
+use std::{
+    error::Error as StdError,
+    fmt,
+    panic::{AssertUnwindSafe, catch_unwind},
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use axum::{
+    body::{Body, Bytes, HttpBody},
+    http::{Method, Response, StatusCode},
+};
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use super::future::handle;
+use crate::{
+    context::ErrorKind,
+    error::{BodyFailure, Error, panic_message, unwrap_axum},
+    handler::ServerErrorHandler,
+    handoff::{Failure, Scope},
+    head::RequestHead,
+};
+
+/// Marks a response whose body must be watched although it has an exact size: see
+/// [`ResponseExt::watch_body`](crate::ResponseExt::watch_body).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WatchBody;
+
+/// Whether the body of `response` to a request of `method` can fail after its head, and so must
+/// be watched. On the success path: one call through the body's vtable, and a lookup in the
+/// extensions only when there are some.
+pub(crate) fn needs_watching(response: &Response<Body>, method: &Method) -> bool {
+    let exact = response.body().size_hint().exact().is_some();
+    let asked = || {
+        let extensions = response.extensions();
+        !extensions.is_empty() && extensions.get::<WatchBody>().is_some()
+    };
+    // A `HEAD` response's body is dropped unpolled (by axum's router and by hyper).
+    (!exact || asked()) && method != Method::HEAD
+}
+
+pin_project! {
+    /// A response body that sends its failure to the error handler `H`: see the
+    /// [module docs](self).
+    pub(crate) struct WatchedBody<H> {
+        #[pin]
+        inner: Body,
+        // `None` once the body ended or failed: it yields nothing more.
+        watch: Option<Watch<H>>,
+    }
+}
+
+/// What a failure of the body needs to be handled as one of its request.
+struct Watch<H> {
+    head: RequestHead,
+    handler: H,
+    status: StatusCode,
+}
+
+impl<H: ServerErrorHandler> WatchedBody<H> {
+    /// `response` with its body watched for the request `head`, for `handler`.
+    pub(crate) fn wrap(response: Response<Body>, head: RequestHead, handler: H) -> Response<Body> {
+        let status = response.status();
+        response.map(|inner| {
+            Body::new(Self {
+                inner,
+                watch: Some(Watch {
+                    head,
+                    handler,
+                    status,
+                }),
+            })
+        })
+    }
+}
+
+impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
+    type Data = Bytes;
+    type Error = BodyFailed;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyFailed>>> {
+        let this = self.project();
+        let Some(watch) = this.watch else {
+            return Poll::Ready(None);
+        };
+        // A scope, as around every poll of the error handler's inner service: a logging layer
+        // inside notes the failure it logged, the subscriber layer what the application logged.
+        let scope = Scope::enter();
+        let (error, kind) = match catch_unwind(AssertUnwindSafe(|| this.inner.poll_frame(cx))) {
+            Ok(Poll::Pending) => {
+                watch.head.set_app_logged(scope.leave());
+                return Poll::Pending;
+            }
+            // Data and trailers frames alike pass through.
+            Ok(Poll::Ready(Some(Ok(frame)))) => {
+                watch.head.set_app_logged(scope.leave());
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Ok(Poll::Ready(None)) => {
+                drop(scope);
+                *this.watch = None;
+                return Poll::Ready(None);
+            }
+            Ok(Poll::Ready(Some(Err(error)))) => {
+                // Unwrapped, the chain starts at the error the application's body yielded.
+                let cause = unwrap_axum(error.into_inner());
+                // An error handler inside this one saw it first, and handled it.
+                if let Some(failed) = BodyFailed::find(&*cause) {
+                    let failed = BodyFailed {
+                        error: failed.error.clone(),
+                        kind: failed.kind,
+                    };
+                    drop(scope);
+                    *this.watch = None;
+                    return Poll::Ready(Some(Err(failed)));
+                }
+                let error = Error::from_body(watch.status, BodyFailure::Yielded(cause));
+                (scope.claim(Failure::Body, error), ErrorKind::Body)
+            }
+            Err(payload) => {
+                let failure = BodyFailure::Panicked(panic_message(&*payload));
+                let error = Error::from_body(watch.status, failure);
+                (
+                    scope.claim(Failure::panic(&*payload), error),
+                    ErrorKind::Panic,
+                )
+            }
+        };
+        watch.head.set_app_logged(scope.leave());
+        // The head is gone: a response the handler renders cannot be sent.
+        drop(handle(&watch.handler, &error, &watch.head, kind));
+        *this.watch = None;
+        Poll::Ready(Some(Err(BodyFailed { error, kind })))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.watch.is_none() || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.watch.is_none() {
+            return SizeHint::with_exact(0);
+        }
+        self.inner.size_hint()
+    }
+}
+
+/// The error a watched body yields once it failed, after the error handler saw the failure; hyper
+/// then ends the response. Its source is the cause: the error the body yielded (an `h2::Reason`
+/// in it still picks the HTTP/2 reset code), or the panic's message.
+///
+/// An error handler or a logging layer outside the one that watched the body finds it in the
+/// chain, and knows the failure was handled.
+pub(crate) struct BodyFailed {
+    error: Error,
+    kind: ErrorKind,
+}
+
+impl BodyFailed {
+    /// The failure, as the error handler saw it.
+    pub(crate) fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// [`ErrorKind::Body`] or, for a panic, [`ErrorKind::Panic`].
+    pub(crate) fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The `BodyFailed` in `error`'s chain, if any.
+    pub(crate) fn find<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        std::iter::successors(Some(error), |&error| error.source())
+            .find_map(<dyn StdError>::downcast_ref::<Self>)
+    }
+}
+
+impl fmt::Display for BodyFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the response body failed after its head was sent")
+    }
+}
+
+impl fmt::Debug for BodyFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyFailed")
+            .field("error", &self.error)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl StdError for BodyFailed {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.error.cause()
+    }
+}
