@@ -10,7 +10,7 @@ use std::{
 
 use axum::{
     Router,
-    body::Body,
+    body::{Body, Bytes},
     http::{Request, StatusCode},
     routing::get,
 };
@@ -270,4 +270,61 @@ async fn the_subscriber_layer_allocates_nothing_per_request() {
         counts[1], counts[0],
         "(plain, logging) with the layer, then without"
     );
+}
+
+/// Allocations made by sending `REQUESTS` requests for `path` through `app` and reading each
+/// response body to its end.
+async fn allocations_read(app: &Router, path: &str) -> u64 {
+    let requests: Vec<_> = (0..REQUESTS)
+        .map(|_| Request::get(path).body(Body::empty()).unwrap())
+        .collect();
+    for _ in 0..10 {
+        let warm = Request::get(path).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(warm).await.unwrap();
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+    }
+    ALLOCATIONS.with(|count| count.set(0));
+    COUNTING.with(|counting| counting.set(true));
+    for request in requests {
+        let response = app.clone().oneshot(request).await.unwrap();
+        let mut body = response.into_body();
+        // Frame by frame, so that reading allocates nothing of its own.
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            assert!(frame.unwrap().is_data());
+        }
+    }
+    COUNTING.with(|counting| counting.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// A streamed response (no exact size) is watched for failures after its head: that boxes its
+/// body once more, one allocation per response; its frames cost nothing. A response with an
+/// exact size, read to its end, costs nothing at all.
+#[tokio::test(flavor = "current_thread")]
+async fn a_streamed_response_costs_one_allocation_and_its_frames_none() {
+    fn streamed() -> Router {
+        let frames = || {
+            let chunks =
+                (0..8).map(|_| Ok::<_, std::convert::Infallible>(Bytes::from_static(b"row\n")));
+            Body::from_stream(futures_util::stream::iter(chunks))
+        };
+        routes().route("/stream", get(move || async move { frames() }))
+    }
+    let pass_through = streamed()
+        .layer(tower::util::MapResponseLayer::new(|response| response))
+        .with_state(());
+    let layered = streamed().layer(unhandled::layer()).with_state(());
+
+    let pass_through_streamed = allocations_read(&pass_through, "/stream").await;
+    let layered_streamed = allocations_read(&layered, "/stream").await;
+    assert_eq!(
+        layered_streamed,
+        pass_through_streamed + REQUESTS,
+        "one box per streamed response, none per frame"
+    );
+    let pass_through_sized = allocations_read(&pass_through, "/users/7").await;
+    let layered_sized = allocations_read(&layered, "/users/7").await;
+    assert_eq!(layered_sized, pass_through_sized);
 }
