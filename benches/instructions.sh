@@ -6,7 +6,9 @@
 # Variants: benches/requests.rs. The last table compares the same variants built without and with
 # unhandled's cargo feature `opentelemetry`.
 # The subscriber table: an application's subscriber without and with unhandled::subscriber::layer().
-#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors, subscriber or feature
+# The frames table: instructions per frame of a streamed response body (benches/frames.rs), the
+# body wrappers of unhandled and of tower-http's TraceLayer side by side.
+#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors, subscriber, frames or feature
 #   BEFORE=path/to/requests bash benches/instructions.sh  # also: the same variants built from another commit
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo build --quiet --release -p unhandled-benches --bin requests
 cp target/release/requests "$work/requests"
+cargo build --quiet --release -p unhandled-benches --bin frames
+cp target/release/frames "$work/frames"
 cargo build --quiet --release -p unhandled-benches --bin requests --features opentelemetry
 cp target/release/requests "$work/requests-opentelemetry"
 # count BINARY VARIANT REQUESTS: instructions collected in the request loop.
@@ -36,8 +40,13 @@ table() {
       'BEGIN { printf "| %s | %d | %.3f | %d |\n", v, p, p / b, p - b }'
   done
 }
+# count_frames VARIANT FRAMES: instructions collected while one response of FRAMES frames is read.
+count_frames() {
+  valgrind --tool=callgrind --toggle-collect='*read_counted*' --callgrind-out-file=/dev/null "$work/frames" "$1" "$2" 2>&1 |
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+}
 # Variants to run, by name (default: all tables).
-only=${ONLY:-success errors subscriber feature}
+only=${ONLY:-success errors subscriber frames feature}
 if [[ $only == *success* ]]; then
   echo "Successful requests:"; echo
   table bare pass_through unhandled catch_panic logging_disabled
@@ -57,6 +66,16 @@ if [[ $only == *subscriber* ]]; then
   table subscribed subscribed_layer
   echo
   table subscribed_debug subscribed_debug_layer
+fi
+if [[ $only == *frames* ]]; then
+  echo; echo "Per frame of a streamed response body (a subscriber at DEBUG writing to a sink for all):"; echo
+  base_count=$(per_request count_frames pass_through)
+  printf '| variant | instructions per frame | added to pass_through |\n|---|---:|---:|\n'
+  printf '| pass_through | %d | 0 |\n' "$base_count"
+  for variant in unhandled logging trace_layer; do
+    per=$(per_request count_frames "$variant")
+    printf '| %s | %d | %d |\n' "$variant" "$per" $((per - base_count))
+  done
 fi
 if [[ -n ${BEFORE:-} ]]; then
   echo; echo "The same variants built from $BEFORE and from this tree:"; echo

@@ -18,6 +18,12 @@
 //! - `GET /own-log/error`: the same error logged by the handler itself with
 //!   `#[tracing::instrument(err)]`; `unhandled::subscriber::layer()` in the subscriber makes it
 //!   count as logged (never counted)
+//! - `GET /stream-error`: a `200` whose streamed body fails after its first chunk (counted as
+//!   `kind="body"`: the client gets a truncated response, the connection is closed)
+//! - `GET /stream-panic`: a `200` whose streamed body panics after its first chunk (counted as
+//!   `kind="panic"`; the server goes on serving)
+//! - `GET /logged/stream-error`: the failing stream behind `unhandled::LoggingLayer`, logged when
+//!   it fails and never counted
 //! - `GET /metrics`: Prometheus text, including `http_server_unhandled_errors_total`
 //!
 //! For `benches/wrk.sh` and `benches/server_instructions.sh`, `UNHANDLED_BARE=1` serves the same
@@ -30,10 +36,12 @@ use std::{fmt, net::SocketAddr, time::Duration};
 
 use axum::{
     Router,
+    body::{Body, Bytes},
     http::{HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
+use futures_util::{StreamExt as _, stream};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::util::MapResponseLayer;
 use tracing_subscriber::{EnvFilter, prelude::*};
@@ -113,9 +121,34 @@ async fn not_found() -> unhandled::Result<&'static str> {
     Err(Error::status(StatusCode::NOT_FOUND))
 }
 
+/// An export that streams one row, then fails (`fail`) or panics.
+fn export(fail: bool) -> Body {
+    let first = stream::once(async { Ok(Bytes::from_static(b"row 1\n")) });
+    let rest = stream::once(async move {
+        // Long enough for the head and the first row to reach the client.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if !fail {
+            panic!("the exporter indexed past the last row");
+        }
+        let gone = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "replica went away");
+        Err(QueryFailed(gone))
+    });
+    Body::from_stream(first.chain(rest))
+}
+
+async fn stream_error() -> Body {
+    export(true)
+}
+
+async fn stream_panic() -> Body {
+    export(false)
+}
+
 fn routes() -> Router {
     Router::new()
         .route("/ok", get(ok))
+        .route("/stream-error", get(stream_error))
+        .route("/stream-panic", get(stream_panic))
         .route("/error", get(error))
         .route("/panic", get(panic))
         .route("/not-found", get(not_found))
@@ -134,6 +167,7 @@ fn logged_routes() -> Router {
     Router::new()
         .route("/logged/error", get(error))
         .route("/logged/panic", get(panic))
+        .route("/logged/stream-error", get(stream_error))
 }
 
 /// What the demo serves its routes with (`UNHANDLED_BARE`).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end with a real Prometheus, on 127.0.0.1 only, bounded in time:
 # two demo servers, a known number of requests each (returned errors, panics, an application
-# error type's own 500 with and without its cause attached, 404s, logged failures), `promtool check metrics` on each /metrics,
+# error type's own 500 with and without its cause attached, 404s, logged failures, streamed bodies that
+# fail or panic after their head), `promtool check metrics` on each /metrics,
 # a Prometheus that scrapes both, and its HTTP API asked for the sums; then the alert rule checked
 # and unit-tested with promtool. Everything started here is stopped by process id on exit.
 set -euo pipefail
@@ -66,6 +67,16 @@ send() {
   done
 }
 
+# send_stream ADDRESS PATH COUNT: a streamed 200 whose body fails after its first chunk; curl
+# sees the head, the chunk and then a closed connection (exit 18), and must see the head.
+send_stream() {
+  local status
+  for _ in $(seq "$3"); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$1$2" || true)
+    if [ "$status" != 200 ]; then echo "GET $2 on $1 answered $status, expected 200" >&2; return 1; fi
+  done
+}
+
 start_server a; a=$address
 start_server b; b=$address
 echo "instances: a=$a b=$b"
@@ -73,6 +84,8 @@ send "$a" /error 3 500; send "$a" /panic 2 500; send "$a" /not-found 4 404; send
 send "$b" /error 7 500; send "$b" /panic 1 500; send "$b" /not-found 2 404; send "$b" /ok 1 200
 send "$b" /logged/error 6 500; send "$b" /logged/panic 2 500
 send "$a" /app-error 4 500; send "$b" /app-error 1 500; send "$b" /app-error/attached 2 500
+send_stream "$a" /stream-error 3; send_stream "$b" /stream-error 2; send_stream "$b" /stream-panic 2
+send_stream "$b" /logged/stream-error 4; send "$b" /ok 1 200
 
 echo "== promtool check metrics"
 for address in "$a" "$b"; do
@@ -125,11 +138,14 @@ def query(expr, *labels):
 expected_sum = {
     ("/error", "error"): 10.0, ("/panic", "panic"): 3.0,
     ("/app-error", "status"): 5.0, ("/app-error/attached", "error"): 2.0,
+    ("/stream-error", "body"): 5.0, ("/stream-panic", "panic"): 2.0,
 }
 expected_per_instance = {
     ("a", "/error", "error"): 3.0, ("a", "/panic", "panic"): 2.0, ("a", "/app-error", "status"): 4.0,
     ("b", "/error", "error"): 7.0, ("b", "/panic", "panic"): 1.0, ("b", "/app-error", "status"): 1.0,
     ("b", "/app-error/attached", "error"): 2.0,
+    ("a", "/stream-error", "body"): 3.0, ("b", "/stream-error", "body"): 2.0,
+    ("b", "/stream-panic", "panic"): 2.0,
 }
 checks = {
     "sum by (route, kind)": (
