@@ -80,7 +80,7 @@ fi
 if [[ -n ${BEFORE:-} ]]; then
   echo; echo "The same variants built from $BEFORE and from this tree:"; echo
   printf '| variant | before | now | change |\n|---|---:|---:|---:|\n'
-  for variant in unhandled error_unhandled status_unhandled app_error_unhandled; do
+  for variant in unhandled error_unhandled status_unhandled app_error_unhandled logging_disabled logging_to_sink; do
     before=$(per_request count "$BEFORE" "$variant")
     now=$(per_request count "$work/requests" "$variant")
     awk -v v="$variant" -v b="$before" -v n="$now" 'BEGIN { printf "| %s | %d | %d | %+.2f %% |\n", v, b, n, (n - b) * 100 / b }'

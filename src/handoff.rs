@@ -8,9 +8,13 @@
 //!   every call and poll of its inner service, numbered by a per-thread counter, so that no two
 //!   scopes on a thread share a number; the logging layer notes the failure it logged under the
 //!   scope in force, identified by what survives the trip: a panic by the address of its payload
-//!   (the box `resume_unwind` hands on), a service error by its type. The handler accepts a note
+//!   (the box `resume_unwind` hands on), a service error by its type, a response body's error by
+//!   the scope alone (one poll of a body yields at most one). The handler accepts a note
 //!   only for its own scope and the same failure. Two requests never share a scope, so two
 //!   failures with the same text can never be taken for one another; nothing is formatted.
+//!
+//! The error handler opens the same scope around each poll of a response body it watches
+//! (`layer::body`), so that a logging layer's body, polled inside it, hands over the same way.
 //!
 //! The same scopes tell the error handler that the application logged its own failure: the
 //! [subscriber layer](crate::subscriber) notes an event the subscriber recorded under the scope in

@@ -29,7 +29,9 @@ use crate::{
 /// - any other 5xx response (`ErrorKind::Status`): the handler or the application's own error
 ///   type built it; the handler sees it, and unless it renders another, the response is kept;
 /// - an `Err` from `S` (a service error);
-/// - a panic in `S::call` or while polling its future, whatever the payload.
+/// - a panic in `S::call` or while polling its future, whatever the payload;
+/// - after the head, an error a streamed response body yields (`ErrorKind::Body`) or a panic while
+///   it is polled (see [Failures after the head](mod@crate::layer#failures-after-the-head)).
 ///
 /// Every other response (1xx to 4xx, extractor rejections included) passes through untouched.
 ///

@@ -8,6 +8,13 @@
 //! when it failed. A failure is an unhandled [`Error`](crate::Error), a panic, a service `Err`, or
 //! any 5xx response.
 //!
+//! A response whose body streams (no exact size: `Body::from_stream`, `Sse`, a file) is logged
+//! when its body ends, so that the latency and the span cover the whole response. A body that
+//! yields an error after the head is a failure (`kind = "body"`, with the error's source chain),
+//! and so is a panic while it is polled (`kind = "panic"`); both are marked logged for the error
+//! handler. A body dropped before its end (the client left) is logged at the success level as
+//! "response body dropped before its end".
+//!
 //! # Where it goes
 //!
 //! Inside the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer), outermost among the route's other
