@@ -82,10 +82,30 @@ fn attributes(span: &SpanData) -> HashMap<String, Value> {
         .collect()
 }
 
+/// How long a streamed export takes between its first chunk and its end.
+const STREAMING: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A streamed export: one chunk, a pause, then a second chunk or (`fail`) an error.
+fn export(fail: bool) -> axum::body::Body {
+    use futures_util::{StreamExt as _, stream};
+    let first = stream::once(async { Ok(axum::body::Bytes::from_static(b"row 1\n")) });
+    let last = stream::once(async move {
+        tokio::time::sleep(STREAMING).await;
+        if fail {
+            Err(support::load_failed())
+        } else {
+            Ok(axum::body::Bytes::from_static(b"row 2\n"))
+        }
+    });
+    axum::body::Body::from_stream(first.chain(last))
+}
+
 fn app() -> Router {
     Router::new()
         .route("/users/{id}", get(user))
         .route("/fails/{id}", get(fails))
+        .route("/export/{id}", get(|| async { export(false) }))
+        .route("/export-fails/{id}", get(|| async { export(true) }))
         .layer(LoggingLayer::new())
         .layer(ErrorHandlerLayer::default())
 }
@@ -160,4 +180,43 @@ async fn without_connect_info_the_peer_fields_are_omitted() {
     ] {
         assert!(!attributes.contains_key(key), "{key} in {attributes:#?}");
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_streamed_response_span_lasts_until_its_body_ends() {
+    let (spans, _) = export_one_request(app(), "/export/7").await;
+
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span.name, "GET /export/{id}");
+    assert_eq!(span.status, Status::Unset);
+    assert_eq!(
+        attributes(span)["http.response.status_code"],
+        Value::I64(200)
+    );
+    let lasted = span.end_time.duration_since(span.start_time).unwrap();
+    assert!(
+        lasted >= STREAMING,
+        "the span ended after {lasted:?}, before the body did"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_streamed_body_that_fails_gives_its_span_the_error_status() {
+    let (spans, _) = export_one_request(app(), "/export-fails/7").await;
+
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span.name, "GET /export-fails/{id}");
+    assert_eq!(
+        span.status,
+        Status::error("loading user 7: connection refused")
+    );
+    assert_eq!(
+        attributes(span)["http.response.status_code"],
+        Value::I64(200),
+        "the status the client got"
+    );
+    let lasted = span.end_time.duration_since(span.start_time).unwrap();
+    assert!(lasted >= STREAMING, "{lasted:?}");
 }

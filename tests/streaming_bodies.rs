@@ -803,3 +803,29 @@ async fn a_known_share_of_concurrent_streams_fails_and_the_count_is_exact() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_watched_body_passes_its_trailers_on() {
+    // gRPC sends its status in a trailers frame of the same body: the wrapper lets it through.
+    async fn with_trailers() -> Body {
+        let mut trailers = axum::http::HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let frames = [
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"reply"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        Body::new(http_body_util::StreamBody::new(stream::iter(frames)))
+    }
+    let reporting = reporting();
+    let app = Router::new()
+        .route("/trailers", get(with_trailers))
+        .layer(LoggingLayer::new())
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let address = serve(app).await;
+    let mut client = Client::connect(address, Http::Two).await;
+    let response = client.send(Method::GET, "/trailers").await.unwrap();
+    let collected = response.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(&collected.to_bytes()[..], b"reply");
+    assert_eq!(reporting.unhandled_count(), 0);
+}
