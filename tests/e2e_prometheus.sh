@@ -40,7 +40,7 @@ trap cleanup EXIT
 
 ensure_prometheus
 cargo build --quiet --example server
-server=target/debug/examples/server
+server=${CARGO_TARGET_DIR:-target}/debug/examples/server
 
 # start_server NAME: starts the demo on a free port, waits for its "listening on" line, and sets
 # $address. (Not run in a command substitution: its process id must reach $pids here.)
