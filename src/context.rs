@@ -20,6 +20,7 @@ pub enum ErrorKind {
     /// The response was a 5xx that carried no cause: the handler, or the application's own error
     /// type, built it. Attach the cause with
     /// [`ResponseExt::with_cause`](crate::ResponseExt::with_cause) to make it an [`Error`](Self::Error).
+    /// For a gRPC call: a server-error `grpc-status` without a source.
     Status,
     /// The response body failed while it streamed, after the head was sent: it yielded an error
     /// (a panic while it is polled is a [`Panic`](Self::Panic)). The client got a truncated
@@ -62,6 +63,7 @@ pub struct ErrorContext<'a> {
     path: &'a str,
     route: Option<&'a str>,
     kind: ErrorKind,
+    grpc: bool,
     #[cfg(feature = "opentelemetry")]
     trace_id: Option<TraceId>,
 }
@@ -74,9 +76,31 @@ impl<'a> ErrorContext<'a> {
             path,
             route,
             kind,
+            grpc: false,
             #[cfg(feature = "opentelemetry")]
             trace_id: None,
         }
+    }
+
+    /// This context, for a gRPC call (`grpc`) or not.
+    ///
+    /// ```
+    /// use axum::http::Method;
+    /// use unhandled::{ErrorContext, ErrorKind};
+    ///
+    /// let path = "/grpc.health.v1.Health/Check";
+    /// let context = ErrorContext::new(&Method::POST, path, Some(path), ErrorKind::Panic).with_grpc(true);
+    /// assert!(context.is_grpc());
+    /// ```
+    pub fn with_grpc(self, grpc: bool) -> Self {
+        Self { grpc, ..self }
+    }
+
+    /// Whether the request is a gRPC call (a `POST` with `content-type: application/grpc` or
+    /// `application/grpc+…`): its response must be a gRPC status, not an HTTP error page. For
+    /// one, [`route`](Self::route) is its method, `/package.Service/Method`.
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
     }
 
     /// This context, naming the trace the request belongs to (kept with the cargo feature

@@ -199,7 +199,7 @@ impl Error {
 
     /// The kind of failure this error is when a handler returned or attached it.
     pub(crate) fn returned_kind(&self) -> ErrorKind {
-        if self.is_missing_cause() {
+        if self.is_missing_cause() || crate::grpc::GrpcStatus::is_sourceless(self) {
             ErrorKind::Status
         } else {
             ErrorKind::Error

@@ -48,7 +48,10 @@ where
 
 /// The default [`ServerErrorHandler`]: it always defers, so the response is the default
 /// rendering: the error's status with its canonical reason as a plain-text body (`500 Internal
-/// Server Error` for anything unhandled). No error text ever reaches the client.
+/// Server Error` for anything unhandled). For a gRPC call ([`ErrorContext::is_grpc`]) it is a gRPC
+/// status instead, so that the client reads `INTERNAL` rather than failing to decode an HTML-ish
+/// page: HTTP `200`, `content-type: application/grpc`, `grpc-status: 13` (`14` for a service that
+/// was not ready) and `grpc-message: Internal Server Error`. No error text ever reaches the client.
 ///
 /// ```
 /// use axum::{Router, body::Body, http::{Request, StatusCode}, routing::get};
@@ -74,6 +77,15 @@ impl ServerErrorHandler for DefaultErrorHandler {
     fn on_error(&self, _error: &Error, _context: &ErrorContext<'_>) -> Option<Response> {
         None
     }
+}
+
+/// The default rendering of a failure: a gRPC status for a gRPC call (`grpc`)
+/// ([`crate::grpc::render`]), else [`render_default`].
+pub(crate) fn render_default_for(error: &Error, grpc: bool) -> Response {
+    if grpc {
+        return crate::grpc::render(error);
+    }
+    render_default(error)
 }
 
 /// The default rendering, by `Error::into_response` and by the layer when the handler defers.

@@ -35,6 +35,9 @@ pub(crate) struct RequestHead {
     /// request ([`unhandled::subscriber`](crate::subscriber)), in any call or poll so far: kept
     /// here, in padding, rather than in the response future, which each byte makes costlier to move.
     app_logged: bool,
+    /// Whether the request is a gRPC call ([`grpc::is_grpc`]): its route is its method, taken from
+    /// the path, and its failures are answered as gRPC.
+    grpc: bool,
     shared: Option<MatchedPath>,
     /// The trace id of the request's `traceparent` header; zeros when there is none (no valid
     /// trace id is all zeros, and the bytes keep the head at 160 bytes where an `Option` would not).
@@ -45,7 +48,14 @@ pub(crate) struct RequestHead {
 impl RequestHead {
     pub(crate) fn capture<B>(request: &Request<B>) -> Self {
         let mut bytes = [0; INLINE];
-        let matched = request.extensions().get::<MatchedPath>();
+        let grpc = crate::grpc::is_grpc(request);
+        // A gRPC call's `MatchedPath` is its service's catch-all (`/package.Service/{*rest}`):
+        // its route is its path instead, which gets the whole buffer.
+        let matched = if grpc {
+            None
+        } else {
+            request.extensions().get::<MatchedPath>()
+        };
         let (shared, route_len) = match matched {
             None => (None, 0),
             Some(matched) if matched.as_str().len() <= INLINE - PATH_MIN => {
@@ -64,6 +74,7 @@ impl RequestHead {
             path_len: u8::try_from(path_len).unwrap_or(0),
             matched: matched.is_some(),
             app_logged: false,
+            grpc,
             shared,
             #[cfg(feature = "opentelemetry")]
             traceparent: request
@@ -90,6 +101,7 @@ impl RequestHead {
             path_len: 0,
             matched: false,
             app_logged: false,
+            grpc: false,
             shared: None,
             #[cfg(feature = "opentelemetry")]
             traceparent: [0; 16],
@@ -97,6 +109,11 @@ impl RequestHead {
         let mut head = std::mem::replace(self, empty);
         head.app_logged = false;
         head
+    }
+
+    /// Whether the request is a gRPC call.
+    pub(crate) fn is_grpc(&self) -> bool {
+        self.grpc
     }
 
     /// Whether the application logged its own failure during the request so far.
@@ -126,10 +143,11 @@ impl RequestHead {
         let text = std::str::from_utf8(&self.bytes[..end]).unwrap_or_default();
         let (inline_route, path) = text.split_at_checked(route_len).unwrap_or_default();
         let route = match &self.shared {
+            _ if self.grpc => crate::grpc::method_route(path),
             Some(shared) => Some(shared.as_str()),
             None => self.matched.then_some(inline_route),
         };
-        ErrorContext::new(&self.method, path, route, kind)
+        ErrorContext::new(&self.method, path, route, kind).with_grpc(self.grpc)
     }
 }
 

@@ -14,6 +14,9 @@
 //!   one warning with the count, the failing routes and a sample error;
 //! - [`LoggingLayer`] logs every request in an OpenTelemetry server span and marks the errors it
 //!   logged, so that they are not counted: the fix the warning asks for;
+//! - a gRPC (tonic) service behind the same layer has its server-error statuses counted (from its
+//!   headers or a stream's trailers) with its method as the route, and its panics answered as a
+//!   gRPC `INTERNAL`: see [`ErrorContext::is_grpc`];
 //! - [`subscriber::layer()`], for an application that logs its own errors, makes a failure count
 //!   as logged when the application recorded an event at `WARN` or more severe while serving it.
 //!
@@ -40,6 +43,7 @@ mod config;
 mod context;
 mod error;
 mod expected;
+mod grpc;
 mod handler;
 mod handoff;
 mod head;

@@ -22,7 +22,9 @@
 //! `catch_unwind`, no clock and no allocation.
 //!
 //! Every frame passes through [`WatchedBody::poll_frame`]: data and trailers alike. The trailers
-//! frame of a gRPC response, which carries its `grpc-status`, is read there.
+//! frame of a gRPC call, which carries its `grpc-status`, is read there: a server-error status
+//! ([`grpc`](crate::grpc)) is a failure of the call (`kind="status"`), and the trailers still go
+//! on to the client.
 
 use std::{
     error::Error as StdError,
@@ -43,6 +45,7 @@ use super::future::handle;
 use crate::{
     context::ErrorKind,
     error::{BodyFailure, Error, panic_message, unwrap_axum},
+    grpc,
     handler::ServerErrorHandler,
     handoff::{Failure, Scope},
     head::RequestHead,
@@ -121,8 +124,21 @@ impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
                 watch.head.set_app_logged(scope.leave());
                 return Poll::Pending;
             }
-            // Data and trailers frames alike pass through.
+            // Data and trailers frames alike pass through; a gRPC call's trailers say how it
+            // ended.
             Ok(Poll::Ready(Some(Ok(frame)))) => {
+                let failed = frame
+                    .trailers_ref()
+                    .filter(|_| watch.head.is_grpc())
+                    .and_then(|trailers| grpc::failure_in(watch.status, trailers, None));
+                if let Some((error, kind)) = failed {
+                    let error = scope.claim(Failure::Body, error);
+                    watch.head.set_app_logged(scope.leave());
+                    // The status goes on to the client in the trailers it came in.
+                    drop(handle(&watch.handler, &error, &watch.head, kind));
+                    *this.watch = None;
+                    return Poll::Ready(Some(Ok(frame)));
+                }
                 watch.head.set_app_logged(scope.leave());
                 return Poll::Ready(Some(Ok(frame)));
             }

@@ -17,7 +17,8 @@ use crate::head::RequestHead;
 use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
-    handler::{ServerErrorHandler, render_default},
+    grpc,
+    handler::{ServerErrorHandler, render_default_for},
     handoff::{Failure, RenderedStatus, Scope},
 };
 
@@ -105,8 +106,8 @@ where
                 (error, kind)
             }
         };
-        let response =
-            handle(this.handler, &error, this.head, kind).unwrap_or_else(|| render_default(&error));
+        let response = handle(this.handler, &error, this.head, kind)
+            .unwrap_or_else(|| render_default_for(&error, this.head.is_grpc()));
         Poll::Ready(Ok(with_rendered(response, error, kind)))
     }
 }
@@ -144,6 +145,14 @@ fn responded<H: ServerErrorHandler>(
                 with_rendered(replaced, error, kind)
             }
         };
+    }
+    if head.is_grpc() {
+        // Trailers-Only: a handler's `Err(Status)` says its code in the headers.
+        let failed = grpc::failure_in(status, response.headers(), Some(response.extensions()));
+        if let Some((error, kind)) = failed {
+            let response = handle(handler, &error, head, kind).unwrap_or(response);
+            return with_rendered(response, error, kind);
+        }
     }
     if !status.is_server_error() {
         if needs_watching(&response, head.method()) {

@@ -90,7 +90,12 @@ impl HttpBody for LoggedBody {
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(Some(Ok(frame)))) => {
-                if this.inner.is_end_stream() {
+                // A gRPC call ends with trailers that carry its status.
+                if let Some(trailers) = frame.trailers_ref().filter(|_| log.outcome.is_grpc()) {
+                    end(this.log, |log| {
+                        log.outcome.grpc_trailers(&log.span, log.status, trailers);
+                    });
+                } else if this.inner.is_end_stream() {
                     end(this.log, |log| {
                         log.outcome.body_ended(&log.span, log.status)
                     });

@@ -8,7 +8,7 @@ use std::{
 use axum::{
     body::Body,
     extract::Request,
-    http::{Response, StatusCode},
+    http::{HeaderMap, Response, StatusCode},
 };
 use tracing::{Level, Span, field};
 
@@ -16,6 +16,7 @@ use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
     error::{BodyFailure, Chain, Error, panic_message, past_axum, text_of},
+    grpc,
     handoff::{self, Failure, RenderedStatus},
     head::RequestHead,
     layer::{BodyFailed, needs_watching},
@@ -60,6 +61,28 @@ impl Outcome {
         }
         let kind = rendered.or(error.map(Error::returned_kind));
         let unhandled = error.filter(|error| !error.is_intentional());
+        let grpc_code = self.grpc_code(response.headers());
+        if unhandled.is_none() && !status.is_server_error() && self.is_grpc() {
+            let headers = response.headers();
+            self.close_rpc(span, !grpc::is_not_served(headers), grpc_code);
+            // Trailers-Only: a handler's `Err(Status)` says its code in the headers.
+            let failed = grpc::failure_in(status, headers, Some(response.extensions()));
+            if let Some((error, kind)) = failed {
+                let text = error.chain_text();
+                span::close(span, Some(status), Some(&text));
+                if self.failed(span, kind, Some(status), &text, grpc_code) {
+                    error.mark_logged();
+                    response.extensions_mut().insert(error);
+                }
+                return false;
+            }
+            if grpc_code.is_some() {
+                span::close(span, Some(status), None);
+                self.succeeded(span, status, "request completed", grpc_code);
+                return false;
+            }
+            // No status yet: the trailers that end the body carry it.
+        }
         if unhandled.is_none() && !status.is_server_error() {
             let streams =
                 |(_, head): &(Instant, RequestHead)| needs_watching(response, head.method());
@@ -71,8 +94,11 @@ impl Outcome {
         }
         let text = unhandled.map_or_else(|| status.to_string(), Error::chain_text);
         span::close(span, Some(status), Some(&text));
+        if self.is_grpc() {
+            self.close_rpc(span, true, grpc_code);
+        }
         let kind = kind.unwrap_or(ErrorKind::Status);
-        if self.failed(span, kind, Some(status), &text) && rendered.is_none() {
+        if self.failed(span, kind, Some(status), &text, grpc_code) && rendered.is_none() {
             match error {
                 Some(error) => error.mark_logged(),
                 None => {
@@ -93,16 +119,56 @@ impl Outcome {
         }
     }
 
+    /// Whether the request is a gRPC call (known only when something is logged).
+    pub(crate) fn is_grpc(&self) -> bool {
+        self.started
+            .as_ref()
+            .is_some_and(|(_, head)| head.is_grpc())
+    }
+
+    /// The `grpc-status` in `headers`, for a gRPC call.
+    fn grpc_code(&self, headers: &HeaderMap) -> Option<u32> {
+        self.is_grpc().then(|| grpc::code_in(headers)).flatten()
+    }
+
+    /// Records the end of a gRPC call in its span.
+    fn close_rpc(&self, span: &Span, served: bool, code: Option<u32>) {
+        if let Some((_, head)) = &self.started {
+            span::close_rpc(span, head.context(ErrorKind::Status).path(), served, code);
+        }
+    }
+
     /// Logs a successful response that ended: at its head, or at its body's end.
     pub(crate) fn body_ended(&self, span: &Span, status: StatusCode) {
         span::close(span, Some(status), None);
-        self.succeeded(span, status, "request completed");
+        if self.is_grpc() {
+            self.close_rpc(span, true, None);
+        }
+        self.succeeded(span, status, "request completed", None);
+    }
+
+    /// Logs the end of a gRPC call by the trailers its body ended with: a failure when their
+    /// status is a server error (and a note for the error handler that it was logged), else a
+    /// success.
+    pub(crate) fn grpc_trailers(&self, span: &Span, status: StatusCode, trailers: &HeaderMap) {
+        let code = grpc::code_in(trailers);
+        self.close_rpc(span, true, code);
+        if let Some((error, kind)) = grpc::failure_in(status, trailers, None) {
+            let text = error.chain_text();
+            span::close(span, Some(status), Some(&text));
+            if self.failed(span, kind, Some(status), &text, code) {
+                handoff::note_logged(Failure::Body);
+            }
+            return;
+        }
+        span::close(span, Some(status), None);
+        self.succeeded(span, status, "request completed", code);
     }
 
     /// Logs a successful response whose body was dropped before its end: the client left.
     pub(crate) fn body_dropped(&self, span: &Span, status: StatusCode) {
         span::close(span, Some(status), None);
-        self.succeeded(span, status, "response body dropped before its end");
+        self.succeeded(span, status, "response body dropped before its end", None);
     }
 
     /// Logs the error a response body yielded after its head, and leaves a note for the error
@@ -112,12 +178,12 @@ impl Outcome {
             warn_misplaced();
             let text = failed.error().chain_text();
             span::close(span, Some(status), Some(&text));
-            self.failed(span, failed.kind(), Some(status), &text);
+            self.failed(span, failed.kind(), Some(status), &text, None);
             return;
         }
         let text = text_of(&Chain(past_axum(error)));
         span::close(span, Some(status), Some(&text));
-        if self.failed(span, ErrorKind::Body, Some(status), &text) {
+        if self.failed(span, ErrorKind::Body, Some(status), &text, None) {
             handoff::note_logged(Failure::Body);
         }
     }
@@ -132,12 +198,18 @@ impl Outcome {
         let failure = BodyFailure::Panicked(panic_message(payload));
         let text = text_of(&Error::from_body(status, failure));
         span::close(span, Some(status), Some(&text));
-        if self.failed(span, ErrorKind::Panic, Some(status), &text) {
+        if self.failed(span, ErrorKind::Panic, Some(status), &text, None) {
             handoff::note_logged(Failure::panic(payload));
         }
     }
 
-    fn succeeded(&self, span: &Span, status: StatusCode, message: &'static str) {
+    fn succeeded(
+        &self,
+        span: &Span,
+        status: StatusCode,
+        message: &'static str,
+        grpc_status: Option<u32>,
+    ) {
         let Some((started, head)) = &self.started else {
             return;
         };
@@ -149,6 +221,7 @@ impl Outcome {
             path = context.path(),
             route = context.route_label(),
             status = status.as_u16(),
+            grpc_status,
             latency_ms = millis(started),
             trace_id = trace_id(span).map(field::display),
             "{message}"
@@ -159,7 +232,7 @@ impl Outcome {
     pub(crate) fn service_failed<E: std::fmt::Display + 'static>(&self, span: &Span, error: &E) {
         let text = text_of(error);
         span::close(span, None, Some(&text));
-        if self.failed(span, ErrorKind::Service, None, &text) {
+        if self.failed(span, ErrorKind::Service, None, &text, None) {
             handoff::note_logged(Failure::service::<E>());
         }
     }
@@ -168,7 +241,7 @@ impl Outcome {
     pub(crate) fn panicked(&self, span: &Span, payload: &(dyn std::any::Any + Send)) {
         let text = text_of(&Error::from_panic(payload));
         span::close(span, None, Some(&text));
-        if self.failed(span, ErrorKind::Panic, None, &text) {
+        if self.failed(span, ErrorKind::Panic, None, &text, None) {
             handoff::note_logged(Failure::panic(payload));
         }
     }
@@ -180,6 +253,7 @@ impl Outcome {
         kind: ErrorKind,
         status: Option<StatusCode>,
         error: &str,
+        grpc_status: Option<u32>,
     ) -> bool {
         let Some((started, head)) = &self.started else {
             return false;
@@ -195,6 +269,7 @@ impl Outcome {
             path = context.path(),
             route = context.route_label(),
             status = status.map(|status| status.as_u16()),
+            grpc_status,
             latency_ms = millis(started),
             kind = kind.as_str(),
             error,

@@ -35,6 +35,9 @@ pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
         .headers()
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
+    if crate::grpc::is_grpc(request) {
+        return open_rpc(level, request, peer, user_agent);
+    }
     let span = span_at!(
         target: TARGET,
         level,
@@ -61,6 +64,59 @@ pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
     #[cfg(feature = "opentelemetry")]
     crate::trace::join_caller(&span, request.headers());
     span
+}
+
+/// The span of a gRPC call, after OpenTelemetry's RPC conventions: `otel.name` is
+/// `package.Service/Method`, `rpc.system` `grpc`, `rpc.service` and `rpc.method` the two parts of
+/// the path (`rpc.method` is recorded at the end: `_OTHER` when tonic did not serve the method),
+/// the status code recorded at the end ([`close_rpc`]).
+fn open_rpc<B>(
+    level: Level,
+    request: &Request<B>,
+    peer: Option<SocketAddr>,
+    user_agent: Option<&str>,
+) -> Span {
+    let path = request.uri().path();
+    let (service, _) = crate::grpc::service_and_method(path).unzip();
+    let span = span_at!(
+        target: TARGET,
+        level,
+        "request",
+        otel.kind = "server",
+        otel.name = path.strip_prefix('/').unwrap_or(path),
+        rpc.system = "grpc",
+        rpc.system.name = "grpc",
+        rpc.service = service,
+        rpc.method = field::Empty,
+        rpc.grpc.status_code = field::Empty,
+        rpc.response.status_code = field::Empty,
+        url.path = path,
+        network.protocol.version = protocol_version(request.version()),
+        user_agent.original = user_agent,
+        client.address = peer.map(|peer| field::display(peer.ip())),
+        client.port = peer.map(|peer| i64::from(peer.port())),
+        network.peer.address = peer.map(|peer| field::display(peer.ip())),
+        network.peer.port = peer.map(|peer| i64::from(peer.port())),
+        http.response.status_code = field::Empty,
+        otel.status_code = field::Empty,
+        otel.status_description = field::Empty,
+    );
+    #[cfg(feature = "opentelemetry")]
+    crate::trace::join_caller(&span, request.headers());
+    span
+}
+
+/// Records the end of a gRPC call in its span: the method (`_OTHER` when `served` is false) and
+/// the status `code` (none seen: the call ended without one). [`close`] records the rest.
+pub(crate) fn close_rpc(span: &Span, path: &str, served: bool, code: Option<u32>) {
+    let method = crate::grpc::service_and_method(path)
+        .filter(|_| served)
+        .map_or("_OTHER", |(_, method)| method);
+    span.record("rpc.method", method);
+    if let Some(code) = code {
+        span.record("rpc.grpc.status_code", i64::from(code));
+        span.record("rpc.response.status_code", crate::grpc::code_name(code));
+    }
 }
 
 /// Records the response status, and the error status on a failure or a 5xx.

@@ -5,6 +5,7 @@ use std::{fmt::Write, time::Duration};
 use tracing::{Level, field};
 
 use super::{Line, ReportTo, groups::Pending};
+use crate::grpc::GrpcStatus;
 use crate::{
     context::ErrorKind,
     level::{enabled_at, event_at},
@@ -19,6 +20,11 @@ pub(crate) const ATTACH_FIX: &str = "no cause was attached to this response; whe
      (the application's IntoResponse), attach it: \
      `response.with_cause(error)` with `use unhandled::ResponseExt`";
 
+/// What the report adds when its sample is a gRPC server-error status without a source.
+pub(crate) const GRPC_FIX: &str = "this gRPC status has no source; where the handler returns it, \
+     give it its cause (`status.set_source(Arc::new(error))`) and enable unhandled's cargo feature \
+     `tonic`, so that the report shows the cause's chain";
+
 /// The report's target.
 const TARGET: &str = "unhandled";
 
@@ -32,8 +38,11 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
     let chain = sample.map(|sample| sample.error.chain_text());
     let s = if pending.count == 1 { "" } else { "s" };
     let attach_fix = sample
-        .is_some_and(|sample| sample.kind == ErrorKind::Status)
-        .then_some(ATTACH_FIX);
+        .filter(|sample| sample.kind == ErrorKind::Status)
+        .map(|sample| match GrpcStatus::is_in(&sample.error) {
+            true => GRPC_FIX,
+            false => ATTACH_FIX,
+        });
     let method = sample.map(|sample| sample.method.as_str());
     let path = sample.map(|sample| sample.path.as_str());
     let route = sample.map(|sample| sample.route.as_str());
