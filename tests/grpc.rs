@@ -565,3 +565,41 @@ async fn logging_layer_s_span_follows_the_rpc_conventions() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_server_error_handler_can_tell_a_grpc_call_and_answer_its_own_status() {
+    use unhandled::{Error, ErrorContext};
+    let handler = |_: &Error, context: &ErrorContext<'_>| {
+        context
+            .is_grpc()
+            .then(|| Status::unavailable("try another replica").into_http::<Body>())
+    };
+    for serving in BOTH {
+        let reporting = ReportingErrorHandler::builder()
+            .interval(Duration::ZERO)
+            .wrap(handler);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        match serving {
+            Serving::Axum => {
+                let app: Router = tonic::service::Routes::new(HealthServer::new(Failing))
+                    .into_axum_router()
+                    .layer(ErrorHandlerLayer::new(reporting.clone()));
+                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            }
+            Serving::Tonic => {
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                let server = tonic::transport::Server::builder()
+                    .layer(ErrorHandlerLayer::new(reporting.clone()))
+                    .add_service(HealthServer::new(Failing));
+                tokio::spawn(async move { server.serve_with_incoming(incoming).await.unwrap() });
+            }
+        }
+        let mut client = client(address).await;
+        let status = check(&mut client, "panic").await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{serving:?}");
+        assert_eq!(status.message(), "try another replica");
+        settle().await;
+        assert_eq!(reporting.unhandled_count(), 1, "still counted");
+    }
+}
