@@ -27,9 +27,9 @@ use axum::{
     },
 };
 
+use crate::error::Error;
 #[cfg(feature = "tonic")]
 use crate::error::text_of;
-use crate::{context::ErrorKind, error::Error};
 
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
@@ -132,24 +132,32 @@ fn message_in(headers: &HeaderMap) -> String {
 
 /// The failure a gRPC response's status is, read from `headers` (its headers or its trailers),
 /// for a response that had the HTTP status `status`: `None` for `OK`, a client error, no status
-/// at all, or [`is_not_served`]. `kind="error"` when `extensions` hold a `tonic::Status` with a
-/// source (feature `tonic`), else `kind="status"`.
+/// at all, or [`is_not_served`]. Its [`returned_kind`](Error::returned_kind) is `Error` when
+/// `extensions` hold a `tonic::Status` with a source (feature `tonic`), else `Status`.
 pub(crate) fn failure_in(
     status: StatusCode,
     headers: &HeaderMap,
     extensions: Option<&Extensions>,
-) -> Option<(Error, ErrorKind)> {
+) -> Option<Error> {
     let code = code_in(headers)?;
     if !is_server_error(code) || is_not_served(headers) {
         return None;
     }
     let failed = GrpcStatus::new(code, message_in(headers), extensions);
-    let kind = if failed.has_source() {
-        ErrorKind::Error
-    } else {
-        ErrorKind::Status
-    };
-    Some((Error::from_parts(status, Some(Box::new(failed))), kind))
+    Some(Error::from_parts(status, Some(Box::new(failed))))
+}
+
+/// Puts the failure that a gRPC call's response says in its headers (Trailers-Only: a handler's
+/// `Err(Status)`) into its extensions as an [`Error`], unless one is there: from then on it is a
+/// failure as a handler's returned error is, for the error handler and the logging layer alike.
+pub(crate) fn attach_failure<B>(response: &mut Response<B>) {
+    if response.extensions().get::<Error>().is_some() {
+        return;
+    }
+    let extensions = Some(response.extensions());
+    if let Some(error) = failure_in(response.status(), response.headers(), extensions) {
+        response.extensions_mut().insert(error);
+    }
 }
 
 /// The answer to a failure of a gRPC call that has no response of its own (a panic, a service
@@ -278,6 +286,7 @@ impl StdError for GrpcStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::ErrorKind;
 
     #[test]
     fn grpc_content_types_and_only_those() {
@@ -312,12 +321,24 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_is_answered_as_internal_or_unavailable_and_says_nothing_of_itself() {
+        let panic = render(&Error::msg("password=hunter2"));
+        assert_eq!(panic.status(), StatusCode::OK);
+        assert_eq!(panic.headers()[header::CONTENT_TYPE], "application/grpc");
+        assert_eq!(panic.headers()[GRPC_STATUS], "13");
+        assert_eq!(panic.headers()[GRPC_MESSAGE], "Internal Server Error");
+        // A service that was not ready (the error handler's 503).
+        let not_ready = Error::from_parts(StatusCode::SERVICE_UNAVAILABLE, Some("shed".into()));
+        assert_eq!(render(&not_ready).headers()[GRPC_STATUS], "14");
+    }
+
+    #[test]
     fn the_status_and_its_percent_encoded_message_are_read() {
         let mut headers = HeaderMap::new();
         headers.insert(GRPC_STATUS, HeaderValue::from_static("13"));
         headers.insert(GRPC_MESSAGE, HeaderValue::from_static("caf%C3%A9 down%2"));
-        let (error, kind) = failure_in(StatusCode::OK, &headers, None).unwrap();
-        assert_eq!(kind, ErrorKind::Status);
+        let error = failure_in(StatusCode::OK, &headers, None).unwrap();
+        assert_eq!(error.returned_kind(), ErrorKind::Status);
         assert_eq!(error.to_string(), "gRPC status INTERNAL (13): café down%2");
         headers.insert(GRPC_STATUS, HeaderValue::from_static("5"));
         assert!(failure_in(StatusCode::OK, &headers, None).is_none());

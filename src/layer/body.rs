@@ -57,14 +57,11 @@ use crate::{
 pub(crate) struct WatchBody;
 
 /// Whether the body of `response` to a request of `method` can fail after its head, and so must
-/// be watched. On the success path: one call through the body's vtable, and a lookup in the
-/// extensions only when there are some.
+/// be watched. On the success path: one call through the body's vtable, and for a body with an
+/// exact size an extension lookup (nothing to look up when the response has no extensions).
 pub(crate) fn needs_watching(response: &Response<Body>, method: &Method) -> bool {
     let exact = response.body().size_hint().exact().is_some();
-    let asked = || {
-        let extensions = response.extensions();
-        !extensions.is_empty() && extensions.get::<WatchBody>().is_some()
-    };
+    let asked = || response.extensions().get::<WatchBody>().is_some();
     // A `HEAD` response's body is dropped unpolled (by axum's router and by hyper).
     (!exact || asked()) && method != Method::HEAD
 }
@@ -127,19 +124,11 @@ impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
             // Data and trailers frames alike pass through; a gRPC call's trailers say how it
             // ended.
             Ok(Poll::Ready(Some(Ok(frame)))) => {
-                let failed = frame
-                    .trailers_ref()
-                    .filter(|_| watch.head.is_grpc())
-                    .and_then(|trailers| grpc::failure_in(watch.status, trailers, None));
-                if let Some((error, kind)) = failed {
-                    let error = scope.claim(Failure::Body, error);
+                if watch.head.is_grpc() && frame.is_trailers() {
+                    grpc_ended(scope, this.watch, &frame);
+                } else {
                     watch.head.set_app_logged(scope.leave());
-                    // The status goes on to the client in the trailers it came in.
-                    drop(handle(&watch.handler, &error, &watch.head, kind));
-                    *this.watch = None;
-                    return Poll::Ready(Some(Ok(frame)));
                 }
-                watch.head.set_app_logged(scope.leave());
                 return Poll::Ready(Some(Ok(frame)));
             }
             Ok(Poll::Ready(None)) => {
@@ -189,6 +178,33 @@ impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
         }
         self.inner.size_hint()
     }
+}
+
+/// The end of a gRPC call, by the trailers `frame` that `poll_frame` polled in `scope`: a
+/// server-error status in them is a failure of the call (the trailers still go on to the client).
+/// Out of line, so that the data frames' path stays short.
+#[cold]
+#[inline(never)]
+fn grpc_ended<H: ServerErrorHandler>(
+    scope: Scope,
+    watch: &mut Option<Watch<H>>,
+    frame: &Frame<Bytes>,
+) {
+    let Some(ended) = watch.take() else {
+        return;
+    };
+    let failed = frame
+        .trailers_ref()
+        .and_then(|trailers| grpc::failure_in(ended.status, trailers, None));
+    let Some(error) = failed else {
+        drop(scope);
+        return;
+    };
+    let kind = error.returned_kind();
+    let error = scope.claim(Failure::Body, error);
+    let mut head = ended.head;
+    head.set_app_logged(scope.leave());
+    drop(handle(&ended.handler, &error, &head, kind));
 }
 
 /// The error a watched body yields once it failed, after the error handler saw the failure; hyper

@@ -132,6 +132,9 @@ fn responded<H: ServerErrorHandler>(
     enclosed: bool,
 ) -> Response<Body> {
     let status = response.status();
+    if head.is_grpc() {
+        grpc::attach_failure(&mut response);
+    }
     if let Some(error) = response.extensions_mut().get_mut::<Error>() {
         if error.rendered().is_some() {
             return response;
@@ -145,14 +148,6 @@ fn responded<H: ServerErrorHandler>(
                 with_rendered(replaced, error, kind)
             }
         };
-    }
-    if head.is_grpc() {
-        // Trailers-Only: a handler's `Err(Status)` says its code in the headers.
-        let failed = grpc::failure_in(status, response.headers(), Some(response.extensions()));
-        if let Some((error, kind)) = failed {
-            let response = handle(handler, &error, head, kind).unwrap_or(response);
-            return with_rendered(response, error, kind);
-        }
     }
     if !status.is_server_error() {
         if needs_watching(&response, head.method()) {

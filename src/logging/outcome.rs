@@ -47,6 +47,9 @@ impl Outcome {
     /// `true` when nothing is logged yet: a success whose body can still fail
     /// ([`needs_watching`]), to be logged when it ends ([`LoggedBody`](super::body::LoggedBody)).
     pub(crate) fn responded(&self, span: &Span, response: &mut Response<Body>) -> bool {
+        if self.is_grpc() {
+            grpc::attach_failure(response);
+        }
         let status = response.status();
         let error = response.extensions().get::<Error>();
         // Rendered: an error handler inside this layer saw it first, and counted it.
@@ -62,28 +65,15 @@ impl Outcome {
         let kind = rendered.or(error.map(Error::returned_kind));
         let unhandled = error.filter(|error| !error.is_intentional());
         let grpc_code = self.grpc_code(response.headers());
-        if unhandled.is_none() && !status.is_server_error() && self.is_grpc() {
-            let headers = response.headers();
-            self.close_rpc(span, !grpc::is_not_served(headers), grpc_code);
-            // Trailers-Only: a handler's `Err(Status)` says its code in the headers.
-            let failed = grpc::failure_in(status, headers, Some(response.extensions()));
-            if let Some((error, kind)) = failed {
-                let text = error.chain_text();
-                span::close(span, Some(status), Some(&text));
-                if self.failed(span, kind, Some(status), &text, grpc_code) {
-                    error.mark_logged();
-                    response.extensions_mut().insert(error);
-                }
-                return false;
-            }
+        if unhandled.is_none() && !status.is_server_error() {
+            // Trailers-Only with `OK` or a client's code (a server error is attached above); with
+            // none yet, the trailers that end the body carry it.
             if grpc_code.is_some() {
+                self.close_rpc(span, !grpc::is_not_served(response.headers()), grpc_code);
                 span::close(span, Some(status), None);
                 self.succeeded(span, status, "request completed", grpc_code);
                 return false;
             }
-            // No status yet: the trailers that end the body carry it.
-        }
-        if unhandled.is_none() && !status.is_server_error() {
             let streams =
                 |(_, head): &(Instant, RequestHead)| needs_watching(response, head.method());
             if self.started.as_ref().is_some_and(streams) {
@@ -153,7 +143,8 @@ impl Outcome {
     pub(crate) fn grpc_trailers(&self, span: &Span, status: StatusCode, trailers: &HeaderMap) {
         let code = grpc::code_in(trailers);
         self.close_rpc(span, true, code);
-        if let Some((error, kind)) = grpc::failure_in(status, trailers, None) {
+        if let Some(error) = grpc::failure_in(status, trailers, None) {
+            let kind = error.returned_kind();
             let text = error.chain_text();
             span::close(span, Some(status), Some(&text));
             if self.failed(span, kind, Some(status), &text, code) {
