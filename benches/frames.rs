@@ -12,8 +12,9 @@
 //!   body's end and polls it in the request's span;
 //! - `trace_layer`: tower-http's `TraceLayer::new_for_http()`, whose body wrapper is the peer.
 //!
-//! Before counting, each variant shows that it is what it says: its body wrapper is there (a
-//! failing stream is counted, logged, or seen by the trace layer's failure callback) or absent.
+//! Before counting, each variant shows that it is what it says: a failing stream is counted by
+//! `unhandled` only (with `logging` it is logged instead), and `TraceLayer`'s request callback
+//! fires in its variant only (its failure callback never: it classifies at the head).
 
 use std::{
     convert::Infallible,
@@ -47,6 +48,8 @@ async fn frames(Path(n): Path<u64>) -> Body {
 
 /// Body failures tower-http's `TraceLayer` saw.
 static TRACE_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// Requests tower-http's `TraceLayer` saw: its variant only.
+static TRACE_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -63,11 +66,17 @@ fn main() {
         "logging" => routes()
             .layer(unhandled::LoggingLayer::new())
             .layer(counting),
-        "trace_layer" => routes().layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
-            |_: tower_http::classify::ServerErrorsFailureClass, _, _: &tracing::Span| {
-                TRACE_FAILURES.fetch_add(1, Ordering::Relaxed);
-            },
-        )),
+        "trace_layer" => routes().layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .on_request(|_: &Request<Body>, _: &tracing::Span| {
+                    TRACE_REQUESTS.fetch_add(1, Ordering::Relaxed);
+                })
+                .on_failure(
+                    |_: tower_http::classify::ServerErrorsFailureClass, _, _: &tracing::Span| {
+                        TRACE_FAILURES.fetch_add(1, Ordering::Relaxed);
+                    },
+                ),
+        ),
         other => {
             eprintln!("unknown variant {other:?}; see the module docs");
             std::process::exit(2);
@@ -86,6 +95,12 @@ fn main() {
     assert_eq!(counted, u64::from(variant == "unhandled"), "{variant}");
     // tower-http's classifier decides at the head: its body wrapper never sees a body error.
     assert_eq!(TRACE_FAILURES.load(Ordering::Relaxed), 0);
+    let traced = TRACE_REQUESTS.load(Ordering::Relaxed);
+    assert_eq!(
+        traced > 0,
+        variant == "trace_layer",
+        "{variant}: TraceLayer saw {traced}"
+    );
     read_counted(&runtime, &app, count);
 }
 

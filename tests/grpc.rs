@@ -68,7 +68,11 @@ impl Health for Failing {
         &self,
         request: tonic::Request<HealthCheckRequest>,
     ) -> Result<tonic::Response<HealthCheckResponse>, Status> {
-        answer(&request.into_inner().service).map(tonic::Response::new)
+        let service = request.into_inner().service;
+        if service == "slow" {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        answer(&service).map(tonic::Response::new)
     }
 
     type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
@@ -510,7 +514,8 @@ async fn logging_layer_s_span_follows_the_rpc_conventions() {
         let _guard = tracing::subscriber::set_default(subscriber);
 
         let reporting = reporting();
-        let mut client = client(serve(serving, &reporting, true).await).await;
+        let address = serve(serving, &reporting, true).await;
+        let mut client = client(address).await;
         let _ = check(&mut client, "internal").await;
         let _ = check(&mut client, "not-found").await;
         let request = HealthCheckRequest {
@@ -518,6 +523,16 @@ async fn logging_layer_s_span_follows_the_rpc_conventions() {
         };
         let mut watch = client.watch(request).await.unwrap().into_inner();
         while let Ok(Some(_)) = watch.message().await {}
+        // A method tonic does not serve.
+        let io =
+            hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(address).await.unwrap());
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let unknown = raw_call(&mut sender, "/grpc.health.v1.Health/Nope").await;
+        assert_eq!(unknown.as_deref(), Some("12"));
         settle().await;
         provider.force_flush().unwrap();
         let spans = exporter.get_finished_spans().unwrap();
@@ -525,7 +540,7 @@ async fn logging_layer_s_span_follows_the_rpc_conventions() {
             .iter()
             .filter(|span| span.span_kind == SpanKind::Server)
             .collect();
-        assert_eq!(server.len(), 3, "{serving:?}: {spans:#?}");
+        assert_eq!(server.len(), 4, "{serving:?}: {spans:#?}");
         let attributes = |index: usize| -> std::collections::HashMap<String, Value> {
             server[index]
                 .attributes
@@ -539,7 +554,7 @@ async fn logging_layer_s_span_follows_the_rpc_conventions() {
                 .unwrap_or_else(|| panic!("no {key} in {:#?}", attributes(index)))
                 .to_string()
         };
-        for index in 0..3 {
+        for index in 0..4 {
             assert_eq!(text(index, "rpc.system"), "grpc");
             assert_eq!(text(index, "rpc.service"), "grpc.health.v1.Health");
         }
@@ -563,6 +578,10 @@ async fn logging_layer_s_span_follows_the_rpc_conventions() {
             server[2].status,
             SpanStatus::error("gRPC status INTERNAL (13): the database is down")
         );
+        // Not served: `rpc.method` is `_OTHER`, and UNIMPLEMENTED without a message no error.
+        assert_eq!(text(3, "rpc.method"), "_OTHER");
+        assert_eq!(attributes(3)["rpc.grpc.status_code"], Value::I64(12));
+        assert_eq!(server[3].status, SpanStatus::Unset);
     }
 }
 
@@ -602,4 +621,23 @@ async fn a_server_error_handler_can_tell_a_grpc_call_and_answer_its_own_status()
         settle().await;
         assert_eq!(reporting.unhandled_count(), 1, "still counted");
     }
+}
+
+#[tokio::test]
+async fn tonic_s_own_timeout_answers_cancelled_before_the_layer_sees_anything() {
+    let reporting = reporting();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let server = tonic::transport::Server::builder()
+        .timeout(Duration::from_millis(50))
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .add_service(HealthServer::new(Failing));
+    tokio::spawn(async move { server.serve_with_incoming(incoming).await.unwrap() });
+    let mut client = client(address).await;
+    let status = check(&mut client, "slow").await.unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    settle().await;
+    // The layer's future was dropped, as when a client leaves: nothing to count.
+    assert_eq!(reporting.unhandled_count(), 0);
 }
