@@ -39,8 +39,12 @@ pub struct ConfigError {
 }
 
 /// What each variable accepts, as the error says it.
-const INTERVAL_EXPECTED: &str = "a duration with a unit such as \"10s\", \"1m 30s\" or \"500ms\", \
-                                 or \"0\" to turn the periodic report off";
+const INTERVAL_EXPECTED: &str = "a duration of at least one second with a unit, such as \"10s\", \
+                                 \"1m 30s\" or \"1500ms\", or \"0\" to turn the periodic report off";
+
+/// The shortest interval [`INTERVAL_VAR`] accepts (zero aside): a report a second at most, so
+/// that a typo such as `1ns` cannot flood the log.
+pub(crate) const ENV_MIN_INTERVAL: Duration = Duration::from_secs(1);
 const SWITCH_EXPECTED: &str = "\"true\" or \"false\" (also 1/0, yes/no, on/off)";
 const REPORT_TO_EXPECTED: &str = "\"auto\" (tracing when the subscriber records the report, else \
                                   standard error), \"tracing\" or \"stderr\"";
@@ -75,8 +79,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Parses an interval exactly as [`INTERVAL_VAR`] is read: a humantime duration, or `0`; the
-/// error names [`INTERVAL_VAR`]. Use it to accept the same syntax from your own configuration.
+/// Parses an interval exactly as [`INTERVAL_VAR`] is read: a humantime duration of at least one
+/// second, or `0`; the error names [`INTERVAL_VAR`]. Use it to accept the same syntax from your
+/// own configuration.
 ///
 /// ```
 /// use std::time::Duration;
@@ -84,6 +89,7 @@ impl std::error::Error for ConfigError {}
 /// assert_eq!(unhandled::parse_interval("1m 30s"), Ok(Duration::from_secs(90)));
 /// assert_eq!(unhandled::parse_interval("0"), Ok(Duration::ZERO));
 /// assert!(unhandled::parse_interval("10").is_err()); // a unit is required
+/// assert!(unhandled::parse_interval("1ns").is_err()); // under one second
 /// ```
 pub fn parse_interval(value: &str) -> Result<Duration, ConfigError> {
     let error = |reason: String| ConfigError {
@@ -97,7 +103,13 @@ pub fn parse_interval(value: &str) -> Result<Duration, ConfigError> {
     if value.trim().is_empty() {
         return Err(error("the value is empty".to_owned()));
     }
-    humantime::parse_duration(value).map_err(|cause| error(cause.to_string()))
+    let interval = humantime::parse_duration(value).map_err(|cause| error(cause.to_string()))?;
+    if !interval.is_zero() && interval < ENV_MIN_INTERVAL {
+        return Err(error(
+            "shorter than one second, which would flood the log with reports".to_owned(),
+        ));
+    }
+    Ok(interval)
 }
 
 /// Parses a switch exactly as [`COUNT_ERROR_RESPONSES_VAR`] is read: `true`/`false`, `1`/`0`,
@@ -205,9 +217,23 @@ mod tests {
         let parse = parse_interval;
         assert_eq!(parse("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse("1m 30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse("1s"), Ok(Duration::from_secs(1)));
         assert_eq!(parse("0"), Ok(Duration::ZERO));
         assert_eq!(parse("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn intervals_under_one_second_are_refused_with_what_is_accepted() {
+        for short in ["1ns", "999ms", "250ms", "1us"] {
+            let message = parse_interval(short).unwrap_err().to_string();
+            assert!(
+                message.contains(&format!("{INTERVAL_VAR}={short:?}")),
+                "{message}"
+            );
+            assert!(message.contains("shorter than one second"), "{message}");
+            assert!(message.contains("at least one second"), "{message}");
+        }
     }
 
     #[test]

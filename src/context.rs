@@ -98,7 +98,8 @@ impl<'a> ErrorContext<'a> {
 
     /// Whether the request is a gRPC call (a `POST` with `content-type: application/grpc` or
     /// `application/grpc+…`): its response must be a gRPC status, not an HTTP error page. For
-    /// one, [`route`](Self::route) is its method, `/package.Service/Method`.
+    /// one that the router routed to a service, [`route`](Self::route) is its method,
+    /// `/package.Service/Method`; one that only says it is gRPC keeps its route template.
     pub fn is_grpc(&self) -> bool {
         self.grpc
     }
@@ -155,20 +156,25 @@ impl<'a> ErrorContext<'a> {
     /// The method as a bounded label: the standard methods by name, any other as `_OTHER`
     /// (the OpenTelemetry convention).
     pub fn method_label(&self) -> &'static str {
-        static LABELS: [(Method, &str); 9] = [
-            (Method::GET, "GET"),
-            (Method::POST, "POST"),
-            (Method::PUT, "PUT"),
-            (Method::DELETE, "DELETE"),
-            (Method::PATCH, "PATCH"),
-            (Method::HEAD, "HEAD"),
-            (Method::OPTIONS, "OPTIONS"),
-            (Method::CONNECT, "CONNECT"),
-            (Method::TRACE, "TRACE"),
-        ];
-        LABELS
-            .iter()
-            .find(|(known, _)| known == self.method)
-            .map_or("_OTHER", |(_, label)| label)
+        method_label(self.method)
     }
+}
+
+/// The bounded label of `method`: the nine standard methods by name, any other `_OTHER`.
+pub(crate) fn method_label(method: &Method) -> &'static str {
+    static LABELS: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    LABELS
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("_OTHER", |(_, label)| label)
 }

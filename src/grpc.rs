@@ -9,9 +9,13 @@
 //! an `UNIMPLEMENTED` without a message is tonic's own answer to a method or service it does not
 //! serve, before any handler ran; the client asked for something that is not there.
 //!
-//! The route of a gRPC request is its method, `/package.Service/Method` (axum's `MatchedPath`
-//! says `/package.Service/{*rest}`), and only when the path has that shape
-//! ([`method_route`]); anything else is `unmatched`, so a client's garbage never becomes a label.
+//! The route of a gRPC request is its method, `/package.Service/Method`, when the router routed it
+//! to a service ([`routes_service`]: tonic registers `/package.Service/{*rest}`, so the matched
+//! template names a service the application serves) and the path has that shape
+//! ([`method_route`]). Where no route matched (the layer runs outside the router), a failure that
+//! tonic answered with a status of its own is named after its method too, since tonic answers only
+//! the methods it serves that way. A request that only says it is gRPC keeps its route template,
+//! and anything else is `unmatched`: a client never chooses a label.
 //!
 //! Reading a status needs no tonic: the code and message are headers. With the cargo feature
 //! `tonic`, the `tonic::Status` a handler's error response carries in its extensions gives the
@@ -189,6 +193,22 @@ pub(crate) fn method_route(path: &str) -> Option<&str> {
                 .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || (dots && byte == b'.'))
     };
     (word(service, true) && word(method, false)).then_some(path)
+}
+
+/// Whether `template`, the route the router matched for `path`, is the catch-all tonic registers
+/// for a service (`/package.Service/{*rest}`) and names the service of `path`: the router routed
+/// the call to a service the application serves.
+pub(crate) fn routes_service(template: &str, path: &str) -> bool {
+    let Some((service, rest)) = template.strip_prefix('/').and_then(|t| t.split_once('/')) else {
+        return false;
+    };
+    let catch_all = rest.starts_with("{*") && rest.ends_with('}');
+    let literal = !service.is_empty() && !service.contains(['{', '}']);
+    let names = path
+        .strip_prefix('/')
+        .and_then(|path| path.strip_prefix(service))
+        .is_some_and(|method| method.starts_with('/'));
+    catch_all && literal && names
 }
 
 /// The service and the method of a gRPC method's path: `("package.Service", "Method")`.

@@ -35,9 +35,11 @@ pub(crate) struct RequestHead {
     /// request ([`unhandled::subscriber`](crate::subscriber)), in any call or poll so far: kept
     /// here, in padding, rather than in the response future, which each byte makes costlier to move.
     app_logged: bool,
-    /// Whether the request is a gRPC call ([`grpc::is_grpc`]): its route is its method, taken from
-    /// the path, and its failures are answered as gRPC.
+    /// Whether the request is a gRPC call ([`grpc::is_grpc`]): its failures are answered as gRPC.
     grpc: bool,
+    /// Whether the router routed the gRPC call to a service ([`grpc::routes_service`]): its route
+    /// is its method, taken from the path, whose service part the application registered.
+    by_method: bool,
     shared: Option<MatchedPath>,
     /// The trace id of the request's `traceparent` header; zeros when there is none (no valid
     /// trace id is all zeros, and the bytes keep the head at 160 bytes where an `Option` would not).
@@ -49,13 +51,17 @@ impl RequestHead {
     pub(crate) fn capture<B>(request: &Request<B>) -> Self {
         let mut bytes = [0; INLINE];
         let grpc = crate::grpc::is_grpc(request);
-        // A gRPC call's `MatchedPath` is its service's catch-all (`/package.Service/{*rest}`):
-        // its route is its path instead, which gets the whole buffer.
-        let matched = if grpc {
-            None
-        } else {
-            request.extensions().get::<MatchedPath>()
-        };
+        let path = request.uri().path();
+        let mut matched = request.extensions().get::<MatchedPath>();
+        // A gRPC call routed to a service's catch-all (`/package.Service/{*rest}`) is labelled by
+        // its method instead, and its path gets the whole buffer. A request that only says it is
+        // gRPC keeps its template: the client chose its path, not the application.
+        let by_method = grpc
+            && path.len() <= INLINE
+            && matched.is_some_and(|route| crate::grpc::routes_service(route.as_str(), path));
+        if by_method {
+            matched = None;
+        }
         let (shared, route_len) = match matched {
             None => (None, 0),
             Some(matched) if matched.as_str().len() <= INLINE - PATH_MIN => {
@@ -65,7 +71,7 @@ impl RequestHead {
             }
             Some(matched) => (Some(matched.clone()), 0),
         };
-        let path_len = copy_cut(request.uri().path(), &mut bytes[route_len..]);
+        let path_len = copy_cut(path, &mut bytes[route_len..]);
         Self {
             method: request.method().clone(),
             bytes,
@@ -75,6 +81,7 @@ impl RequestHead {
             matched: matched.is_some(),
             app_logged: false,
             grpc,
+            by_method,
             shared,
             #[cfg(feature = "opentelemetry")]
             traceparent: request
@@ -102,6 +109,7 @@ impl RequestHead {
             matched: false,
             app_logged: false,
             grpc: false,
+            by_method: false,
             shared: None,
             #[cfg(feature = "opentelemetry")]
             traceparent: [0; 16],
@@ -135,15 +143,22 @@ impl RequestHead {
         None
     }
 
-    pub(crate) fn context(&self, kind: ErrorKind) -> ErrorContext<'_> {
+    /// The context of a failure of `kind`. `answered` says that the response carried a
+    /// `grpc-status`: a gRPC call that no route of this router matched (the layer runs outside
+    /// the router, as with tonic's `Server::builder().layer(..)`) is then labelled by its method,
+    /// since tonic answers only the methods it serves with a status of their own (it answers the
+    /// others `UNIMPLEMENTED` without a message, [`grpc::is_not_served`], which is never a failure).
+    /// Any other failure of such a call (a panic, a service error) is `unmatched`.
+    pub(crate) fn context(&self, kind: ErrorKind, answered: bool) -> ErrorContext<'_> {
         let route_len = usize::from(self.route_len);
         let end = route_len + usize::from(self.path_len);
         // Always valid, and `route_len` a character boundary: copied from whole `str`s cut at
         // character boundaries. One check covers route and path.
         let text = std::str::from_utf8(&self.bytes[..end]).unwrap_or_default();
         let (inline_route, path) = text.split_at_checked(route_len).unwrap_or_default();
+        let unrouted_answer = self.grpc && answered && !self.matched;
         let route = match &self.shared {
-            _ if self.grpc => crate::grpc::method_route(path),
+            _ if self.by_method || unrouted_answer => crate::grpc::method_route(path),
             Some(shared) => Some(shared.as_str()),
             None => self.matched.then_some(inline_route),
         };
@@ -179,7 +194,7 @@ mod tests {
     fn long_paths_are_cut_at_a_character_boundary_and_marked() {
         let long = format!("/{}", "é".repeat(200));
         let head = head(&long);
-        let cut = head.context(ErrorKind::Error).path();
+        let cut = head.context(ErrorKind::Error, false).path();
         assert!(cut.len() <= INLINE);
         assert!(cut.ends_with('…'));
         assert!(long.starts_with(cut.trim_end_matches('…')));
@@ -188,7 +203,7 @@ mod tests {
     #[test]
     fn short_paths_are_kept_whole_and_unmatched_has_no_route() {
         let head = head("/ok");
-        let context = head.context(ErrorKind::Error);
+        let context = head.context(ErrorKind::Error, false);
         assert_eq!((context.path(), context.route()), ("/ok", None));
     }
 

@@ -56,6 +56,7 @@ mod response_ext;
 mod striped;
 pub mod subscriber;
 mod trace;
+mod unwind;
 
 pub use crate::{
     config::{
@@ -69,8 +70,8 @@ pub use crate::{
     logging::{LoggingLayer, LoggingService},
     metric::METRIC_NAME,
     reporting::{
-        Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, ReportTo, ReportingErrorHandler,
-        ReportingErrorHandlerBuilder, ShutdownGuard,
+        Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, MIN_INTERVAL, ReportTo,
+        ReportingErrorHandler, ReportingErrorHandlerBuilder, ShutdownGuard,
     },
     response_ext::ResponseExt,
     striped::StripedCounter,

@@ -10,11 +10,16 @@
 //! one) is the one it came from, told by the recorder's address and size; otherwise the counter is
 //! registered with the recorder in force, which from then on receives the errors counted after it
 //! arrived. Registration allocates (the Prometheus recorder copies the key), so a handle is
-//! registered once per recorder. Nothing happens on success.
+//! registered once per recorder, and described to it then, so that a recorder installed after the
+//! first errors gets the description (`# HELP`) too. Nothing happens on success.
+//!
+//! The series are bounded by the reporter's groups ([`MAX_GROUPS`](crate::MAX_GROUPS) label sets
+//! of registered routes, methods and kinds); errors beyond them are exported under one overflow
+//! series whose labels are all [`OVERFLOW`], never under a new one.
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, Key, Label, Level, Metadata, Recorder, Unit, describe_counter};
+use metrics::{Counter, Key, Label, Level, Metadata, Recorder, Unit};
 
 use crate::context::ErrorContext;
 
@@ -24,9 +29,20 @@ pub const METRIC_NAME: &str = "http_server_unhandled_errors_total";
 const DESCRIPTION: &str =
     "Handler errors, service errors, panics and 5xx responses that no logging layer reported";
 
-/// Describes the counter to the recorder installed now.
-pub(crate) fn describe() {
-    describe_counter!(METRIC_NAME, Unit::Count, DESCRIPTION);
+/// The label value of every label of the one series that errors beyond the groups are exported
+/// under (the OpenTelemetry spelling of "none of the known values").
+pub(crate) const OVERFLOW: &str = "_OTHER";
+
+/// Registers the counter of `key` with `recorder`, describing it first: done with each
+/// registration, so that a recorder installed after the first errors gets the description
+/// (`# HELP`) too.
+fn register(recorder: &dyn Recorder, key: &Key) -> Counter {
+    recorder.describe_counter(
+        metrics::KeyName::from_const_str(METRIC_NAME),
+        Some(Unit::Count),
+        metrics::SharedString::const_str(DESCRIPTION),
+    );
+    recorder.register_counter(key, &METADATA)
 }
 
 static METADATA: Metadata<'static> =
@@ -41,6 +57,12 @@ fn key(context: &ErrorContext<'_>) -> Key {
         Label::new("kind", context.kind().as_str()),
     ];
     Key::from_parts(METRIC_NAME, labels)
+}
+
+/// The key of the overflow series: `method`, `route` and `kind` all [`OVERFLOW`].
+fn overflow_key() -> Key {
+    let labels = ["method", "route", "kind"].map(|name| Label::new(name, OVERFLOW));
+    Key::from_parts(METRIC_NAME, labels.to_vec())
 }
 
 /// Recorders whose handles a group keeps; publishing through yet another recorder registers the
@@ -88,12 +110,23 @@ impl GroupCounter {
     /// group's first publication instead would take the count at that moment, which may already
     /// hold another thread's error, for what the recorder never saw.)
     pub(crate) fn new(context: &ErrorContext<'_>) -> Self {
-        let key = key(context);
+        Self::with_key(key(context))
+    }
+
+    /// The counter of the errors beyond the groups: one series, whatever their labels.
+    pub(crate) fn overflow() -> Self {
+        Self {
+            key: overflow_key(),
+            handles: Default::default(),
+        }
+    }
+
+    fn with_key(key: Key) -> Self {
         let handles: [OnceLock<Handle>; HANDLES] = Default::default();
         metrics::with_recorder(|recorder| {
             let _ = handles[0].set(Handle {
                 recorder: recorder_id(recorder),
-                counter: recorder.register_counter(&key, &METADATA),
+                counter: register(recorder, &key),
                 base: 0,
             });
         });
@@ -110,24 +143,16 @@ impl GroupCounter {
             for slot in &self.handles {
                 let handle = slot.get_or_init(|| Handle {
                     recorder: id,
-                    counter: recorder.register_counter(&self.key, &METADATA),
+                    counter: register(recorder, &self.key),
                     base: total.saturating_sub(new),
                 });
                 if handle.recorder == id {
                     return handle.counter.absolute(total.saturating_sub(handle.base));
                 }
             }
-            recorder
-                .register_counter(&self.key, &METADATA)
-                .increment(new);
+            register(recorder, &self.key).increment(new);
         });
     }
-}
-
-/// Adds one to the counter of `context` without keeping anything (for errors beyond the groups).
-pub(crate) fn increment_once(context: &ErrorContext<'_>) {
-    let key = key(context);
-    metrics::with_recorder(|recorder| recorder.register_counter(&key, &METADATA).increment(1));
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Any value of `UNHANDLED_ERRORS_REPORT_INTERVAL` either parses to the duration humantime gives
-//! (or zero for `0`), or yields an error naming the variable, the value and an accepted example;
-//! never a panic.
+//! (or zero for `0`) when that is zero or at least one second, or yields an error naming the
+//! variable, the value and an accepted example; never a panic.
 
 use std::time::Duration;
 
@@ -52,12 +52,12 @@ fn check(value: &str) -> Result<(), TestCaseError> {
                 humantime::parse_duration(value).expect("accepted what humantime refuses")
             };
             prop_assert_eq!(interval, expected, "{:?}", value);
+            prop_assert!(interval.is_zero() || interval >= Duration::from_secs(1));
         }
         Err(error) => {
+            let too_short = |parsed: Duration| !parsed.is_zero() && parsed < Duration::from_secs(1);
             prop_assert!(
-                value == "0"
-                    || humantime::parse_duration(value).is_err()
-                    || value.trim().is_empty()
+                humantime::parse_duration(value).map_or(true, too_short) || value.trim().is_empty()
             );
             let message = error.to_string();
             prop_assert!(message.contains(INTERVAL_VAR), "{}", message);

@@ -1,6 +1,7 @@
-//! A cardinality attack: 100,000 requests to distinct unmatched paths and 100,000 distinct error
-//! messages. The breakdown and the metric's label sets stay bounded, and live heap memory does not
-//! grow with the count (a counting global allocator, in this test binary alone).
+//! Cardinality attacks: 100,000 requests to distinct unmatched paths and 100,000 distinct error
+//! messages; 50,000 requests that claim to be gRPC calls to distinct method paths, over real TCP.
+//! The breakdown and the metric's label sets stay bounded, and live heap memory does not grow with
+//! the count (a counting global allocator, in this test binary alone; the tests take turns).
 
 mod support;
 
@@ -56,8 +57,12 @@ async fn distinct_message(Path(id): Path<u64>) -> unhandled::Result<()> {
     )))
 }
 
+/// The tests take turns: each measures the live heap of the whole process.
+static TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "current_thread")]
 async fn distinct_paths_and_messages_keep_breakdown_metric_and_memory_bounded() {
+    let _turn = TURNS.lock().await;
     let recorder = PrometheusBuilder::new().build_recorder();
     let metrics = recorder.handle();
     let _recorder = metrics::set_default_local_recorder(&recorder);
@@ -105,5 +110,141 @@ async fn distinct_paths_and_messages_keep_breakdown_metric_and_memory_bounded() 
         growth < ALLOWED_GROWTH,
         "live heap grew by {growth} bytes over {} requests after warm-up",
         2 * (REQUESTS - WARM_UP)
+    );
+}
+
+/// The resident set of this process, in bytes (Linux).
+fn resident_bytes() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .unwrap();
+    let kib: i64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+const CLAIMS: usize = 50_000;
+const CLAIMS_WARM_UP: usize = 5_000;
+const CONNECTIONS: usize = 4;
+
+/// Sends `POST path` with `content-type: application/grpc` for each path on one keep-alive
+/// connection, reading each answer (its head and `content-length` body) before the next.
+async fn claim_grpc(address: std::net::SocketAddr, paths: std::ops::Range<usize>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    let mut line = String::new();
+    for index in paths {
+        let request = format!(
+            "POST /a{index}.S/M{index} HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\n\
+             content-length: 0\r\n\r\n"
+        );
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut length = 0;
+        let mut first = true;
+        loop {
+            line.clear();
+            stream.read_line(&mut line).await.unwrap();
+            if first {
+                assert!(line.starts_with("HTTP/1.1 502"), "{line}");
+                first = false;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn requests_that_only_claim_to_be_grpc_keep_their_route_template_as_label() {
+    let _turn = TURNS.lock().await;
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let reporting = ReportingErrorHandler::builder().build();
+    let app = Router::new()
+        .route(
+            "/real",
+            get(|| async { Err::<(), _>(Error::msg("the real failure")) }),
+        )
+        .route(
+            "/{*path}",
+            axum::routing::post(|| async { StatusCode::BAD_GATEWAY }),
+        )
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    claim_grpc(address, 0..CLAIMS_WARM_UP).await;
+    let live = LIVE.load(Ordering::Relaxed);
+    let resident = resident_bytes();
+    let per_connection = (CLAIMS - CLAIMS_WARM_UP) / CONNECTIONS;
+    let connections = (0..CONNECTIONS).map(|connection| {
+        let start = CLAIMS_WARM_UP + connection * per_connection;
+        claim_grpc(address, start..start + per_connection)
+    });
+    futures_util::future::join_all(connections).await;
+    let live_growth = LIVE.load(Ordering::Relaxed) - live;
+    let resident_growth = resident_bytes() - resident;
+    let mut real = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = "GET /real HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut real, request.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut real, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    reporting.shutdown().await;
+
+    let breakdown = reporting.breakdown();
+    let groups: Vec<(&str, &str, u64)> = breakdown
+        .groups
+        .iter()
+        .map(|group| (group.method, group.route.as_str(), group.count))
+        .collect();
+    assert_eq!(
+        groups,
+        [("POST", "/{*path}", CLAIMS as u64), ("GET", "/real", 1)],
+        "a real failing route keeps its group"
+    );
+    assert_eq!(breakdown.other, 0);
+    let text = metrics.render();
+    let mut series: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("http_server_unhandled_errors_total{"))
+        .collect();
+    series.sort_unstable();
+    assert_eq!(
+        series,
+        [
+            r#"http_server_unhandled_errors_total{method="GET",route="/real",kind="error"} 1"#,
+            r#"http_server_unhandled_errors_total{method="POST",route="/{*path}",kind="status"} 50000"#,
+        ],
+        "{text}"
+    );
+    assert!(
+        live_growth < ALLOWED_GROWTH,
+        "live heap grew by {live_growth} bytes over {} requests after warm-up",
+        CLAIMS - CLAIMS_WARM_UP
+    );
+    // The resident set moves with the allocator's own caches too: a looser bound, still far
+    // below the 47 MB a label per path cost.
+    assert!(
+        resident_growth < 8 << 20,
+        "RSS grew by {resident_growth} bytes"
     );
 }

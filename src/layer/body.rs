@@ -44,11 +44,12 @@ use pin_project_lite::pin_project;
 use super::future::handle;
 use crate::{
     context::ErrorKind,
-    error::{BodyFailure, Error, panic_message, unwrap_axum},
+    error::{BodyFailure, Error, Links, panic_message, unwrap_axum},
     grpc,
     handler::ServerErrorHandler,
     handoff::{Failure, Scope},
     head::RequestHead,
+    unwind,
 };
 
 /// Marks a response whose body must be watched although it has an exact size: see
@@ -155,10 +156,9 @@ impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
             Err(payload) => {
                 let failure = BodyFailure::Panicked(panic_message(&*payload));
                 let error = Error::from_body(watch.status, failure);
-                (
-                    scope.claim(Failure::panic(&*payload), error),
-                    ErrorKind::Panic,
-                )
+                let error = scope.claim(Failure::panic(&*payload), error);
+                unwind::discard(payload);
+                (error, ErrorKind::Panic)
             }
         };
         watch.head.set_app_logged(scope.leave());
@@ -229,10 +229,9 @@ impl BodyFailed {
         self.kind
     }
 
-    /// The `BodyFailed` in `error`'s chain, if any.
+    /// The `BodyFailed` in `error`'s chain, if any (a bounded walk: [`Links`]).
     pub(crate) fn find<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
-        std::iter::successors(Some(error), |&error| error.source())
-            .find_map(<dyn StdError>::downcast_ref::<Self>)
+        Links::from(Some(error)).find_map(<dyn StdError>::downcast_ref::<Self>)
     }
 }
 

@@ -20,6 +20,7 @@ use crate::{
     grpc,
     handler::{ServerErrorHandler, render_default_for},
     handoff::{Failure, RenderedStatus, Scope},
+    unwind,
 };
 
 pin_project! {
@@ -97,10 +98,12 @@ where
                         scope.claim(Failure::service::<E>(), Error::new(error)),
                         ErrorKind::Service,
                     ),
-                    Err(payload) => (
-                        scope.claim(Failure::panic(&*payload), Error::from_panic(&*payload)),
-                        ErrorKind::Panic,
-                    ),
+                    Err(payload) => {
+                        let error = Error::from_panic(&*payload);
+                        let error = scope.claim(Failure::panic(&*payload), error);
+                        unwind::discard(payload);
+                        (error, ErrorKind::Panic)
+                    }
                 };
                 this.head.set_app_logged(scope.leave());
                 (error, kind)
@@ -189,8 +192,7 @@ pub(super) fn handle<H: ServerErrorHandler>(
     if head.app_logged() {
         error.mark_logged();
     }
-    let context = head.context(kind).with_trace_id(head.trace_id());
-    catch_unwind(AssertUnwindSafe(|| handler.on_error(error, &context)))
-        .ok()
-        .flatten()
+    let answered = grpc::GrpcStatus::is_in(error);
+    let context = head.context(kind, answered).with_trace_id(head.trace_id());
+    unwind::catch(|| handler.on_error(error, &context)).flatten()
 }

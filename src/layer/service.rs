@@ -18,6 +18,7 @@ use crate::{
     handler::ServerErrorHandler,
     handoff::{Failure, Scope},
     head::RequestHead,
+    unwind,
 };
 
 /// Middleware that sends every failure of `S` to the [`ServerErrorHandler`] `H` and returns the
@@ -115,6 +116,7 @@ where
             Err(payload) => {
                 let error = Error::from_panic(&*payload);
                 let error = scope.claim(Failure::panic(&*payload), error);
+                unwind::discard(payload);
                 head.set_app_logged(scope.leave());
                 ResponseFuture::failed(error, ErrorKind::Panic, head, handler)
             }

@@ -8,6 +8,13 @@
 //! when it failed. A failure is an unhandled [`Error`](crate::Error), a panic, a service `Err`, or
 //! any 5xx response.
 //!
+//! What a client chose is bounded the way OpenTelemetry's conventions say: a method outside the
+//! nine standard ones is `http.request.method = "_OTHER"` in a span named `HTTP /route` (its name,
+//! cut, in `http.request.method_original`); the values of the usual secrets in `url.query`
+//! (`sig`, `X-Goog-Signature`, `access_token`, …: [`LoggingLayer::redact_query_keys`]) are
+//! `REDACTED`; error text is cut at 2,048 bytes. A failure sets `error.type`. No header but
+//! `user-agent` and no body is read.
+//!
 //! A response whose body streams (no exact size: `Body::from_stream`, `Sse`, a file) is logged
 //! when its body ends, so that the latency and the span cover the whole response. A body that
 //! yields an error after the head is a failure (`kind = "body"`, with the error's source chain),
@@ -66,6 +73,7 @@ mod span;
 use tower_layer::Layer;
 use tracing::Level;
 
+use self::span::Query;
 pub use self::{future::ResponseFuture, service::LoggingService};
 
 /// The `tracing` target of the spans and events of this layer.
@@ -75,6 +83,7 @@ pub const TARGET: &str = "unhandled::logging";
 #[derive(Debug, Clone, Copy)]
 pub struct LoggingLayer {
     levels: Levels,
+    query: Query,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +94,8 @@ struct Levels {
 }
 
 impl LoggingLayer {
-    /// The default levels: span and success at `DEBUG`, failure at `WARN`.
+    /// The default levels: span and success at `DEBUG`, failure at `WARN`; the query recorded
+    /// with the usual secrets `REDACTED`.
     pub fn new() -> Self {
         Self {
             levels: Levels {
@@ -93,7 +103,40 @@ impl LoggingLayer {
                 success: Level::DEBUG,
                 failure: Level::WARN,
             },
+            query: Query {
+                recorded: true,
+                redacted: &[],
+            },
         }
+    }
+
+    /// Also records the values of these query keys as `REDACTED` in the span's `url.query`
+    /// (compared without regard to case), beside the ones redacted by default: `AWSAccessKeyId`,
+    /// `Signature`, `sig`, `X-Goog-Signature` (the OpenTelemetry HTTP conventions' list),
+    /// `X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`, `access_token`,
+    /// `refresh_token`, `id_token`, `client_secret`, `api_key`, `apikey` and `password`.
+    ///
+    /// The keys live for the rest of the process: build the layer once, not per request.
+    ///
+    /// ```
+    /// let layer = unhandled::LoggingLayer::new().redact_query_keys(["session", "otp"]);
+    /// ```
+    pub fn redact_query_keys<K: Into<String>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+        let mut all: Vec<Box<str>> = self.query.redacted.to_vec();
+        all.extend(keys.into_iter().map(|key| key.into().into_boxed_str()));
+        self.query.redacted = Box::leak(all.into_boxed_slice());
+        self
+    }
+
+    /// Whether the span records `url.query` at all (default `true`, with secrets redacted):
+    /// `false` for a service whose queries carry what no trace should hold.
+    ///
+    /// ```
+    /// let layer = unhandled::LoggingLayer::new().record_query(false);
+    /// ```
+    pub fn record_query(mut self, recorded: bool) -> Self {
+        self.query.recorded = recorded;
+        self
     }
 
     /// The level of the request span (Armeria's request log level).
@@ -126,6 +169,6 @@ impl<S> Layer<S> for LoggingLayer {
     type Service = LoggingService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        LoggingService::new(inner, self.levels)
+        LoggingService::new(inner, self.levels, self.query)
     }
 }

@@ -70,7 +70,7 @@ impl Outcome {
             // none yet, the trailers that end the body carry it.
             if grpc_code.is_some() {
                 self.close_rpc(span, !grpc::is_not_served(response.headers()), grpc_code);
-                span::close(span, Some(status), None);
+                span::close(span, status);
                 self.succeeded(span, status, "request completed", grpc_code);
                 return false;
             }
@@ -83,7 +83,6 @@ impl Outcome {
             return false;
         }
         let text = unhandled.map_or_else(|| status.to_string(), Error::chain_text);
-        span::close(span, Some(status), Some(&text));
         if self.is_grpc() {
             self.close_rpc(span, true, grpc_code);
         }
@@ -124,13 +123,18 @@ impl Outcome {
     /// Records the end of a gRPC call in its span.
     fn close_rpc(&self, span: &Span, served: bool, code: Option<u32>) {
         if let Some((_, head)) = &self.started {
-            span::close_rpc(span, head.context(ErrorKind::Status).path(), served, code);
+            span::close_rpc(
+                span,
+                head.context(ErrorKind::Status, false).path(),
+                served,
+                code,
+            );
         }
     }
 
     /// Logs a successful response that ended: at its head, or at its body's end.
     pub(crate) fn body_ended(&self, span: &Span, status: StatusCode) {
-        span::close(span, Some(status), None);
+        span::close(span, status);
         if self.is_grpc() {
             self.close_rpc(span, true, None);
         }
@@ -146,19 +150,18 @@ impl Outcome {
         if let Some(error) = grpc::failure_in(status, trailers, None) {
             let kind = error.returned_kind();
             let text = error.chain_text();
-            span::close(span, Some(status), Some(&text));
             if self.failed(span, kind, Some(status), &text, code) {
                 handoff::note_logged(Failure::Body);
             }
             return;
         }
-        span::close(span, Some(status), None);
+        span::close(span, status);
         self.succeeded(span, status, "request completed", code);
     }
 
     /// Logs a successful response whose body was dropped before its end: the client left.
     pub(crate) fn body_dropped(&self, span: &Span, status: StatusCode) {
-        span::close(span, Some(status), None);
+        span::close(span, status);
         self.succeeded(span, status, "response body dropped before its end", None);
     }
 
@@ -168,12 +171,10 @@ impl Outcome {
         if let Some(failed) = BodyFailed::find(error) {
             warn_misplaced();
             let text = failed.error().chain_text();
-            span::close(span, Some(status), Some(&text));
             self.failed(span, failed.kind(), Some(status), &text, None);
             return;
         }
         let text = text_of(&Chain(past_axum(error)));
-        span::close(span, Some(status), Some(&text));
         if self.failed(span, ErrorKind::Body, Some(status), &text, None) {
             handoff::note_logged(Failure::Body);
         }
@@ -188,7 +189,6 @@ impl Outcome {
     ) {
         let failure = BodyFailure::Panicked(panic_message(payload));
         let text = text_of(&Error::from_body(status, failure));
-        span::close(span, Some(status), Some(&text));
         if self.failed(span, ErrorKind::Panic, Some(status), &text, None) {
             handoff::note_logged(Failure::panic(payload));
         }
@@ -204,7 +204,7 @@ impl Outcome {
         let Some((started, head)) = &self.started else {
             return;
         };
-        let context = head.context(ErrorKind::Error);
+        let context = head.context(ErrorKind::Error, grpc_status.is_some());
         event_at!(
             target: TARGET,
             self.levels.success,
@@ -222,7 +222,6 @@ impl Outcome {
     /// Logs a service error, and leaves a note for the error handler that it was logged.
     pub(crate) fn service_failed<E: std::fmt::Display + 'static>(&self, span: &Span, error: &E) {
         let text = text_of(error);
-        span::close(span, None, Some(&text));
         if self.failed(span, ErrorKind::Service, None, &text, None) {
             handoff::note_logged(Failure::service::<E>());
         }
@@ -231,13 +230,13 @@ impl Outcome {
     /// Logs a panic, and leaves a note for the error handler that it was logged.
     pub(crate) fn panicked(&self, span: &Span, payload: &(dyn std::any::Any + Send)) {
         let text = text_of(&Error::from_panic(payload));
-        span::close(span, None, Some(&text));
         if self.failed(span, ErrorKind::Panic, None, &text, None) {
             handoff::note_logged(Failure::panic(payload));
         }
     }
 
-    /// Emits the failure event; whether it was enabled (and so whether anything was logged).
+    /// Records the failure in the span and emits the failure event; whether the event was enabled
+    /// (and so whether anything was logged).
     fn failed(
         &self,
         span: &Span,
@@ -246,13 +245,14 @@ impl Outcome {
         error: &str,
         grpc_status: Option<u32>,
     ) -> bool {
+        span::failed(span, status, kind, grpc_status, error);
         let Some((started, head)) = &self.started else {
             return false;
         };
         if !enabled_at!(target: TARGET, self.levels.failure) {
             return false;
         }
-        let context = head.context(kind);
+        let context = head.context(kind, grpc_status.is_some());
         event_at!(
             target: TARGET,
             self.levels.failure,

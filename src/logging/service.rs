@@ -11,7 +11,12 @@ use axum::{
 };
 use tower_service::Service;
 
-use super::{Levels, future::ResponseFuture, outcome::Outcome, span};
+use super::{
+    Levels,
+    future::ResponseFuture,
+    outcome::Outcome,
+    span::{self, Query},
+};
 use crate::error::BoxError;
 
 /// Middleware that logs every request in a span and marks the errors it logged; see
@@ -20,11 +25,16 @@ use crate::error::BoxError;
 pub struct LoggingService<S> {
     inner: S,
     levels: Levels,
+    query: Query,
 }
 
 impl<S> LoggingService<S> {
-    pub(super) fn new(inner: S, levels: Levels) -> Self {
-        Self { inner, levels }
+    pub(super) fn new(inner: S, levels: Levels, query: Query) -> Self {
+        Self {
+            inner,
+            levels,
+            query,
+        }
     }
 
     /// The wrapped service.
@@ -49,7 +59,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let span = span::open(self.levels.request, &request);
+        let span = span::open(self.levels.request, self.query, &request);
         let outcome = Outcome::start(self.levels, &request);
         let called = {
             let _entered = span.enter();

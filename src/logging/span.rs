@@ -8,15 +8,50 @@ use std::{fmt, net::SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, MatchedPath, Request},
-    http::{Method, StatusCode, Version, header},
+    http::{StatusCode, Version, header},
 };
 use tracing::{Level, Span, field, level_filters::LevelFilter};
 
 use super::TARGET;
-use crate::level::span_at;
+use crate::{context::ErrorKind, error::cut_at, level::span_at};
+
+/// Keys of `url.query` whose values are recorded as `REDACTED`, compared without regard to case:
+/// the four the OpenTelemetry HTTP conventions name, and the usual names of tokens, keys and
+/// passwords sent in a query.
+pub(crate) const REDACTED_KEYS: [&str; 14] = [
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "password",
+];
+
+/// What the span records of the query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Query {
+    /// Whether `url.query` is recorded at all.
+    pub(crate) recorded: bool,
+    /// Keys whose values are `REDACTED`, beside [`REDACTED_KEYS`].
+    pub(crate) redacted: &'static [Box<str>],
+}
+
+/// The longest method recorded as `http.request.method_original`; a longer one is cut.
+const MAX_METHOD: usize = 64;
+
+/// The longest gRPC method path a span is named after; a longer one gets an HTTP span.
+const MAX_RPC_NAME: usize = 128;
 
 /// Opens the span for `request` at `level`.
-pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
+pub(crate) fn open<B>(level: Level, query: Query, request: &Request<B>) -> Span {
     // Above every subscriber's level: skip even the lookups the fields need.
     if LevelFilter::current() < level {
         return Span::none();
@@ -35,19 +70,27 @@ pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
         .headers()
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
-    if crate::grpc::is_grpc(request) {
-        return open_rpc(level, request, peer, user_agent);
+    if let Some(name) = rpc_name(request, route) {
+        return open_rpc(level, request, name, peer, user_agent);
     }
+    // The conventions: a method outside the standard ones is `_OTHER`, named `HTTP`, and kept
+    // (cut) as `http.request.method_original`; a client cannot make up span names.
+    let label = crate::context::method_label(method);
+    let original = (label == "_OTHER").then(|| cut_at(method.as_str(), MAX_METHOD));
+    let keys = query.redacted;
+    let query = uri.query().filter(|_| query.recorded);
+    let query = query.map(|query| field::display(Redacted { query, keys }));
     let span = span_at!(
         target: TARGET,
         level,
         "request",
         otel.kind = "server",
-        otel.name = %SpanName { method, route },
-        http.request.method = method.as_str(),
+        otel.name = %SpanName { label, route },
+        http.request.method = label,
+        http.request.method_original = original,
         http.route = route,
         url.path = uri.path(),
-        url.query = uri.query(),
+        url.query = query,
         url.scheme = uri.scheme_str().unwrap_or("http"),
         network.protocol.version = protocol_version(request.version()),
         user_agent.original = user_agent,
@@ -58,6 +101,7 @@ pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
         net.peer.ip = peer.map(|peer| field::display(peer.ip())),
         net.peer.port = peer.map(|peer| i64::from(peer.port())),
         http.response.status_code = field::Empty,
+        error.type = field::Empty,
         otel.status_code = field::Empty,
         otel.status_description = field::Empty,
     );
@@ -66,13 +110,29 @@ pub(crate) fn open<B>(level: Level, request: &Request<B>) -> Span {
     span
 }
 
+/// The name of the RPC span of `request`, `package.Service/Method`, when it is a gRPC call to a
+/// method path of at most [`MAX_RPC_NAME`] bytes that the router routed to a service
+/// ([`routes_service`](crate::grpc::routes_service)), or that no route of this router matched
+/// (the layer runs outside the router: tonic's `Server::builder().layer(..)`). Any other
+/// request that only says it is gRPC gets an HTTP span, named after its route.
+fn rpc_name<'a, B>(request: &'a Request<B>, route: Option<&str>) -> Option<&'a str> {
+    if !crate::grpc::is_grpc(request) {
+        return None;
+    }
+    let path = request.uri().path();
+    let routed = route.is_none_or(|route| crate::grpc::routes_service(route, path));
+    let method = crate::grpc::method_route(path).filter(|path| path.len() <= MAX_RPC_NAME);
+    method.filter(|_| routed).map(|path| &path[1..])
+}
+
 /// The span of a gRPC call, after OpenTelemetry's RPC conventions: `otel.name` is
-/// `package.Service/Method`, `rpc.system` `grpc`, `rpc.service` and `rpc.method` the two parts of
-/// the path (`rpc.method` is recorded at the end: `_OTHER` when tonic did not serve the method),
-/// the status code recorded at the end ([`close_rpc`]).
+/// `package.Service/Method` ([`rpc_name`]), `rpc.system` `grpc`, `rpc.service` and `rpc.method`
+/// the two parts of the path (`rpc.method` is recorded at the end: `_OTHER` when tonic did not
+/// serve the method), the status code recorded at the end ([`close_rpc`]).
 fn open_rpc<B>(
     level: Level,
     request: &Request<B>,
+    name: &str,
     peer: Option<SocketAddr>,
     user_agent: Option<&str>,
 ) -> Span {
@@ -83,7 +143,7 @@ fn open_rpc<B>(
         level,
         "request",
         otel.kind = "server",
-        otel.name = path.strip_prefix('/').unwrap_or(path),
+        otel.name = name,
         rpc.system = "grpc",
         rpc.system.name = "grpc",
         rpc.service = service,
@@ -98,12 +158,42 @@ fn open_rpc<B>(
         network.peer.address = peer.map(|peer| field::display(peer.ip())),
         network.peer.port = peer.map(|peer| i64::from(peer.port())),
         http.response.status_code = field::Empty,
+        error.type = field::Empty,
         otel.status_code = field::Empty,
         otel.status_description = field::Empty,
     );
     #[cfg(feature = "opentelemetry")]
     crate::trace::join_caller(&span, request.headers());
     span
+}
+
+/// A query with the values of the redacted keys replaced by `REDACTED`, written as the span's
+/// `url.query` (formatted only by a subscriber that records it).
+struct Redacted<'a> {
+    query: &'a str,
+    keys: &'a [Box<str>],
+}
+
+impl Redacted<'_> {
+    fn is_secret(&self, key: &str) -> bool {
+        let is = |secret: &str| key.eq_ignore_ascii_case(secret);
+        REDACTED_KEYS.into_iter().any(is) || self.keys.iter().any(|secret| is(secret))
+    }
+}
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, pair) in self.query.split('&').enumerate() {
+            if index > 0 {
+                f.write_str("&")?;
+            }
+            match pair.split_once('=') {
+                Some((key, _)) if self.is_secret(key) => write!(f, "{key}=REDACTED")?,
+                _ => f.write_str(pair)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Records the end of a gRPC call in its span: the method (`_OTHER` when `served` is false) and
@@ -119,34 +209,53 @@ pub(crate) fn close_rpc(span: &Span, path: &str, served: bool, code: Option<u32>
     }
 }
 
-/// Records the response status, and the error status on a failure or a 5xx.
-pub(crate) fn close(span: &Span, status: Option<StatusCode>, failure: Option<&str>) {
+/// Records the response status of a request that did not fail.
+pub(crate) fn close(span: &Span, status: StatusCode) {
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+}
+
+/// Records a failure of `kind`: the response status when there was one, the error status with
+/// `description` (already cut to its bound), and `error.type`.
+pub(crate) fn failed(
+    span: &Span,
+    status: Option<StatusCode>,
+    kind: ErrorKind,
+    grpc_status: Option<u32>,
+    description: &str,
+) {
     if let Some(status) = status {
         span.record("http.response.status_code", i64::from(status.as_u16()));
     }
-    let server_error = status.is_some_and(|status| status.is_server_error());
-    if failure.is_some() || server_error {
-        span.record("otel.status_code", "error");
-        match (failure, status) {
-            (Some(description), _) => span.record("otel.status_description", description),
-            (None, Some(status)) => span.record("otel.status_description", field::display(status)),
-            (None, None) => span.record("otel.status_description", "request failed"),
-        };
-    }
+    span.record("otel.status_code", "error");
+    span.record("otel.status_description", description);
+    // The conventions' low-cardinality type: a gRPC server-error code's name, else a 5xx status
+    // code, else (no status, or a body that failed after a success head) the failure's kind.
+    match grpc_status.filter(|&code| crate::grpc::is_server_error(code)) {
+        Some(code) => span.record("error.type", crate::grpc::code_name(code)),
+        None => match status.filter(StatusCode::is_server_error) {
+            Some(status) => span.record("error.type", status.as_str()),
+            None => span.record("error.type", kind.as_str()),
+        },
+    };
 }
 
-/// `GET /users/{id}`: the method and the route template, or the method alone when no route
-/// matched (never the raw path, whose cardinality is unbounded).
+/// `GET /users/{id}`: the method's label (`HTTP` for one outside the standard ones) and the route
+/// template, or the label alone when no route matched (never the raw path, whose cardinality is
+/// unbounded).
 struct SpanName<'a> {
-    method: &'a Method,
+    label: &'a str,
     route: Option<&'a str>,
 }
 
 impl fmt::Display for SpanName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = match self.label {
+            "_OTHER" => "HTTP",
+            label => label,
+        };
         match self.route {
-            Some(route) => write!(f, "{} {route}", self.method),
-            None => fmt::Display::fmt(self.method, f),
+            Some(route) => write!(f, "{method} {route}"),
+            None => f.write_str(method),
         }
     }
 }

@@ -125,9 +125,11 @@ impl Tally {
         }
     }
 
-    /// Counts `error`; the new count of this thread's cell.
-    fn add(&self, error: &Error, context: &ErrorContext<'_>) -> u64 {
-        if self.sample_wanted.load(Ordering::Relaxed)
+    /// Counts `error`, keeping it as the sample when one is wanted and `keep` (some report will
+    /// show it); the new count of this thread's cell.
+    fn add(&self, error: &Error, context: &ErrorContext<'_>, keep: bool) -> u64 {
+        if keep
+            && self.sample_wanted.load(Ordering::Relaxed)
             && self.sample_wanted.swap(false, Ordering::Acquire)
         {
             let mut slot = self.sample.lock();
@@ -155,18 +157,24 @@ struct Group {
     tally: Tally,
 }
 
-impl Group {
-    /// Counts `error` and publishes the group's count to the metric, unless this thread's cell
-    /// is past [`PUBLISH_BATCH`] errors and not at a multiple of it; `false` when it did not.
-    fn record(&self, error: &Error, context: &ErrorContext<'_>) -> bool {
-        let cell = self.tally.add(error, context);
-        let publish = cell <= PUBLISH_BATCH || cell % PUBLISH_BATCH == 0;
-        if publish {
-            self.counter.publish(self.tally.count.sum(), 1);
-        }
-        publish
+/// Counts `error` in `tally` and publishes its count to `counter`, unless this thread's cell is
+/// past [`PUBLISH_BATCH`] errors and not at a multiple of it; `false` when it did not.
+fn count(
+    tally: &Tally,
+    counter: &metric::GroupCounter,
+    error: &Error,
+    context: &ErrorContext<'_>,
+    keep: bool,
+) -> bool {
+    let cell = tally.add(error, context, keep);
+    let publish = cell <= PUBLISH_BATCH || cell % PUBLISH_BATCH == 0;
+    if publish {
+        counter.publish(tally.count.sum(), 1);
     }
+    publish
+}
 
+impl Group {
     /// Method labels come from one static table, so the same label is mostly the same pointer.
     fn is(&self, method: &'static str, route: &str, kind: ErrorKind) -> bool {
         self.kind == kind
@@ -179,14 +187,6 @@ impl Group {
     }
 }
 
-/// What [`Groups::record`] did.
-pub(crate) struct Recorded {
-    /// The error was the first of its group.
-    pub(crate) opened_group: bool,
-    /// The metric shows it already; `false` when publishing was left for later.
-    pub(crate) published: bool,
-}
-
 /// Groups with their counts and samples.
 #[derive(Debug)]
 pub(crate) struct Groups {
@@ -195,7 +195,12 @@ pub(crate) struct Groups {
     len: AtomicUsize,
     /// Taken to open a group.
     opening: Mutex<()>,
+    /// The errors of groups beyond [`MAX_GROUPS`], exported as one fixed series
+    /// ([`metric::GroupCounter::overflow`]) whatever their labels would have been.
     other: Tally,
+    other_counter: metric::GroupCounter,
+    /// Whether errors leave samples: only when a report will show them (the interval is not zero).
+    keep_samples: bool,
     report: Mutex<Reported>,
 }
 
@@ -208,12 +213,15 @@ struct Reported {
 }
 
 impl Groups {
-    pub(crate) fn new() -> Self {
+    /// No groups yet; errors leave samples for the report only when `keep_samples`.
+    pub(crate) fn new(keep_samples: bool) -> Self {
         Self {
             slots: (0..MAX_GROUPS).map(|_| OnceLock::new()).collect(),
             len: AtomicUsize::new(0),
             opening: Mutex::new(()),
             other: Tally::new(),
+            other_counter: metric::GroupCounter::overflow(),
+            keep_samples,
             report: Mutex::new(Reported {
                 groups: Vec::new(),
                 other: 0,
@@ -227,18 +235,17 @@ impl Groups {
         self.slots[..len].iter().filter_map(OnceLock::get)
     }
 
-    /// Counts `error`, in its group and in the metric.
-    pub(crate) fn record(&self, error: &Error, context: &ErrorContext<'_>) -> Recorded {
+    /// Counts `error`, in its group and in the metric; `false` when publishing to the metric was
+    /// left for later.
+    pub(crate) fn record(&self, error: &Error, context: &ErrorContext<'_>) -> bool {
         let (method, route, kind) = (
             context.method_label(),
             context.route_label(),
             context.kind(),
         );
+        let keep = self.keep_samples;
         let find = || self.opened().find(|group| group.is(method, route, kind));
-        let existing = |group: &Group| Recorded {
-            opened_group: false,
-            published: group.record(error, context),
-        };
+        let existing = |group: &Group| count(&group.tally, &group.counter, error, context, keep);
         if let Some(group) = find() {
             return existing(group);
         }
@@ -248,12 +255,8 @@ impl Groups {
         }
         let len = self.len.load(Ordering::Acquire);
         let Some(slot) = self.slots.get(len) else {
-            self.other.add(error, context);
-            metric::increment_once(context);
-            return Recorded {
-                opened_group: false,
-                published: true,
-            };
+            drop(_opening);
+            return count(&self.other, &self.other_counter, error, context, keep);
         };
         let group = slot.get_or_init(|| Group {
             method,
@@ -263,10 +266,7 @@ impl Groups {
             tally: Tally::new(),
         });
         self.len.store(len + 1, Ordering::Release);
-        Recorded {
-            opened_group: true,
-            published: group.record(error, context),
-        }
+        count(&group.tally, &group.counter, error, context, keep)
     }
 
     /// Publishes every group's count to the metric of the recorder in force.
@@ -276,6 +276,10 @@ impl Groups {
         std::sync::atomic::fence(Ordering::SeqCst);
         for group in self.opened() {
             group.counter.publish(group.tally.count.sum(), 0);
+        }
+        let other = self.other.count.sum();
+        if other > 0 {
+            self.other_counter.publish(other, 0);
         }
     }
 
@@ -313,7 +317,10 @@ impl Groups {
         // Every group with new errors gives its sample back, so that the next one is fresh.
         let mut samples = pending.iter().map(|(group, _)| group.tally.take_sample());
         let mut sample = samples.by_ref().flatten().next();
-        samples.for_each(drop);
+        // Under a guard: an error's `Drop` is the application's code.
+        samples.for_each(|other| {
+            crate::unwind::catch(move || drop(other));
+        });
         if other > 0 {
             sample = sample.or(self.other.take_sample());
         }
@@ -361,7 +368,7 @@ mod tests {
 
     #[test]
     fn groups_beyond_the_bound_fold_into_other() {
-        let groups = Groups::new();
+        let groups = Groups::new(true);
         for index in 0..MAX_GROUPS + 10 {
             record(&groups, &format!("/r{index}"), ErrorKind::Error);
         }
@@ -374,7 +381,7 @@ mod tests {
 
     #[test]
     fn take_returns_largest_groups_first_and_resets_pending() {
-        let groups = Groups::new();
+        let groups = Groups::new(true);
         record(&groups, "/a", ErrorKind::Error);
         for _ in 0..3 {
             record(&groups, "/b", ErrorKind::Panic);
@@ -389,7 +396,7 @@ mod tests {
 
     #[test]
     fn the_first_error_since_the_last_report_is_the_sample() {
-        let groups = Groups::new();
+        let groups = Groups::new(true);
         record(&groups, "/a", ErrorKind::Error);
         let _ = groups.take();
         let context = ErrorContext::new(&Method::GET, "/a?x", Some("/a"), ErrorKind::Error);
@@ -401,7 +408,7 @@ mod tests {
 
     #[test]
     fn threads_opening_the_same_groups_at_once_make_each_group_once() {
-        let groups = Groups::new();
+        let groups = Groups::new(true);
         thread::scope(|scope| {
             for _ in 0..4 {
                 scope.spawn(|| {

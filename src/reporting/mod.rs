@@ -20,12 +20,7 @@ mod groups;
 mod output;
 mod reporter;
 
-use std::{
-    fmt,
-    panic::{AssertUnwindSafe, catch_unwind},
-    sync::OnceLock,
-    time::Duration,
-};
+use std::{fmt, sync::OnceLock, time::Duration};
 
 use axum::response::Response;
 use tracing::Level;
@@ -40,10 +35,16 @@ use crate::{
     error::Error,
     expected::is_expected,
     handler::{DefaultErrorHandler, ServerErrorHandler},
+    unwind,
 };
 
 /// The longest interval kept; longer ones are cut to this (a year), which is as good as never.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The shortest interval kept, zero aside; shorter ones are raised to this, so that whatever the
+/// setting at most two reports a second are written. A test that wants a report now calls
+/// [`ReportingErrorHandler::shutdown`].
+pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A [`ServerErrorHandler`] that counts and reports the errors nobody logged, around another
 /// handler that renders them (Armeria's `ExceptionReportingServiceErrorHandler`).
@@ -158,9 +159,7 @@ impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
     fn on_error(&self, error: &Error, context: &ErrorContext<'_>) -> Option<Response> {
         // The delegate runs first, so that it can mark the error logged (Armeria #5587); if it
         // panics, the error is still counted and the layer renders the default response.
-        let response = catch_unwind(AssertUnwindSafe(|| self.delegate.on_error(error, context)))
-            .ok()
-            .flatten();
+        let response = unwind::catch(|| self.delegate.on_error(error, context)).flatten();
         let counted_kind =
             context.kind() != ErrorKind::Status || self.reporter.count_error_responses;
         if counted_kind && !error.is_logged() && !error.is_intentional() && !is_expected(error) {
@@ -326,9 +325,22 @@ impl ReportingErrorHandlerBuilder {
     }
 
     /// How often the periodic report may log; [`Duration::ZERO`] turns it off (errors are still
-    /// counted and exported). Longer than [`MAX_INTERVAL`] is cut to it.
+    /// counted and exported). Shorter than [`MIN_INTERVAL`] is raised to it, longer than
+    /// [`MAX_INTERVAL`] cut to it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use unhandled::{MIN_INTERVAL, ReportingErrorHandler};
+    ///
+    /// let builder = ReportingErrorHandler::builder();
+    /// assert_eq!(builder.clone().interval(Duration::from_nanos(1)).build().interval(), MIN_INTERVAL);
+    /// assert_eq!(builder.interval(Duration::ZERO).build().interval(), Duration::ZERO);
+    /// ```
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval.min(MAX_INTERVAL);
+        self.interval = match interval.is_zero() {
+            true => Duration::ZERO,
+            false => interval.clamp(MIN_INTERVAL, MAX_INTERVAL),
+        };
         self
     }
 

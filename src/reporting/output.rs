@@ -15,7 +15,10 @@ use std::{
 
 use tracing::Level;
 
-use crate::config::{self, REPORT_TO_VAR};
+use crate::{
+    config::{self, REPORT_TO_VAR},
+    error::{CUT, text_at_most},
+};
 
 /// Where [`ReportingErrorHandler`](crate::ReportingErrorHandler) writes its periodic report, set
 /// with [`report_to`](crate::ReportingErrorHandlerBuilder::report_to) or
@@ -85,8 +88,20 @@ impl std::str::FromStr for ReportTo {
     }
 }
 
+/// The longest line written, in bytes, newline included. Each value is cut to fit (ended with
+/// [`CUT`]), the last ones first; the note that the first line of a process adds is within it.
+pub(crate) const MAX_LINE: usize = 8192;
+
+/// Room kept at the end of every line for the first line's note and the newline.
+const NOTE_ROOM: usize = 640;
+
 /// One line for standard error: the time, level and target, the message, then `name=value`
 /// fields, the way `tracing_subscriber::fmt` writes them.
+///
+/// Everything after the time and level is escaped ([`push_escaped`]): no value (a path, an
+/// error's text, a configuration value) can end the line, start another, move the cursor or
+/// reorder the text on a terminal. A value is quoted when it holds a space, a quote, `=`, a
+/// backslash or an escape, or is empty, so `name=value` pairs stay parseable.
 pub(crate) struct Line {
     level: Level,
     target: &'static str,
@@ -97,7 +112,12 @@ impl Line {
     pub(crate) fn new(level: Level, target: &'static str, message: &dyn Display) -> Self {
         let now = humantime::format_rfc3339_seconds(SystemTime::now());
         let mut text = String::new();
-        let _ = write!(text, "{now} {level:>5} {target}: {message}");
+        let _ = write!(text, "{now} {level:>5} ");
+        push_escaped(&mut text, target, usize::MAX);
+        text.push_str(": ");
+        let message = text_at_most(message, MAX_LINE);
+        let room = (MAX_LINE - NOTE_ROOM).saturating_sub(text.len());
+        push_escaped(&mut text, &message, room);
         Self {
             level,
             target,
@@ -105,15 +125,26 @@ impl Line {
         }
     }
 
-    /// Adds `name=value`, quoted when the value holds a space or a quote; `None` adds nothing.
+    /// Adds `name=value`, escaped, quoted when it needs to be, cut to the room left on the line;
+    /// `None` adds nothing.
     pub(crate) fn field(mut self, name: &str, value: Option<impl Display>) -> Self {
-        if let Some(value) = value {
-            let value = value.to_string();
-            if value.contains([' ', '"', '=']) || value.is_empty() {
-                let _ = write!(self.text, " {name}={value:?}");
-            } else {
-                let _ = write!(self.text, " {name}={value}");
-            }
+        let Some(value) = value else {
+            return self;
+        };
+        let value = text_at_most(&value, MAX_LINE);
+        let room = (MAX_LINE - NOTE_ROOM).saturating_sub(self.text.len());
+        // ` name=""` and the marker must fit, or the field is left out.
+        if room < name.len() + 4 + CUT.len() {
+            return self;
+        }
+        let _ = write!(self.text, " {name}=");
+        let budget = room - name.len() - 4;
+        if needs_quotes(&value) {
+            self.text.push('"');
+            push_escaped(&mut self.text, &value, budget);
+            self.text.push('"');
+        } else {
+            push_escaped(&mut self.text, &value, budget);
         }
         self
     }
@@ -123,35 +154,109 @@ impl Line {
     pub(crate) fn write(mut self, report_to: ReportTo) {
         static EXPLAINED: AtomicBool = AtomicBool::new(false);
         if !EXPLAINED.swap(true, Ordering::Relaxed) {
-            let (level, target) = (self.level, self.target);
-            self.text.push_str(" (");
-            if report_to == ReportTo::Stderr {
-                let _ = write!(
-                    self.text,
-                    "on standard error because {REPORT_TO_VAR}=stderr or report_to(ReportTo::Stderr) \
-                     chose it; {REPORT_TO_VAR}=auto sends it to the tracing subscriber when that \
-                     records it"
-                );
-            } else {
-                let filter = level.as_str().to_ascii_lowercase();
-                let _ = write!(
-                    self.text,
-                    "on standard error because no tracing subscriber records target \
-                     \"{target}\" at {level}; to have it logged there, enable that target in the \
-                     filter, e.g. RUST_LOG=unhandled={filter},<your filter>; to keep it here, \
-                     {REPORT_TO_VAR}=stderr; to turn the report off, {}=0",
-                    config::INTERVAL_VAR
-                );
-            }
-            self.text.push(')');
+            self.text.push(' ');
+            self.text
+                .push_str(&note(self.level, self.target, report_to));
         }
         self.text.push('\n');
         let _ = std::io::stderr().lock().write_all(self.text.as_bytes());
     }
+
+    /// The line as it would be written, without the first line's note.
+    #[cfg(test)]
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Why the first line is on standard error, and how to move it.
+fn note(level: Level, target: &str, report_to: ReportTo) -> String {
+    if report_to == ReportTo::Stderr {
+        return format!(
+            "(on standard error because {REPORT_TO_VAR}=stderr or report_to(ReportTo::Stderr) \
+             chose it; {REPORT_TO_VAR}=auto sends it to the tracing subscriber when that records it)"
+        );
+    }
+    let filter = level.as_str().to_ascii_lowercase();
+    format!(
+        "(on standard error because no tracing subscriber records target \"{target}\" at {level}; \
+         to have it logged there, enable that target in the filter, e.g. \
+         RUST_LOG=unhandled={filter},<your filter>; to keep it here, {REPORT_TO_VAR}=stderr; to turn \
+         the report off, {}=0)",
+        config::INTERVAL_VAR
+    )
+}
+
+/// Whether `value` must be quoted to stay one `name=value` pair.
+fn needs_quotes(value: &str) -> bool {
+    value.is_empty()
+        || value
+            .chars()
+            .any(|c| matches!(c, ' ' | '"' | '=' | '\\') || escape(c).is_some())
+}
+
+/// How `c` is written when it may not appear raw: C0 and C1 controls, DEL, the line and
+/// paragraph separators and the bidirectional controls (which reorder what a terminal shows).
+/// `\n`, `\r` and `\t` as in Rust, the rest as `\u{..}`; `None` for a character written as is.
+fn escape(c: char) -> Option<Escape> {
+    match c {
+        '\n' => Some(Escape::Short('n')),
+        '\r' => Some(Escape::Short('r')),
+        '\t' => Some(Escape::Short('t')),
+        '\u{0}'..='\u{1f}'
+        | '\u{7f}'..='\u{9f}'
+        | '\u{200e}'
+        | '\u{200f}'
+        | '\u{2028}'
+        | '\u{2029}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}' => Some(Escape::Unicode(c)),
+        _ => None,
+    }
+}
+
+enum Escape {
+    Short(char),
+    Unicode(char),
+}
+
+/// Appends `value` to `text` escaped: what [`escape`] names, and `\` and `"` with a backslash. At
+/// most `budget` bytes are added; a longer value is cut before a whole character or escape and
+/// ended with [`CUT`] (within the budget).
+pub(crate) fn push_escaped(text: &mut String, value: &str, budget: usize) {
+    let mut buffer = [0; 12];
+    let whole: usize = value.chars().map(|c| escaped(c, &mut buffer).len()).sum();
+    let limit = match whole <= budget {
+        true => usize::MAX,
+        false => text.len() + budget.saturating_sub(CUT.len()),
+    };
+    for c in value.chars() {
+        let piece = escaped(c, &mut buffer);
+        if text.len() + piece.len() > limit {
+            text.push_str(CUT);
+            return;
+        }
+        text.push_str(piece);
+    }
+}
+
+/// `c` as [`push_escaped`] writes it (`\u{10ffff}` at the longest), in `buffer`.
+fn escaped(c: char, buffer: &mut [u8; 12]) -> &str {
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = match escape(c) {
+        Some(Escape::Short(letter)) => write!(cursor, "\\{letter}"),
+        Some(Escape::Unicode(c)) => write!(cursor, "\\u{{{:x}}}", u32::from(c)),
+        None if matches!(c, '\\' | '"') => write!(cursor, "\\{c}"),
+        None => write!(cursor, "{c}"),
+    };
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    std::str::from_utf8(&buffer[..len]).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -159,10 +264,104 @@ mod tests {
         let line = Line::new(Level::WARN, "unhandled", &"Observed")
             .field("count", Some(&3))
             .field("top", Some(&"GET /x error ×3"))
+            .field("route", Some(&"/users/{id}"))
             .field("absent", None::<u8>);
-        assert!(
-            line.text
-                .ends_with(" WARN unhandled: Observed count=3 top=\"GET /x error ×3\"")
+        assert!(line.text().ends_with(
+            " WARN unhandled: Observed count=3 top=\"GET /x error ×3\" route=/users/{id}"
+        ));
+    }
+
+    #[test]
+    fn an_attacker_s_path_cannot_forge_a_line_or_reach_the_terminal() {
+        let forged = "/lookup/\r\u{1b}[2K\u{1b}[32m INFO all clear\n\u{1b}]0;pwned\u{7}\u{9b}2J\u{85}\u{2028}\u{202e}";
+        let line =
+            Line::new(Level::WARN, "unhandled", &"Observed").field("sample.path", Some(forged));
+        assert_eq!(
+            line.text().split_once("Observed ").unwrap().1,
+            r#"sample.path="/lookup/\r\u{1b}[2K\u{1b}[32m INFO all clear\n\u{1b}]0;pwned\u{7}\u{9b}2J\u{85}\u{2028}\u{202e}""#
         );
+    }
+
+    #[test]
+    fn a_huge_value_is_cut_and_the_line_stays_within_its_bound() {
+        let huge = "\u{1b}".repeat(1 << 20);
+        let line = Line::new(Level::WARN, "unhandled", &huge.as_str())
+            .field("sample.error", Some(&huge))
+            .field("sample.fix", Some("still here?"));
+        assert!(
+            line.text().len() <= MAX_LINE - NOTE_ROOM,
+            "{}",
+            line.text().len()
+        );
+        assert!(line.text().contains(CUT));
+    }
+
+    /// Reads back what [`push_escaped`] wrote.
+    fn unescape(text: &str) -> String {
+        let mut out = String::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('t') => out.push('\t'),
+                Some('u') => {
+                    let hex: String = chars.by_ref().skip(1).take_while(|&c| c != '}').collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+                }
+                Some(other) => out.push(other),
+                None => panic!("a lone backslash ends {text:?}"),
+            }
+        }
+        out
+    }
+
+    /// Whether `c` may never be written raw.
+    fn forbidden(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_value_makes_one_line_with_nothing_raw_and_reads_back(
+            message in any::<String>(),
+            value in any::<String>(),
+            other in "[ -~\u{80}-\u{a0}\u{2028}\u{202a}-\u{202e}\u{2066}-\u{2069}=\"\\\\]{0,40}",
+        ) {
+            let line = Line::new(Level::WARN, "unhandled", &message.as_str())
+                .field("value", Some(&value))
+                .field("other", Some(&other));
+            let text = line.text();
+            prop_assert!(!text.chars().any(forbidden), "{:?}", text);
+            prop_assert!(text.len() <= MAX_LINE - NOTE_ROOM);
+            let (_, fields) = text.split_once(": ").unwrap();
+            let other_field = fields.rsplit_once(" other=").unwrap().1;
+            let quoted = other_field.strip_prefix('"').and_then(|rest| rest.strip_suffix('"'));
+            prop_assert_eq!(quoted.is_some(), needs_quotes(&other));
+            prop_assert_eq!(unescape(quoted.unwrap_or(other_field)), other);
+        }
+
+        #[test]
+        fn a_long_value_is_cut_within_its_budget_before_a_whole_escape(
+            value in "[a\u{1b}\u{202e}é\"]{0,300}",
+            budget in 8usize..200,
+        ) {
+            let mut text = String::new();
+            push_escaped(&mut text, &value, budget);
+            prop_assert!(text.len() <= budget.max(CUT.len()), "{} > {}", text.len(), budget);
+            match text.strip_suffix(CUT) {
+                Some(kept) => prop_assert!(value.starts_with(&unescape(kept))),
+                None => prop_assert_eq!(unescape(&text), value),
+            }
+        }
     }
 }

@@ -16,9 +16,9 @@ use tracing::Level;
 
 use super::{
     ReportTo, event,
-    groups::{Breakdown, Groups},
+    groups::{Breakdown, Groups, Pending},
 };
-use crate::{context::ErrorContext, error::Error, metric};
+use crate::{context::ErrorContext, error::Error, metric, unwind};
 
 pub(crate) struct Reporter {
     pub(crate) interval: Duration,
@@ -52,7 +52,7 @@ impl Reporter {
             level,
             count_error_responses,
             report_to,
-            groups: Groups::new(),
+            groups: Groups::new(!interval.is_zero()),
             scheduled: AtomicBool::new(false),
             publish_planned: AtomicBool::new(false),
             task: Mutex::new(TaskSlot::default()),
@@ -62,11 +62,7 @@ impl Reporter {
     /// Counts one unlogged error in its group and the metric, without a lock once its group
     /// exists; then makes sure the periodic task runs.
     pub(crate) fn record(&'static self, error: &Error, context: &ErrorContext<'_>) {
-        let recorded = self.groups.record(error, context);
-        if recorded.opened_group {
-            metric::describe();
-        }
-        if !recorded.published {
+        if !self.groups.record(error, context) {
             self.publish_later();
         }
         if !self.interval.is_zero() && !self.scheduled.load(Ordering::Acquire) {
@@ -151,7 +147,7 @@ impl Reporter {
     /// One periodic tick: reports when errors were counted since the last report.
     fn tick(&self) {
         if let Some(pending) = self.groups.take() {
-            event::emit(self.level, self.report_to, self.interval, &pending);
+            report(self.level, self.report_to, self.interval, pending);
         }
     }
 
@@ -164,13 +160,25 @@ impl Reporter {
     }
 
     /// Reports whatever is pending now, however long it has been since the last report, and
-    /// publishes every count.
+    /// publishes every count. With the interval at zero the report is off, and only publishes.
     pub(crate) fn flush(&self) {
         self.groups.publish();
+        if self.interval.is_zero() {
+            return;
+        }
         if let Some(pending) = self.groups.take() {
-            event::emit(self.level, self.report_to, pending.elapsed, &pending);
+            let elapsed = pending.elapsed;
+            report(self.level, self.report_to, elapsed, pending);
         }
     }
+}
+
+/// Emits the report of `pending` and drops it, each under [`unwind::catch`]: a subscriber that
+/// panics, or a sample error whose `Drop` does, costs this one report and never the task (nor, in
+/// a `Drop` of the task's guard, the process).
+fn report(level: Level, report_to: ReportTo, window: Duration, pending: Pending) {
+    unwind::catch(|| event::emit(level, report_to, window, &pending));
+    unwind::catch(move || drop(pending));
 }
 
 /// Owned by the task [`Reporter::publish_later`] starts: publishes the counts when it drops.
