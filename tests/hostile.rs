@@ -9,7 +9,6 @@ use std::{
     error::Error as StdError,
     fmt,
     net::SocketAddr,
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -25,17 +24,16 @@ use axum::{
     routing::{any, get, post},
 };
 use metrics_exporter_prometheus::PrometheusBuilder;
-use opentelemetry::trace::{Status, TracerProvider as _};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry::trace::Status;
+use opentelemetry_sdk::trace::SpanData;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
-use tracing_subscriber::prelude::*;
 use unhandled::{
     ErrorContext, ErrorHandlerLayer, ErrorKind, LoggingLayer, METRIC_NAME, MIN_INTERVAL, ReportTo,
     ReportingErrorHandler, ReportingErrorHandlerBuilder, ServerErrorHandler,
 };
 
-use support::{Events, capture, counted};
+use support::{capture, counted};
 
 const CHILD: &str = "UNHANDLED_TEST_CHILD";
 
@@ -173,30 +171,14 @@ async fn child_writes_hostile_reports() {
 
 /// Runs the child `name` with the variables `vars`; its standard output and error.
 fn run_child(name: &str, vars: &[(&str, &str)]) -> (String, String) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, name)
-        .env_remove("RUST_LOG")
-        .env_remove("UNHANDLED_ERRORS_REPORT_TO")
-        .env_remove("UNHANDLED_ERRORS_REPORT_INTERVAL");
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        stdout.contains("1 passed"),
-        "the child failed:\n{stdout}\n{stderr}"
-    );
-    (stdout, stderr)
+    let mut vars = vars.to_vec();
+    vars.push((CHILD, name));
+    let removed = [
+        "RUST_LOG",
+        "UNHANDLED_ERRORS_REPORT_TO",
+        "UNHANDLED_ERRORS_REPORT_INTERVAL",
+    ];
+    support::run_child("child", &vars, &removed)
 }
 
 /// Whether `c` may never reach the output raw.
@@ -376,7 +358,8 @@ async fn a_cyclic_source_chain_is_answered_counted_once_and_reported_behind_ever
 /// layer's event and the span's status.
 #[tokio::test(flavor = "current_thread")]
 async fn a_huge_or_deep_error_is_cut_in_the_report_the_event_and_the_span() {
-    let (provider, exporter, events, _guard) = export_and_capture();
+    let exported = support::export_spans();
+    let events = &exported.events;
     let reporting = reporting();
     let huge = || async { Err::<(), _>(unhandled::Error::msg("x".repeat(1 << 20))) };
     let deep = || async { Err::<(), _>(unhandled::Error::new(Deep::new(20_000))) };
@@ -412,8 +395,7 @@ async fn a_huge_or_deep_error_is_cut_in_the_report_the_event_and_the_span() {
         logged[1]
     );
     assert!(logged[1].starts_with("level 19999: level 19998: "));
-    provider.force_flush().unwrap();
-    for span in exporter.get_finished_spans().unwrap() {
+    for span in exported.spans() {
         let Status::Error { description } = &span.status else {
             panic!("{span:?}");
         };
@@ -459,26 +441,6 @@ impl Drop for Deep {
     }
 }
 
-/// Spans on this thread go to an in-memory OpenTelemetry exporter, events to [`Events`].
-fn export_and_capture() -> (
-    SdkTracerProvider,
-    InMemorySpanExporter,
-    Events,
-    tracing::subscriber::DefaultGuard,
-) {
-    drop(capture()); // installs the global no-op subscriber `capture` explains
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let events = Events::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-        .with(support::CaptureLayer::new(&events));
-    let guard = tracing::subscriber::set_default(subscriber);
-    (provider, exporter, events, guard)
-}
-
 fn attributes(span: &SpanData) -> std::collections::HashMap<String, String> {
     span.attributes
         .iter()
@@ -488,7 +450,8 @@ fn attributes(span: &SpanData) -> std::collections::HashMap<String, String> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_in_the_query_headers_and_body_appear_in_no_span_event_report_or_metric() {
-    let (provider, exporter, events, _guard) = export_and_capture();
+    let exported = support::export_spans();
+    let events = &exported.events;
     let recorder = PrometheusBuilder::new().build_recorder();
     let metrics = recorder.handle();
     let _recorder = metrics::set_default_local_recorder(&recorder);
@@ -537,8 +500,7 @@ async fn secrets_in_the_query_headers_and_body_appear_in_no_span_event_report_or
             .starts_with("HTTP/1.1 500")
     );
     reporting.shutdown().await;
-    provider.force_flush().unwrap();
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = exported.spans();
     assert_eq!(spans.len(), 2);
     assert_eq!(
         attributes(&spans[0])["url.query"],
@@ -561,14 +523,13 @@ async fn secrets_in_the_query_headers_and_body_appear_in_no_span_event_report_or
 
 #[tokio::test(flavor = "current_thread")]
 async fn more_query_keys_can_be_redacted() {
-    let (provider, exporter, _events, _guard) = export_and_capture();
+    let exported = support::export_spans();
     let app = Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(LoggingLayer::new().redact_query_keys(["session", "OTP"]))
         .layer(ErrorHandlerLayer::default());
     support::send(&app, "/?session=s1&otp=123&page=2&sig=x").await;
-    provider.force_flush().unwrap();
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = exported.spans();
     assert_eq!(
         attributes(&spans[0])["url.query"],
         "session=REDACTED&otp=REDACTED&page=2&sig=REDACTED"
@@ -577,7 +538,7 @@ async fn more_query_keys_can_be_redacted() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn span_names_follow_the_conventions_for_client_chosen_methods_and_paths() {
-    let (provider, exporter, _events, _guard) = export_and_capture();
+    let exported = support::export_spans();
     let app = Router::new()
         .route("/any", any(|| async { "ok" }))
         .route(
@@ -599,8 +560,7 @@ async fn span_names_follow_the_conventions_for_client_chosen_methods_and_paths()
     raw(address, claims.as_bytes(), b"").await;
     raw(address, b"GET /fails HTTP/1.1", b"").await;
     raw(address, b"GET /panics HTTP/1.1", b"").await;
-    provider.force_flush().unwrap();
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = exported.spans();
     let names: Vec<&str> = spans.iter().map(|span| &*span.name).collect();
     assert_eq!(
         names,
@@ -636,25 +596,19 @@ async fn span_names_follow_the_conventions_for_client_chosen_methods_and_paths()
 async fn a_panic_whose_payload_panics_when_dropped_is_answered_counted_and_reported() {
     let (events, _guard) = capture();
     let reporting = reporting();
-    let app = Router::new()
-        .route(
-            "/bomb",
-            get(|| async { std::panic::panic_any(Bomb) as &str }),
-        )
-        .route(
-            "/display",
-            get(|| async { Err::<(), _>(unhandled::Error::new(BombDisplay)) }),
-        )
-        .layer(ErrorHandlerLayer::new(reporting.clone()));
-    let logged = Router::new()
-        .route(
-            "/bomb",
-            get(|| async { std::panic::panic_any(Bomb) as &str }),
-        )
-        .route(
-            "/display",
-            get(|| async { Err::<(), _>(unhandled::Error::new(BombDisplay)) }),
-        )
+    let bombs = || {
+        Router::new()
+            .route(
+                "/bomb",
+                get(|| async { std::panic::panic_any(Bomb) as &str }),
+            )
+            .route(
+                "/display",
+                get(|| async { Err::<(), _>(unhandled::Error::new(BombDisplay)) }),
+            )
+    };
+    let app = bombs().layer(ErrorHandlerLayer::new(reporting.clone()));
+    let logged = bombs()
         .layer(LoggingLayer::new())
         .layer(ErrorHandlerLayer::default());
     let address = serve(app.merge(Router::new().nest("/logged", logged))).await;

@@ -101,16 +101,20 @@ async fn distinct_paths_and_messages_keep_breakdown_metric_and_memory_bounded() 
     assert_eq!(groups, [("GET", "unmatched"), ("GET", "/users/{id}")]);
     assert_eq!(breakdown.total(), 2 * REQUESTS);
     let text = metrics.render();
-    let series: Vec<&str> = text
-        .lines()
-        .filter(|line| line.starts_with("http_server_unhandled_errors_total{"))
-        .collect();
-    assert_eq!(series.len(), 2, "{text}");
+    assert_eq!(series(&text).len(), 2, "{text}");
     assert!(
         growth < ALLOWED_GROWTH,
         "live heap grew by {growth} bytes over {} requests after warm-up",
         2 * (REQUESTS - WARM_UP)
     );
+}
+
+/// The counter's series in an exposition.
+fn series(text: &str) -> Vec<&str> {
+    let name = format!("{}{{", unhandled::METRIC_NAME);
+    text.lines()
+        .filter(|line| line.starts_with(&name))
+        .collect()
 }
 
 /// The resident set of this process, in bytes (Linux).
@@ -223,10 +227,7 @@ async fn requests_that_only_claim_to_be_grpc_keep_their_route_template_as_label(
     );
     assert_eq!(breakdown.other, 0);
     let text = metrics.render();
-    let mut series: Vec<&str> = text
-        .lines()
-        .filter(|line| line.starts_with("http_server_unhandled_errors_total{"))
-        .collect();
+    let mut series = series(&text);
     series.sort_unstable();
     assert_eq!(
         series,

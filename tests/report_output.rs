@@ -1,7 +1,9 @@
 //! Where the periodic report goes, read from a child process's standard output and error: this
 //! test binary runs itself again (the ignored `child` test) with one tracing setup each time.
 
-use std::{process::Command, time::Duration};
+mod support;
+
+use std::time::Duration;
 
 use axum::{Router, routing::get};
 use tracing::Level;
@@ -19,36 +21,15 @@ struct Output {
 
 /// Runs the child with `setup` and the variables `vars` (each `(name, value)`).
 fn run(setup: &str, vars: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SETUP, setup)
-        .env("UNHANDLED_ERRORS_REPORT_INTERVAL", "1s")
-        .env_remove("RUST_LOG")
-        .env_remove("UNHANDLED_ERRORS_REPORT_TO")
-        .env_remove("UNHANDLED_COUNT_ERROR_RESPONSES");
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    let output = Output {
-        stdout: text(output.stdout),
-        stderr: text(output.stderr),
-    };
-    assert!(
-        output.stdout.contains("1 passed"),
-        "the child failed:\n{}\n{}",
-        output.stdout,
-        output.stderr
-    );
-    output
+    let mut all = vec![(SETUP, setup), ("UNHANDLED_ERRORS_REPORT_INTERVAL", "1s")];
+    all.extend_from_slice(vars);
+    let removed = [
+        "RUST_LOG",
+        "UNHANDLED_ERRORS_REPORT_TO",
+        "UNHANDLED_COUNT_ERROR_RESPONSES",
+    ];
+    let (stdout, stderr) = support::run_child("child", &all, &removed);
+    Output { stdout, stderr }
 }
 
 fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {

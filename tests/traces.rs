@@ -17,7 +17,7 @@ use axum::{
 };
 use opentelemetry::{
     propagation::TextMapCompositePropagator,
-    trace::{SpanId, SpanKind, TraceId, TracerProvider as _},
+    trace::{SpanId, SpanKind, TraceId},
 };
 use opentelemetry_sdk::{
     propagation::TraceContextPropagator,
@@ -26,10 +26,9 @@ use opentelemetry_sdk::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::util::MapFutureLayer;
 use tracing::{Instrument, subscriber::DefaultGuard};
-use tracing_subscriber::prelude::*;
 use unhandled::{ErrorContext, ErrorHandlerLayer, LoggingLayer, ReportingErrorHandler};
 
-use support::{CaptureLayer, Captured, Events};
+use support::{Captured, Events};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
@@ -84,19 +83,12 @@ fn observe() -> Observed {
             Box::new(b3::B3),
         ]));
     });
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let events = Events::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(CaptureLayer::new(&events))
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let exported = support::export_spans();
     Observed {
-        _provider: provider,
-        exporter,
-        events,
-        _guard: tracing::subscriber::set_default(subscriber),
+        _provider: exported.provider,
+        exporter: exported.exporter,
+        events: exported.events,
+        _guard: exported.guard,
     }
 }
 

@@ -166,3 +166,66 @@ pub fn failing_service() -> impl tower::Service<
         Err::<axum::http::Response<Body>, _>(std::io::Error::other("upstream closed the pool"))
     })
 }
+
+/// Runs the ignored test `test` of this binary again as a child process, with the variables
+/// `vars` set and `removed` unset; its standard output and error, once it passed.
+pub fn run_child(test: &str, vars: &[(&str, &str)], removed: &[&str]) -> (String, String) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([
+        test,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for name in removed {
+        command.env_remove(name);
+    }
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stdout.contains("1 passed"),
+        "the child failed:\n{stdout}\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// Spans of this thread exported through tracing-opentelemetry into the SDK's in-memory exporter,
+/// and its events captured, until `guard` drops.
+pub struct Exported {
+    pub provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    pub exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
+    pub events: Events,
+    pub guard: DefaultGuard,
+}
+
+pub fn export_spans() -> Exported {
+    use opentelemetry::trace::TracerProvider as _;
+    drop(capture()); // installs the global subscriber that `capture` explains
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(CaptureLayer(events.clone()))
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    Exported {
+        provider,
+        exporter,
+        events,
+        guard: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+impl Exported {
+    /// The spans finished so far.
+    pub fn spans(&self) -> Vec<opentelemetry_sdk::trace::SpanData> {
+        self.provider.force_flush().unwrap();
+        self.exporter.get_finished_spans().unwrap()
+    }
+}
