@@ -8,6 +8,8 @@
 //! - `GET /ok`: 200
 //! - `GET /error`: an unhandled error with a two-level source chain (counted)
 //! - `GET /panic`: a panic (counted; the connection survives)
+//! - `GET /users/{name}`: an error that echoes the path parameter, as many handlers' errors do
+//!   (counted; whatever a client puts in the name, the report on standard error stays one line)
 //! - `GET /not-found`: an intentional 404 via `Error::status` (not counted)
 //! - `GET /app-error`: axum's anyhow-error-response pattern, an application error type that
 //!   renders its own `500` (counted as `kind="status"`)
@@ -113,6 +115,10 @@ async fn error() -> unhandled::Result<&'static str> {
     Err(QueryFailed(refused))?
 }
 
+async fn user(axum::extract::Path(name): axum::extract::Path<String>) -> unhandled::Result<()> {
+    Err(unhandled::Error::msg(format!("no user named {name}")))
+}
+
 async fn panic() -> &'static str {
     panic!("the handler divided by zero")
 }
@@ -151,6 +157,7 @@ fn routes() -> Router {
         .route("/stream-panic", get(stream_panic))
         .route("/error", get(error))
         .route("/panic", get(panic))
+        .route("/users/{name}", get(user))
         .route("/not-found", get(not_found))
         .route("/app-error", get(app_error))
         .route("/app-error/attached", get(app_error_attached))
