@@ -121,6 +121,7 @@ impl LoggingLayer {
     /// ```
     /// let layer = unhandled::LoggingLayer::new().redact_query_keys(["session", "otp"]);
     /// ```
+    #[must_use]
     pub fn redact_query_keys<K: Into<String>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
         let mut all: Vec<Box<str>> = self.query.redacted.to_vec();
         all.extend(keys.into_iter().map(|key| key.into().into_boxed_str()));
@@ -134,6 +135,7 @@ impl LoggingLayer {
     /// ```
     /// let layer = unhandled::LoggingLayer::new().record_query(false);
     /// ```
+    #[must_use]
     pub fn record_query(mut self, recorded: bool) -> Self {
         self.query.recorded = recorded;
         self
