@@ -3,8 +3,6 @@
 
 use std::{ffi::OsString, fmt, time::Duration};
 
-use crate::reporting::ReportTo;
-
 /// The environment variable that sets the report interval, as a humantime duration such as `10s`
 /// or `1m 30s`; `0` turns the periodic report off.
 pub const INTERVAL_VAR: &str = "UNHANDLED_ERRORS_REPORT_INTERVAL";
@@ -205,6 +203,72 @@ fn read<T>(
             value: raw.to_string_lossy().into_owned(),
             reason: "the value is not valid UTF-8".to_owned(),
         }),
+    }
+}
+
+/// Where [`ReportingErrorHandler`](crate::ReportingErrorHandler) writes its periodic report, set
+/// with [`report_to`](crate::ReportingErrorHandlerBuilder::report_to) or
+/// [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) (`auto`, `tracing` or `stderr`).
+///
+/// ```
+/// use unhandled::{ReportTo, ReportingErrorHandler};
+///
+/// let reporting = ReportingErrorHandler::builder().report_to(ReportTo::Tracing).build();
+/// assert_eq!(reporting.report_to(), ReportTo::Tracing);
+/// assert_eq!("stderr".parse::<ReportTo>(), Ok(ReportTo::Stderr));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ReportTo {
+    /// Through `tracing` when the subscriber in force records the report's target and level,
+    /// else on standard error; decided at each report.
+    #[default]
+    Auto,
+    /// Always through `tracing`, recorded or not.
+    Tracing,
+    /// Always on standard error, one line per report, whatever the subscriber.
+    Stderr,
+}
+
+impl ReportTo {
+    /// The word [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) takes for it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Tracing => "tracing",
+            Self::Stderr => "stderr",
+        }
+    }
+
+    /// Whether to write through `tracing`; `recorded` asks the subscriber (only for `Auto`).
+    pub(crate) fn to_tracing(self, recorded: impl FnOnce() -> bool) -> bool {
+        match self {
+            Self::Auto => recorded(),
+            Self::Tracing => true,
+            Self::Stderr => false,
+        }
+    }
+
+    /// The choice of [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR), `Auto` when it is unset
+    /// or invalid: for the warnings that have no reporter's setting to follow.
+    pub(crate) fn from_env_or_default() -> Self {
+        report_to_from_env().ok().flatten().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ReportTo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ReportTo {
+    type Err = crate::ConfigError;
+
+    /// Parses a value as [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) is read; see
+    /// [`parse_report_to`](crate::parse_report_to).
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        parse_report_to(value)
     }
 }
 

@@ -92,6 +92,7 @@ impl<'a> ErrorContext<'a> {
     /// let context = ErrorContext::new(&Method::POST, path, Some(path), ErrorKind::Panic).with_grpc(true);
     /// assert!(context.is_grpc());
     /// ```
+    #[must_use]
     pub fn with_grpc(self, grpc: bool) -> Self {
         Self { grpc, ..self }
     }
@@ -106,6 +107,7 @@ impl<'a> ErrorContext<'a> {
 
     /// This context, naming the trace the request belongs to (kept with the cargo feature
     /// `opentelemetry` only; without it a context names no trace).
+    #[must_use]
     pub fn with_trace_id(self, trace_id: Option<TraceId>) -> Self {
         #[cfg(feature = "opentelemetry")]
         return Self { trace_id, ..self };

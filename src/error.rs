@@ -28,7 +28,7 @@ use std::{
 };
 
 use axum::{
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
@@ -71,7 +71,7 @@ pub struct Error {
     inner: Arc<Inner>,
     /// Set on the one handle an error handler leaves in the response it rendered: what kind of
     /// failure it took this for. An error handler outside it then leaves the response alone, and
-    /// a logging layer outside it knows it comes too late. A clone starts unset.
+    /// a logging layer outside it knows it comes too late. A clone keeps it: it is the same error.
     rendered: Option<ErrorKind>,
 }
 
@@ -79,7 +79,7 @@ impl Clone for Error {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
-            rendered: None,
+            rendered: self.rendered,
         }
     }
 }
@@ -98,6 +98,9 @@ enum Cause {
     Known(BoxError),
     /// None was attached: a 5xx response that the application built itself.
     Missing,
+    /// An error that says only the status the response carried (a gRPC server-error status
+    /// without a source): a [`Status`](ErrorKind::Status) failure, as `Missing` is.
+    StatusOnly(BoxError),
 }
 
 impl Error {
@@ -135,12 +138,19 @@ impl Error {
     /// assert!(!error.is_intentional());
     /// assert_eq!(error.status_code(), StatusCode::BAD_GATEWAY);
     /// ```
+    #[must_use]
     pub fn with_cause(self, cause: impl Into<BoxError>) -> Self {
         Self::from_parts(self.status_code(), Some(cause.into()))
     }
 
     pub(crate) fn from_parts(status: StatusCode, cause: Option<BoxError>) -> Self {
         Self::with(status, cause.map_or(Cause::Intentional, Cause::Known))
+    }
+
+    /// An error of a response with `status` whose `cause` says only that status: a
+    /// [`Status`](ErrorKind::Status) failure, with that cause's text.
+    pub(crate) fn status_only(status: StatusCode, cause: BoxError) -> Self {
+        Self::with(status, Cause::StatusOnly(cause))
     }
 
     /// A failure with no cause attached: a 5xx response the application built itself.
@@ -199,7 +209,7 @@ impl Error {
 
     /// The kind of failure this error is when a handler returned or attached it.
     pub(crate) fn returned_kind(&self) -> ErrorKind {
-        if self.is_missing_cause() || crate::grpc::GrpcStatus::is_sourceless(self) {
+        if matches!(self.inner.cause, Cause::Missing | Cause::StatusOnly(_)) {
             ErrorKind::Status
         } else {
             ErrorKind::Error
@@ -240,7 +250,7 @@ impl Error {
     /// ([`ErrorKind::Status`](crate::ErrorKind::Status)).
     pub fn cause(&self) -> Option<&(dyn StdError + 'static)> {
         match &self.inner.cause {
-            Cause::Known(cause) => Some(&**cause),
+            Cause::Known(cause) | Cause::StatusOnly(cause) => Some(&**cause),
             Cause::Intentional | Cause::Missing => None,
         }
     }
@@ -334,10 +344,18 @@ impl fmt::Debug for Error {
 /// the response extensions, where [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) picks it up.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let mut response = crate::handler::render_default(&self);
+        let mut response = render(self.status_code());
         response.extensions_mut().insert(self);
         response
     }
+}
+
+/// The default rendering of a failure with `status`: its canonical reason as a plain-text body,
+/// and nothing of the error.
+pub(crate) fn render(status: StatusCode) -> Response {
+    const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+    let reason = status.canonical_reason().unwrap_or("Error");
+    (status, [(header::CONTENT_TYPE, TEXT_PLAIN)], reason).into_response()
 }
 
 /// Links of a source chain walked at most, by every walk (counting, the expected-error check,

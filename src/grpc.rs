@@ -148,7 +148,10 @@ pub(crate) fn failure_in(
         return None;
     }
     let failed = GrpcStatus::new(code, message_in(headers), extensions);
-    Some(Error::from_parts(status, Some(Box::new(failed))))
+    Some(match failed.has_source() {
+        true => Error::from_parts(status, Some(Box::new(failed))),
+        false => Error::status_only(status, Box::new(failed)),
+    })
 }
 
 /// Puts the failure that a gRPC call's response says in its headers (Trailers-Only: a handler's
@@ -168,8 +171,8 @@ pub(crate) fn attach_failure<B>(response: &mut Response<B>) {
 /// error): HTTP `200`, `content-type: application/grpc`, and in the headers (Trailers-Only)
 /// `grpc-status: 13` (`INTERNAL`; `14`, `UNAVAILABLE`, for a service that was not ready) and a
 /// `grpc-message` that says nothing of the error.
-pub(crate) fn render(error: &Error) -> Response<Body> {
-    let (code, message) = if error.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+pub(crate) fn render(status: StatusCode) -> Response<Body> {
+    let (code, message) = if status == StatusCode::SERVICE_UNAVAILABLE {
         ("14", "Service Unavailable")
     } else {
         ("13", "Internal Server Error")
@@ -261,14 +264,6 @@ impl GrpcStatus {
         StdError::source(self).is_some()
     }
 
-    /// Whether `error`'s cause is a gRPC status without a source: a `kind="status"` failure.
-    pub(crate) fn is_sourceless(error: &Error) -> bool {
-        error
-            .cause()
-            .and_then(<dyn StdError>::downcast_ref::<Self>)
-            .is_some_and(|status| !status.has_source())
-    }
-
     /// Whether `error`'s cause is a gRPC status.
     pub(crate) fn is_in(error: &Error) -> bool {
         error.cause().is_some_and(<dyn StdError>::is::<Self>)
@@ -342,14 +337,16 @@ mod tests {
 
     #[test]
     fn a_failure_is_answered_as_internal_or_unavailable_and_says_nothing_of_itself() {
-        let panic = render(&Error::msg("password=hunter2"));
+        let panic = render(StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(panic.status(), StatusCode::OK);
         assert_eq!(panic.headers()[header::CONTENT_TYPE], "application/grpc");
         assert_eq!(panic.headers()[GRPC_STATUS], "13");
         assert_eq!(panic.headers()[GRPC_MESSAGE], "Internal Server Error");
         // A service that was not ready (the error handler's 503).
-        let not_ready = Error::from_parts(StatusCode::SERVICE_UNAVAILABLE, Some("shed".into()));
-        assert_eq!(render(&not_ready).headers()[GRPC_STATUS], "14");
+        assert_eq!(
+            render(StatusCode::SERVICE_UNAVAILABLE).headers()[GRPC_STATUS],
+            "14"
+        );
     }
 
     #[test]

@@ -1,10 +1,7 @@
 //! The extension point: [`ServerErrorHandler`] turns a failure into a response;
 //! [`DefaultErrorHandler`] is the safe default.
 
-use axum::{
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
-};
+use axum::response::Response;
 
 use crate::{context::ErrorContext, error::Error};
 
@@ -77,21 +74,4 @@ impl ServerErrorHandler for DefaultErrorHandler {
     fn on_error(&self, _error: &Error, _context: &ErrorContext<'_>) -> Option<Response> {
         None
     }
-}
-
-/// The default rendering of a failure: a gRPC status for a gRPC call (`grpc`)
-/// ([`crate::grpc::render`]), else [`render_default`].
-pub(crate) fn render_default_for(error: &Error, grpc: bool) -> Response {
-    if grpc {
-        return crate::grpc::render(error);
-    }
-    render_default(error)
-}
-
-/// The default rendering, by `Error::into_response` and by the layer when the handler defers.
-pub(crate) fn render_default(error: &Error) -> Response {
-    const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-    let status = error.status_code();
-    let reason = status.canonical_reason().unwrap_or("Error");
-    (status, [(header::CONTENT_TYPE, TEXT_PLAIN)], reason).into_response()
 }

@@ -25,9 +25,17 @@
 //! A scope costs a thread-local counter and cell per poll: no allocation, no write to memory
 //! another thread uses.
 
-use std::{any::TypeId, cell::Cell};
+use std::{any::TypeId, cell::Cell, error::Error as StdError, fmt};
 
-use crate::error::Error;
+use axum::{
+    body::{Body, HttpBody},
+    http::{Method, Response},
+};
+
+use crate::{
+    context::ErrorKind,
+    error::{Error, Links},
+};
 
 /// Left by an error handler in a 5xx response without an [`Error`] that it saw (an
 /// [`ErrorKind::Status`](crate::ErrorKind::Status) failure) when another error handler or a
@@ -194,6 +202,74 @@ pub(crate) fn note_logged(failure: Failure) {
             state.note.set(Some(Note { scope, failure }));
         }
     });
+}
+
+/// Marks a response whose body must be watched although it has an exact size: see
+/// [`ResponseExt::watch_body`](crate::ResponseExt::watch_body).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WatchBody;
+
+/// Whether the body of `response` to a request of `method` can fail after its head, and so must
+/// be watched. On the success path: one call through the body's vtable, and for a body with an
+/// exact size an extension lookup (nothing to look up when the response has no extensions).
+pub(crate) fn needs_watching(response: &Response<Body>, method: &Method) -> bool {
+    let exact = response.body().size_hint().exact().is_some();
+    let asked = || response.extensions().get::<WatchBody>().is_some();
+    // A `HEAD` response's body is dropped unpolled (by axum's router and by hyper).
+    (!exact || asked()) && method != Method::HEAD
+}
+
+/// The error a watched body yields once it failed, after the error handler saw the failure; hyper
+/// then ends the response. Its source is the cause: the error the body yielded (an `h2::Reason`
+/// in it still picks the HTTP/2 reset code), or the panic's message.
+///
+/// An error handler or a logging layer outside the one that watched the body finds it in the
+/// chain, and knows the failure was handled.
+pub(crate) struct BodyFailed {
+    error: Error,
+    kind: ErrorKind,
+}
+
+impl BodyFailed {
+    pub(crate) fn new(error: Error, kind: ErrorKind) -> Self {
+        Self { error, kind }
+    }
+
+    /// The failure, as the error handler saw it.
+    pub(crate) fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// [`ErrorKind::Body`] or, for a panic, [`ErrorKind::Panic`].
+    pub(crate) fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The `BodyFailed` in `error`'s chain, if any (a bounded walk: [`Links`]).
+    pub(crate) fn find<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        Links::from(Some(error)).find_map(<dyn StdError>::downcast_ref::<Self>)
+    }
+}
+
+impl fmt::Display for BodyFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the response body failed after its head was sent")
+    }
+}
+
+impl fmt::Debug for BodyFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyFailed")
+            .field("error", &self.error)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl StdError for BodyFailed {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.error.cause()
+    }
 }
 
 #[cfg(test)]

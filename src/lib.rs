@@ -37,7 +37,7 @@
 //! ```
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod config;
 mod context;
@@ -51,6 +51,7 @@ pub mod layer;
 mod level;
 pub mod logging;
 mod metric;
+mod notice;
 mod reporting;
 mod response_ext;
 mod striped;
@@ -61,7 +62,7 @@ mod unwind;
 pub use crate::{
     config::{
         COUNT_ERROR_RESPONSES_VAR, ConfigError, DEFAULT_INTERVAL, INTERVAL_VAR, REPORT_TO_VAR,
-        parse_interval, parse_report_to, parse_switch,
+        ReportTo, parse_interval, parse_report_to, parse_switch,
     },
     context::{ErrorContext, ErrorKind},
     error::{BoxError, Error, Result},
@@ -69,9 +70,10 @@ pub use crate::{
     layer::{ErrorHandlerLayer, ErrorHandlerService},
     logging::{LoggingLayer, LoggingService},
     metric::METRIC_NAME,
+    notice::REPORT_TARGET,
     reporting::{
-        Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, MIN_INTERVAL, ReportTo,
-        ReportingErrorHandler, ReportingErrorHandlerBuilder, ShutdownGuard,
+        Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, MIN_INTERVAL, ReportingErrorHandler,
+        ReportingErrorHandlerBuilder, ShutdownGuard,
     },
     response_ext::ResponseExt,
     striped::StripedCounter,
@@ -84,5 +86,5 @@ pub use crate::{
 /// Its report interval comes from [`UNHANDLED_ERRORS_REPORT_INTERVAL`](INTERVAL_VAR) (10 s when
 /// unset; an invalid value is logged and the default used).
 pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
-    ErrorHandlerLayer::reporting()
+    ErrorHandlerLayer::new(ReportingErrorHandler::global())
 }

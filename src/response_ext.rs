@@ -39,18 +39,20 @@ use axum::http::Response;
 
 use crate::{
     error::{BoxError, Error},
-    layer::WatchBody,
+    handoff::WatchBody,
 };
 
 /// Attaches the cause of a 5xx to the response an application built, for the
 /// [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) around it. Implemented for every
 /// `http::Response`.
 ///
+/// The trait is sealed: only `http::Response` implements it.
+///
 /// The status, headers and body stay as they are. The cause is anything that converts into a
 /// [`BoxError`]: any `std::error::Error`, `anyhow::Error` and `eyre::Report` (their context
 /// chains kept), `Arc<E>`, a `String`. A response that is not a 5xx is returned unchanged:
 /// 1xx to 4xx responses are never failures, whatever caused them.
-pub trait ResponseExt: Sized {
+pub trait ResponseExt: sealed::Sealed + Sized {
     /// Attaches `cause`: the failure is counted as `kind="error"` (unless a logging layer logs
     /// it), and the periodic report shows the cause's whole source chain.
     ///
@@ -70,6 +72,7 @@ pub trait ResponseExt: Sized {
     /// let not_found = StatusCode::NOT_FOUND.into_response().with_cause(std::io::Error::other("no row"));
     /// assert!(not_found.extensions().get::<unhandled::Error>().is_none());
     /// ```
+    #[must_use]
     fn with_cause(self, cause: impl Into<BoxError>) -> Self;
 
     /// Attaches `cause` and says that the application logged it already (as axum's `oauth`
@@ -85,6 +88,7 @@ pub trait ResponseExt: Sized {
     /// let response = StatusCode::INTERNAL_SERVER_ERROR.into_response().with_logged_cause(cause);
     /// assert!(response.extensions().get::<unhandled::Error>().unwrap().is_logged());
     /// ```
+    #[must_use]
     fn with_logged_cause(self, cause: impl Into<BoxError>) -> Self;
 
     /// Asks the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) (and a
@@ -130,7 +134,16 @@ pub trait ResponseExt: Sized {
     /// assert_eq!(reporting.unhandled_count(), 1); // without watch_body: 0
     /// # }
     /// ```
+    #[must_use]
     fn watch_body(self) -> Self;
+}
+
+mod sealed {
+    /// Implemented for `http::Response` alone, so that methods can be added to
+    /// [`ResponseExt`](super::ResponseExt) without breaking anyone.
+    pub trait Sealed {}
+
+    impl<B> Sealed for axum::http::Response<B> {}
 }
 
 impl<B> ResponseExt for Response<B> {

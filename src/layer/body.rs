@@ -27,8 +27,6 @@
 //! on to the client.
 
 use std::{
-    error::Error as StdError,
-    fmt,
     panic::{AssertUnwindSafe, catch_unwind},
     pin::Pin,
     task::{Context, Poll},
@@ -36,36 +34,21 @@ use std::{
 
 use axum::{
     body::{Body, Bytes, HttpBody},
-    http::{Method, Response, StatusCode},
+    http::{Response, StatusCode},
 };
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::future::handle;
+use super::handle::handle;
 use crate::{
     context::ErrorKind,
-    error::{BodyFailure, Error, Links, panic_message, unwrap_axum},
+    error::{BodyFailure, Error, panic_message, unwrap_axum},
     grpc,
     handler::ServerErrorHandler,
-    handoff::{Failure, Scope},
+    handoff::{BodyFailed, Failure, Scope},
     head::RequestHead,
     unwind,
 };
-
-/// Marks a response whose body must be watched although it has an exact size: see
-/// [`ResponseExt::watch_body`](crate::ResponseExt::watch_body).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct WatchBody;
-
-/// Whether the body of `response` to a request of `method` can fail after its head, and so must
-/// be watched. On the success path: one call through the body's vtable, and for a body with an
-/// exact size an extension lookup (nothing to look up when the response has no extensions).
-pub(crate) fn needs_watching(response: &Response<Body>, method: &Method) -> bool {
-    let exact = response.body().size_hint().exact().is_some();
-    let asked = || response.extensions().get::<WatchBody>().is_some();
-    // A `HEAD` response's body is dropped unpolled (by axum's router and by hyper).
-    (!exact || asked()) && method != Method::HEAD
-}
 
 pin_project! {
     /// A response body that sends its failure to the error handler `H`: see the
@@ -142,10 +125,7 @@ impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
                 let cause = unwrap_axum(error.into_inner());
                 // An error handler inside this one saw it first, and handled it.
                 if let Some(failed) = BodyFailed::find(&*cause) {
-                    let failed = BodyFailed {
-                        error: failed.error.clone(),
-                        kind: failed.kind,
-                    };
+                    let failed = BodyFailed::new(failed.error().clone(), failed.kind());
                     drop(scope);
                     *this.watch = None;
                     return Poll::Ready(Some(Err(failed)));
@@ -165,7 +145,7 @@ impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
         // The head is gone: a response the handler renders cannot be sent.
         drop(handle(&watch.handler, &error, &watch.head, kind));
         *this.watch = None;
-        Poll::Ready(Some(Err(BodyFailed { error, kind })))
+        Poll::Ready(Some(Err(BodyFailed::new(error, kind))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -205,53 +185,4 @@ fn grpc_ended<H: ServerErrorHandler>(
     let mut head = ended.head;
     head.set_app_logged(scope.leave());
     drop(handle(&ended.handler, &error, &head, kind));
-}
-
-/// The error a watched body yields once it failed, after the error handler saw the failure; hyper
-/// then ends the response. Its source is the cause: the error the body yielded (an `h2::Reason`
-/// in it still picks the HTTP/2 reset code), or the panic's message.
-///
-/// An error handler or a logging layer outside the one that watched the body finds it in the
-/// chain, and knows the failure was handled.
-pub(crate) struct BodyFailed {
-    error: Error,
-    kind: ErrorKind,
-}
-
-impl BodyFailed {
-    /// The failure, as the error handler saw it.
-    pub(crate) fn error(&self) -> &Error {
-        &self.error
-    }
-
-    /// [`ErrorKind::Body`] or, for a panic, [`ErrorKind::Panic`].
-    pub(crate) fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// The `BodyFailed` in `error`'s chain, if any (a bounded walk: [`Links`]).
-    pub(crate) fn find<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
-        Links::from(Some(error)).find_map(<dyn StdError>::downcast_ref::<Self>)
-    }
-}
-
-impl fmt::Display for BodyFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the response body failed after its head was sent")
-    }
-}
-
-impl fmt::Debug for BodyFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BodyFailed")
-            .field("error", &self.error)
-            .field("kind", &self.kind)
-            .finish()
-    }
-}
-
-impl StdError for BodyFailed {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.error.cause()
-    }
 }

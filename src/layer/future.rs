@@ -12,14 +12,17 @@ use axum::{
 };
 use pin_project_lite::pin_project;
 
-use super::body::{WatchedBody, needs_watching};
+use super::{
+    body::WatchedBody,
+    handle::{handle, with_rendered},
+};
 use crate::head::RequestHead;
 use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     grpc,
-    handler::{ServerErrorHandler, render_default_for},
-    handoff::{Failure, RenderedStatus, Scope},
+    handler::ServerErrorHandler,
+    handoff::{Failure, RenderedStatus, Scope, needs_watching},
     unwind,
 };
 
@@ -110,7 +113,7 @@ where
             }
         };
         let response = handle(this.handler, &error, this.head, kind)
-            .unwrap_or_else(|| render_default_for(&error, this.head.is_grpc()));
+            .unwrap_or_else(|| render_default(&error, this.head.is_grpc()));
         Poll::Ready(Ok(with_rendered(response, error, kind)))
     }
 }
@@ -170,29 +173,11 @@ fn responded<H: ServerErrorHandler>(
     response
 }
 
-/// `response` with `error` in its extensions, marked as rendered by this error handler.
-fn with_rendered(
-    mut response: Response<Body>,
-    mut error: Error,
-    kind: ErrorKind,
-) -> Response<Body> {
-    error.set_rendered(kind);
-    response.extensions_mut().insert(error);
-    response
-}
-
-/// Asks `handler` for the response; `None` when it defers, or panics itself. The error is marked
-/// logged first when the application logged the failure itself ([`RequestHead::app_logged`]).
-pub(super) fn handle<H: ServerErrorHandler>(
-    handler: &H,
-    error: &Error,
-    head: &RequestHead,
-    kind: ErrorKind,
-) -> Option<Response<Body>> {
-    if head.app_logged() {
-        error.mark_logged();
+/// The response to a failure the handler did not render: a gRPC status for a gRPC call (`grpc`),
+/// else the status with its reason as plain text. Neither says anything of the error.
+fn render_default(error: &Error, grpc: bool) -> Response<Body> {
+    match grpc {
+        true => grpc::render(error.status_code()),
+        false => crate::error::render(error.status_code()),
     }
-    let answered = grpc::GrpcStatus::is_in(error);
-    let context = head.context(kind, answered).with_trace_id(head.trace_id());
-    unwind::catch(|| handler.on_error(error, &context)).flatten()
 }

@@ -116,18 +116,19 @@
 
 mod body;
 mod future;
+mod handle;
 mod service;
 
 use tower_layer::Layer;
 
-pub(crate) use self::body::{BodyFailed, WatchBody, needs_watching};
 pub use self::{future::ResponseFuture, service::ErrorHandlerService};
-use crate::{handler::DefaultErrorHandler, reporting::ReportingErrorHandler};
+use crate::handler::DefaultErrorHandler;
 
 /// A [`Layer`] that applies [`ErrorHandlerService`]: every failure goes to the handler `H`.
 ///
 /// See the [module docs](mod@crate::layer) for examples.
 #[derive(Debug, Clone, Copy)]
+#[must_use]
 pub struct ErrorHandlerLayer<H = DefaultErrorHandler> {
     handler: H,
 }
@@ -143,14 +144,6 @@ impl<H> ErrorHandlerLayer<H> {
 impl Default for ErrorHandlerLayer<DefaultErrorHandler> {
     fn default() -> Self {
         Self::new(DefaultErrorHandler)
-    }
-}
-
-impl ErrorHandlerLayer<ReportingErrorHandler> {
-    /// The layer [`unhandled::layer()`](crate::layer()) returns: the process-wide
-    /// [`ReportingErrorHandler::global`] around [`DefaultErrorHandler`].
-    pub fn reporting() -> Self {
-        Self::new(ReportingErrorHandler::global())
     }
 }
 

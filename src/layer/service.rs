@@ -69,6 +69,16 @@ impl<S, H> ErrorHandlerService<S, H> {
         &self.inner
     }
 
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     /// The handler failures go to.
     pub fn handler(&self) -> &H {
         &self.handler

@@ -81,6 +81,7 @@ pub const TARGET: &str = "unhandled::logging";
 
 /// A [`Layer`] that applies [`LoggingService`]. See the [module docs](mod@crate::logging).
 #[derive(Debug, Clone, Copy)]
+#[must_use]
 pub struct LoggingLayer {
     levels: Levels,
     query: Query,
@@ -121,7 +122,6 @@ impl LoggingLayer {
     /// ```
     /// let layer = unhandled::LoggingLayer::new().redact_query_keys(["session", "otp"]);
     /// ```
-    #[must_use]
     pub fn redact_query_keys<K: Into<String>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
         let mut all: Vec<Box<str>> = self.query.redacted.to_vec();
         all.extend(keys.into_iter().map(|key| key.into().into_boxed_str()));
@@ -135,7 +135,6 @@ impl LoggingLayer {
     /// ```
     /// let layer = unhandled::LoggingLayer::new().record_query(false);
     /// ```
-    #[must_use]
     pub fn record_query(mut self, recorded: bool) -> Self {
         self.query.recorded = recorded;
         self
@@ -161,6 +160,13 @@ impl LoggingLayer {
     }
 }
 
+impl LoggingLayer {
+    /// `inner`, logged with this layer's settings.
+    fn service<S>(&self, inner: S) -> LoggingService<S> {
+        LoggingService::with(inner, self.levels, self.query)
+    }
+}
+
 impl Default for LoggingLayer {
     fn default() -> Self {
         Self::new()
@@ -171,6 +177,6 @@ impl<S> Layer<S> for LoggingLayer {
     type Service = LoggingService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        LoggingService::new(inner, self.levels, self.query)
+        self.service(inner)
     }
 }

@@ -1,27 +1,23 @@
 //! The one event at the end of each request, and what it marks as logged.
 
-use std::{
-    sync::atomic::{AtomicBool, Ordering},
-    time::Instant,
-};
+use std::time::Instant;
 
 use axum::{
     body::Body,
     extract::Request,
     http::{HeaderMap, Response, StatusCode},
 };
-use tracing::{Level, Span, field};
+use tracing::{Span, field};
 
 use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
     error::{BodyFailure, Chain, Error, panic_message, past_axum, text_of},
     grpc,
-    handoff::{self, Failure, RenderedStatus},
+    handoff::{self, BodyFailed, Failure, RenderedStatus, needs_watching},
     head::RequestHead,
-    layer::{BodyFailed, needs_watching},
     level::{enabled_at, event_at},
-    reporting::{Line, ReportTo},
+    notice,
 };
 
 /// What a request needs to be logged at its end: captured only when an event could be emitted.
@@ -60,7 +56,7 @@ impl Outcome {
                 .map(|_| ErrorKind::Status)
         });
         if rendered.is_some() {
-            warn_misplaced();
+            notice::logging_layer_misplaced();
         }
         let kind = rendered.or(error.map(Error::returned_kind));
         let unhandled = error.filter(|error| !error.is_intentional());
@@ -169,7 +165,7 @@ impl Outcome {
     /// handler that it was logged; an error handler inside this layer handled it already.
     pub(crate) fn body_failed(&self, span: &Span, status: StatusCode, error: &axum::Error) {
         if let Some(failed) = BodyFailed::find(error) {
-            warn_misplaced();
+            notice::logging_layer_misplaced();
             let text = failed.error().chain_text();
             self.failed(span, failed.kind(), Some(status), &text, None);
             return;
@@ -284,25 +280,4 @@ fn trace_id(span: &Span) -> Option<crate::TraceId> {
 
 fn millis(started: &Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
-}
-
-/// Says once per process that a logging layer sits outside the error handler, where a person
-/// sees it ([`ReportTo`]: through `tracing` when recorded, else on standard error).
-fn warn_misplaced() {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if WARNED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    const FIX: &str = "add the LoggingLayer before the ErrorHandlerLayer: \
-                       router.layer(unhandled::LoggingLayer::new()).layer(unhandled::layer())";
-    const MESSAGE: &str = "unhandled::LoggingLayer is outside the ErrorHandlerLayer, so the errors \
-                           it logs are still counted as unhandled; move it inside";
-    let report_to = ReportTo::from_env_or_default();
-    if report_to.to_tracing(|| tracing::enabled!(target: TARGET, Level::WARN)) {
-        tracing::warn!(target: TARGET, fix = FIX, "{MESSAGE}");
-    } else {
-        Line::new(Level::WARN, TARGET, &MESSAGE)
-            .field("fix", Some(FIX))
-            .write(report_to);
-    }
 }

@@ -29,7 +29,13 @@ pub struct LoggingService<S> {
 }
 
 impl<S> LoggingService<S> {
-    pub(super) fn new(inner: S, levels: Levels, query: Query) -> Self {
+    /// Wraps `inner` with [`LoggingLayer::new`](super::LoggingLayer::new)'s settings; the layer
+    /// sets others.
+    pub fn new(inner: S) -> Self {
+        super::LoggingLayer::new().service(inner)
+    }
+
+    pub(super) fn with(inner: S, levels: Levels, query: Query) -> Self {
         Self {
             inner,
             levels,
@@ -40,6 +46,16 @@ impl<S> LoggingService<S> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 

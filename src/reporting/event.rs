@@ -4,11 +4,13 @@ use std::{fmt::Write, time::Duration};
 
 use tracing::{Level, field};
 
-use super::{Line, ReportTo, groups::Pending};
+use super::groups::Pending;
 use crate::grpc::GrpcStatus;
 use crate::{
+    config::ReportTo,
     context::ErrorKind,
     level::{enabled_at, event_at},
+    notice::{Line, REPORT_TARGET as TARGET},
 };
 
 /// The advice every report ends with: the two ways a failure counts as logged.
@@ -24,9 +26,6 @@ pub(crate) const ATTACH_FIX: &str = "no cause was attached to this response; whe
 pub(crate) const GRPC_FIX: &str = "this gRPC status has no source; where the handler returns it, \
      give it its cause (`status.set_source(Arc::new(error))`) and enable unhandled's cargo feature \
      `tonic`, so that the report shows the cause's chain";
-
-/// The report's target.
-const TARGET: &str = "unhandled";
 
 /// Emits the report for `pending`, saying it covers the last `window`: through `tracing`, or on
 /// standard error where `report_to` says so.

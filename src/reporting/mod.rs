@@ -17,7 +17,6 @@
 
 mod event;
 mod groups;
-mod output;
 mod reporter;
 
 use std::{fmt, sync::OnceLock, time::Duration};
@@ -26,16 +25,14 @@ use axum::response::Response;
 use tracing::Level;
 
 pub use self::groups::{Breakdown, ErrorGroup, MAX_GROUPS};
-pub(crate) use self::output::Line;
-pub use self::output::ReportTo;
 use self::reporter::Reporter;
 use crate::{
-    config::{self, ConfigError, DEFAULT_INTERVAL},
+    config::{self, ConfigError, DEFAULT_INTERVAL, ReportTo},
     context::{ErrorContext, ErrorKind},
     error::Error,
     expected::is_expected,
     handler::{DefaultErrorHandler, ServerErrorHandler},
-    unwind,
+    notice, unwind,
 };
 
 /// The longest interval kept; longer ones are cut to this (a year), which is as good as never.
@@ -85,7 +82,9 @@ pub struct ReportingErrorHandler<H = DefaultErrorHandler> {
 }
 
 impl ReportingErrorHandler {
-    /// A builder with the defaults: a 10 s interval and `WARN`.
+    /// A builder with the defaults: a 10 s interval and `WARN`. It reads no environment variable;
+    /// [`ReportingErrorHandlerBuilder::from_env`] starts from the three that
+    /// [`unhandled::layer()`](crate::layer()) reads.
     pub fn builder() -> ReportingErrorHandlerBuilder {
         ReportingErrorHandlerBuilder::new()
     }
@@ -224,6 +223,7 @@ impl fmt::Debug for ShutdownGuard {
 /// assert_eq!(quiet.interval(), Duration::ZERO); // counted and exported, never logged
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct ReportingErrorHandlerBuilder {
     interval: Duration,
     level: Level,
@@ -268,7 +268,7 @@ impl ReportingErrorHandlerBuilder {
             Err(error) => invalid.push(error),
         }
         for error in &invalid {
-            warn_default(builder.report_to, error);
+            notice::config_value_ignored(builder.report_to, error);
         }
         builder
     }
@@ -365,20 +365,6 @@ impl ReportingErrorHandlerBuilder {
     /// A reporting handler around [`DefaultErrorHandler`].
     pub fn build(self) -> ReportingErrorHandler {
         self.wrap(DefaultErrorHandler)
-    }
-}
-
-/// Says that an invalid variable was ignored, where a person sees it.
-fn warn_default(report_to: ReportTo, error: &ConfigError) {
-    let variable = error.variable();
-    if report_to.to_tracing(|| tracing::enabled!(target: "unhandled", Level::WARN)) {
-        tracing::warn!(target: "unhandled", %error, variable, "using the default for {variable}");
-    } else {
-        let message = format_args!("using the default for {variable}");
-        Line::new(Level::WARN, "unhandled", &message)
-            .field("error", Some(error))
-            .field("variable", Some(&variable))
-            .write(report_to);
     }
 }
 

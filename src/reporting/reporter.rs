@@ -15,10 +15,10 @@ use tokio::{
 use tracing::Level;
 
 use super::{
-    ReportTo, event,
+    event,
     groups::{Breakdown, Groups, Pending},
 };
-use crate::{context::ErrorContext, error::Error, metric, unwind};
+use crate::{config::ReportTo, context::ErrorContext, error::Error, metric, unwind};
 
 pub(crate) struct Reporter {
     pub(crate) interval: Duration,

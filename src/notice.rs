@@ -1,13 +1,13 @@
-//! Where a report (and the crate's other warnings for a person) is written: through `tracing`
-//! when the subscriber in force records it, else one line on standard error.
+//! What the crate writes for a person goes through here: through `tracing` when the subscriber in
+//! force records it, else one line on standard error ([`Line`]).
 //!
 //! A Rust library gets no logging default that shows its warnings: with no subscriber installed,
 //! or a filter that enables only the application's own crate, a `tracing` event goes nowhere.
-//! [`ReportTo::Auto`] asks the subscriber in force at each report (`tracing::enabled!` for the
-//! report's target and level), so a subscriber installed after the layer was built counts.
+//! [`ReportTo::Auto`] asks the subscriber in force each time (`tracing::enabled!` for the target
+//! and level), so a subscriber installed after the layer was built counts.
 
 use std::{
-    fmt::{self, Display, Write as _},
+    fmt::{Display, Write as _},
     io::Write as _,
     sync::atomic::{AtomicBool, Ordering},
     time::SystemTime,
@@ -16,77 +16,13 @@ use std::{
 use tracing::Level;
 
 use crate::{
-    config::{self, REPORT_TO_VAR},
+    config::{self, ConfigError, REPORT_TO_VAR, ReportTo},
     error::{CUT, text_at_most},
 };
 
-/// Where [`ReportingErrorHandler`](crate::ReportingErrorHandler) writes its periodic report, set
-/// with [`report_to`](crate::ReportingErrorHandlerBuilder::report_to) or
-/// [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) (`auto`, `tracing` or `stderr`).
-///
-/// ```
-/// use unhandled::{ReportTo, ReportingErrorHandler};
-///
-/// let reporting = ReportingErrorHandler::builder().report_to(ReportTo::Tracing).build();
-/// assert_eq!(reporting.report_to(), ReportTo::Tracing);
-/// assert_eq!("stderr".parse::<ReportTo>(), Ok(ReportTo::Stderr));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ReportTo {
-    /// Through `tracing` when the subscriber in force records the report's target and level,
-    /// else on standard error; decided at each report.
-    #[default]
-    Auto,
-    /// Always through `tracing`, recorded or not.
-    Tracing,
-    /// Always on standard error, one line per report, whatever the subscriber.
-    Stderr,
-}
-
-impl ReportTo {
-    /// The word [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) takes for it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Tracing => "tracing",
-            Self::Stderr => "stderr",
-        }
-    }
-
-    /// Whether to write through `tracing`; `recorded` asks the subscriber (only for `Auto`).
-    pub(crate) fn to_tracing(self, recorded: impl FnOnce() -> bool) -> bool {
-        match self {
-            Self::Auto => recorded(),
-            Self::Tracing => true,
-            Self::Stderr => false,
-        }
-    }
-
-    /// The choice of [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR), `Auto` when it is unset
-    /// or invalid: for the warnings that have no reporter's setting to follow.
-    pub(crate) fn from_env_or_default() -> Self {
-        config::report_to_from_env()
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    }
-}
-
-impl Display for ReportTo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ReportTo {
-    type Err = crate::ConfigError;
-
-    /// Parses a value as [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) is read; see
-    /// [`parse_report_to`](crate::parse_report_to).
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        config::parse_report_to(value)
-    }
-}
+/// The target of the periodic report and of the configuration warning: what a filter must enable
+/// to have them logged through `tracing` (`RUST_LOG=unhandled=warn,…`).
+pub const REPORT_TARGET: &str = "unhandled";
 
 /// The longest line written, in bytes, newline included. Each value is cut to fit (ended with
 /// [`CUT`]), the last ones first; the note that the first line of a process adds is within it.
@@ -251,6 +187,41 @@ fn escaped(c: char, buffer: &mut [u8; 12]) -> &str {
     };
     let len = usize::try_from(cursor.position()).unwrap_or(0);
     std::str::from_utf8(&buffer[..len]).unwrap_or_default()
+}
+
+/// Says that an invalid configuration value was ignored and its default kept.
+pub(crate) fn config_value_ignored(report_to: ReportTo, error: &ConfigError) {
+    let variable = error.variable();
+    if report_to.to_tracing(|| tracing::enabled!(target: REPORT_TARGET, Level::WARN)) {
+        tracing::warn!(target: REPORT_TARGET, %error, variable, "using the default for {variable}");
+    } else {
+        let message = format_args!("using the default for {variable}");
+        Line::new(Level::WARN, REPORT_TARGET, &message)
+            .field("error", Some(error))
+            .field("variable", Some(&variable))
+            .write(report_to);
+    }
+}
+
+/// Says once per process that a logging layer sits outside the error handler.
+pub(crate) fn logging_layer_misplaced() {
+    const TARGET: &str = crate::logging::TARGET;
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    const FIX: &str = "add the LoggingLayer before the ErrorHandlerLayer: \
+                       router.layer(unhandled::LoggingLayer::new()).layer(unhandled::layer())";
+    const MESSAGE: &str = "unhandled::LoggingLayer is outside the ErrorHandlerLayer, so the errors \
+                           it logs are still counted as unhandled; move it inside";
+    let report_to = ReportTo::from_env_or_default();
+    if report_to.to_tracing(|| tracing::enabled!(target: TARGET, Level::WARN)) {
+        tracing::warn!(target: TARGET, fix = FIX, "{MESSAGE}");
+    } else {
+        Line::new(Level::WARN, TARGET, &MESSAGE)
+            .field("fix", Some(FIX))
+            .write(report_to);
+    }
 }
 
 #[cfg(test)]

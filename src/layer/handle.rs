@@ -1,0 +1,35 @@
+//! The layer's one call into the application's handler, shared by the response future (failures
+//! at the head) and the watched body (failures after it).
+
+use axum::{body::Body, http::Response};
+
+use crate::{
+    context::ErrorKind, error::Error, grpc, handler::ServerErrorHandler, head::RequestHead, unwind,
+};
+
+/// Asks `handler` for the response; `None` when it defers, or panics itself. The error is marked
+/// logged first when the application logged the failure itself ([`RequestHead::app_logged`]).
+pub(super) fn handle<H: ServerErrorHandler>(
+    handler: &H,
+    error: &Error,
+    head: &RequestHead,
+    kind: ErrorKind,
+) -> Option<Response<Body>> {
+    if head.app_logged() {
+        error.mark_logged();
+    }
+    let answered = grpc::GrpcStatus::is_in(error);
+    let context = head.context(kind, answered).with_trace_id(head.trace_id());
+    unwind::catch(|| handler.on_error(error, &context)).flatten()
+}
+
+/// `response` with `error` in its extensions, marked as rendered by this error handler.
+pub(super) fn with_rendered(
+    mut response: Response<Body>,
+    mut error: Error,
+    kind: ErrorKind,
+) -> Response<Body> {
+    error.set_rendered(kind);
+    response.extensions_mut().insert(error);
+    response
+}
