@@ -18,8 +18,14 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use fast_counter::ConcurrentCounter;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use parking_lot::Mutex;
-use unhandled::StripedCounter;
 use unhandled_benches::{THREADS, parallel};
+
+/// The crate's striped counter, compiled from its source: it is not public API.
+#[path = "../src/striped.rs"]
+#[allow(dead_code, unused_imports)]
+mod striped;
+
+use striped::StripedCounter;
 
 /// A counter under test: how to add one, and how to read the total.
 trait Counter: Send + Sync + 'static {

@@ -14,7 +14,7 @@
 //!   failures with the same text can never be taken for one another; nothing is formatted.
 //!
 //! The error handler opens the same scope around each poll of a response body it watches
-//! (`layer::body`), so that a logging layer's body, polled inside it, hands over the same way.
+//! (`error_handler::body`), so that a logging layer's body, polled inside it, hands over the same way.
 //!
 //! The same scopes tell the error handler that the application logged its own failure: the
 //! [subscriber layer](crate::subscriber) notes an event the subscriber recorded under the scope in

@@ -42,12 +42,12 @@
 mod config;
 mod context;
 mod error;
+pub mod error_handler;
 mod expected;
 mod grpc;
 mod handler;
 mod handoff;
 mod head;
-pub mod layer;
 mod level;
 pub mod logging;
 mod metric;
@@ -66,8 +66,8 @@ pub use crate::{
     },
     context::{ErrorContext, ErrorKind},
     error::{BoxError, Error, Result},
+    error_handler::{ErrorHandlerLayer, ErrorHandlerService},
     handler::{DefaultErrorHandler, ServerErrorHandler},
-    layer::{ErrorHandlerLayer, ErrorHandlerService},
     logging::{LoggingLayer, LoggingService},
     metric::METRIC_NAME,
     notice::REPORT_TARGET,
@@ -76,7 +76,6 @@ pub use crate::{
         ReportingErrorHandlerBuilder, ShutdownGuard,
     },
     response_ext::ResponseExt,
-    striped::StripedCounter,
     trace::TraceId,
 };
 

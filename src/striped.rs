@@ -14,22 +14,7 @@ use std::{
 /// counter; from then on its increments touch only that cell, so threads that increment at the
 /// same time do not fight over one cache line. [`sum`](Self::sum) adds up the cells: it is exact
 /// once the increments it should see have happened, and never blocks them.
-///
-/// ```
-/// use std::sync::Arc;
-/// use unhandled::StripedCounter;
-///
-/// let counter = Arc::new(StripedCounter::new());
-/// let threads: Vec<_> = (0..4)
-///     .map(|_| {
-///         let counter = Arc::clone(&counter);
-///         std::thread::spawn(move || (0..1000).for_each(|_| counter.increment()))
-///     })
-///     .collect();
-/// threads.into_iter().for_each(|thread| thread.join().unwrap());
-/// assert_eq!(counter.sum(), 4000);
-/// ```
-pub struct StripedCounter {
+pub(crate) struct StripedCounter {
     cells: Box<[PaddedCell]>,
 }
 
@@ -42,13 +27,13 @@ struct PaddedCell(AtomicU64);
 impl StripedCounter {
     /// A counter with four cells per available core, rounded up to a power of two: enough that
     /// more threads than cores (a runtime's workers plus its blocking pool) rarely share a cell.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let cores = thread::available_parallelism().map_or(1, usize::from);
         Self::with_cells(cores.saturating_mul(4))
     }
 
     /// A counter with `cells` cells, rounded up to a power of two (at least one, at most 1024).
-    pub fn with_cells(cells: usize) -> Self {
+    pub(crate) fn with_cells(cells: usize) -> Self {
         let cells = cells.clamp(1, 1024).next_power_of_two();
         Self {
             cells: (0..cells).map(|_| PaddedCell::default()).collect(),
@@ -57,13 +42,17 @@ impl StripedCounter {
 
     /// Adds one.
     #[inline]
-    pub fn increment(&self) {
+    // Used by this file's tests and by benches/counter.rs, which compiles this file.
+    #[allow(dead_code)]
+    pub(crate) fn increment(&self) {
         self.add(1);
     }
 
     /// Adds `value`.
     #[inline]
-    pub fn add(&self, value: u64) {
+    // Used by this file's tests and by benches/counter.rs, which compiles this file.
+    #[allow(dead_code)]
+    pub(crate) fn add(&self, value: u64) {
         let cell = &self.cells[thread_index() & (self.cells.len() - 1)];
         cell.0.fetch_add(value, Ordering::Relaxed);
     }
@@ -78,7 +67,7 @@ impl StripedCounter {
     }
 
     /// The total of every increment that happened before this call.
-    pub fn sum(&self) -> u64 {
+    pub(crate) fn sum(&self) -> u64 {
         self.cells
             .iter()
             .map(|cell| cell.0.load(Ordering::Relaxed))
@@ -86,7 +75,9 @@ impl StripedCounter {
     }
 
     /// The number of cells.
-    pub fn cells(&self) -> usize {
+    // Used by this file's tests and by benches/counter.rs, which compiles this file.
+    #[allow(dead_code)]
+    pub(crate) fn cells(&self) -> usize {
         self.cells.len()
     }
 }
@@ -124,7 +115,24 @@ fn thread_index() -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    #[test]
+    fn threads_incrementing_at_once_are_all_counted() {
+        let counter = Arc::new(StripedCounter::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || (0..1000).for_each(|_| counter.increment()))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .for_each(|thread| thread.join().unwrap());
+        assert_eq!(counter.sum(), 4000);
+    }
 
     #[test]
     fn cells_are_a_power_of_two_each_on_its_own_line() {

@@ -1,6 +1,6 @@
 //! The end of a request whose response streams: logged when its body ends, fails or is dropped.
 //!
-//! A response whose body can still fail after its head ([Failures after the head](mod@crate::layer#failures-after-the-head)) keeps
+//! A response whose body can still fail after its head ([Failures after the head](crate::error_handler#failures-after-the-head)) keeps
 //! the request's span and [`Outcome`] in a [`LoggedBody`], so that the request's one event comes
 //! at its real end, with the latency of the whole response, and the span covers it:
 //! - the body ends (its last frame, or `is_end_stream()` after a frame): the success event;

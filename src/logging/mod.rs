@@ -66,6 +66,7 @@
 
 mod body;
 mod future;
+mod grpc;
 mod outcome;
 mod service;
 mod span;

@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::{
     body::Body,
     extract::Request,
-    http::{HeaderMap, Response, StatusCode},
+    http::{Response, StatusCode},
 };
 use tracing::{Span, field};
 
@@ -23,7 +23,7 @@ use crate::{
 /// What a request needs to be logged at its end: captured only when an event could be emitted.
 pub(crate) struct Outcome {
     levels: Levels,
-    started: Option<(Instant, RequestHead)>,
+    pub(super) started: Option<(Instant, RequestHead)>,
 }
 
 impl Outcome {
@@ -104,30 +104,6 @@ impl Outcome {
         }
     }
 
-    /// Whether the request is a gRPC call (known only when something is logged).
-    pub(crate) fn is_grpc(&self) -> bool {
-        self.started
-            .as_ref()
-            .is_some_and(|(_, head)| head.is_grpc())
-    }
-
-    /// The `grpc-status` in `headers`, for a gRPC call.
-    fn grpc_code(&self, headers: &HeaderMap) -> Option<u32> {
-        self.is_grpc().then(|| grpc::code_in(headers)).flatten()
-    }
-
-    /// Records the end of a gRPC call in its span.
-    fn close_rpc(&self, span: &Span, served: bool, code: Option<u32>) {
-        if let Some((_, head)) = &self.started {
-            span::close_rpc(
-                span,
-                head.context(ErrorKind::Status, false).path(),
-                served,
-                code,
-            );
-        }
-    }
-
     /// Logs a successful response that ended: at its head, or at its body's end.
     pub(crate) fn body_ended(&self, span: &Span, status: StatusCode) {
         span::close(span, status);
@@ -135,24 +111,6 @@ impl Outcome {
             self.close_rpc(span, true, None);
         }
         self.succeeded(span, status, "request completed", None);
-    }
-
-    /// Logs the end of a gRPC call by the trailers its body ended with: a failure when their
-    /// status is a server error (and a note for the error handler that it was logged), else a
-    /// success.
-    pub(crate) fn grpc_trailers(&self, span: &Span, status: StatusCode, trailers: &HeaderMap) {
-        let code = grpc::code_in(trailers);
-        self.close_rpc(span, true, code);
-        if let Some(error) = grpc::failure_in(status, trailers, None) {
-            let kind = error.returned_kind();
-            let text = error.chain_text();
-            if self.failed(span, kind, Some(status), &text, code) {
-                handoff::note_logged(Failure::Body);
-            }
-            return;
-        }
-        span::close(span, status);
-        self.succeeded(span, status, "request completed", code);
     }
 
     /// Logs a successful response whose body was dropped before its end: the client left.
@@ -190,7 +148,7 @@ impl Outcome {
         }
     }
 
-    fn succeeded(
+    pub(super) fn succeeded(
         &self,
         span: &Span,
         status: StatusCode,
@@ -233,7 +191,7 @@ impl Outcome {
 
     /// Records the failure in the span and emits the failure event; whether the event was enabled
     /// (and so whether anything was logged).
-    fn failed(
+    pub(super) fn failed(
         &self,
         span: &Span,
         kind: ErrorKind,

@@ -1,72 +1,7 @@
-//! [`TraceId`]: which trace a failing request belongs to, so that a report or a log line can be
-//! joined to it.
-//!
-//! With the cargo feature `opentelemetry`, the trace id comes from the OpenTelemetry context of
-//! the span the failure happened in (through `tracing-opentelemetry`: a [`LoggingLayer`] span
-//! around the error handler, tower-http's `TraceLayer`, any other), else from the request's W3C
-//! `traceparent` header; and the [`LoggingLayer`] joins its server span to the caller's trace
-//! through the application's global text-map propagator. Without the feature there is none.
-//!
-//! [`LoggingLayer`]: crate::LoggingLayer
+//! The W3C `traceparent` header, read eight hex digits at a time: it runs on every request that
+//! carries the header (feature `opentelemetry`), and is held to a byte-by-byte oracle in its tests.
 
-use std::fmt;
-
-/// A W3C / OpenTelemetry trace id: 16 bytes, shown as 32 lowercase hex digits.
-///
-/// ```
-/// let id = unhandled::TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
-/// assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
-/// assert!(unhandled::TraceId::from_hex("00000000000000000000000000000000").is_none());
-/// assert!(unhandled::TraceId::from_hex("not hex").is_none());
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TraceId([u8; 16]);
-
-impl TraceId {
-    /// The id with these bytes; `None` for all zeros, which W3C defines as invalid.
-    pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
-        (bytes != [0; 16]).then_some(Self(bytes))
-    }
-
-    /// The id written as 32 hex digits (either case); `None` for anything else or all zeros.
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        let hex = hex.as_bytes();
-        if hex.len() != 32 {
-            return None;
-        }
-        let mut bytes = [0; 16];
-        for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
-            *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
-        }
-        Self::from_bytes(bytes)
-    }
-
-    /// The 16 bytes.
-    pub fn to_bytes(self) -> [u8; 16] {
-        self.0
-    }
-}
-
-fn digit(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
-impl fmt::Display for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-    }
-}
-
-impl fmt::Debug for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TraceId({self})")
-    }
-}
+use super::TraceId;
 
 /// The `traceparent` header's name, built once rather than parsed on every lookup.
 #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
@@ -131,67 +66,6 @@ fn four_bytes(nibbles: u64) -> [u8; 4] {
     let quads = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
     let [b0, b1, b2, b3, ..] = (quads | (quads >> 16)).to_le_bytes();
     [b0, b1, b2, b3]
-}
-
-#[cfg(feature = "opentelemetry")]
-pub(crate) use self::otel::{current, join_caller, of};
-
-#[cfg(feature = "opentelemetry")]
-mod otel {
-    use axum::http::HeaderMap;
-    use opentelemetry::{propagation::Extractor, trace::TraceContextExt};
-    use tracing::Span;
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-    use super::TraceId;
-
-    /// The trace id of `span`'s OpenTelemetry context, if it has a valid one (a subscriber with
-    /// tracing-opentelemetry's layer records it).
-    pub(crate) fn of(span: &Span) -> Option<TraceId> {
-        if span.is_disabled() {
-            return None;
-        }
-        let context = span.context();
-        let span_context = context.span().span_context().clone();
-        if !span_context.is_valid() {
-            return None;
-        }
-        TraceId::from_bytes(span_context.trace_id().to_bytes())
-    }
-
-    /// The trace id of the span in force on this thread.
-    pub(crate) fn current() -> Option<TraceId> {
-        of(&Span::current())
-    }
-
-    /// Makes `span` (not yet entered) a child of the caller's span, as the application's global
-    /// text-map propagator reads it from `headers`: W3C `traceparent`, B3, whatever it was set
-    /// to. No header, or one the propagator cannot read, leaves `span` a root.
-    pub(crate) fn join_caller(span: &Span, headers: &HeaderMap) {
-        if span.is_disabled() {
-            return;
-        }
-        // From an empty context: without a header, no span the thread happens to have attached.
-        let caller = opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.extract_with_context(&opentelemetry::Context::new(), &Headers(headers))
-        });
-        if caller.span().span_context().is_valid() {
-            // Fails only when no subscriber records OpenTelemetry data: nothing to join then.
-            let _ = span.set_parent(caller);
-        }
-    }
-
-    struct Headers<'a>(&'a HeaderMap);
-
-    impl Extractor for Headers<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).and_then(|value| value.to_str().ok())
-        }
-
-        fn keys(&self) -> Vec<&str> {
-            self.0.keys().map(|name| name.as_str()).collect()
-        }
-    }
 }
 
 #[cfg(test)]

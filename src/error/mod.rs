@@ -34,6 +34,15 @@ use axum::{
 
 use crate::context::ErrorKind;
 
+mod chain;
+mod panic;
+
+use self::chain::OneLink;
+pub(crate) use self::{
+    chain::{CUT, Chain, Links, cut_at, past_axum, text_at_most, text_of, unwrap_axum},
+    panic::{BodyFailure, Panicked, panic_message},
+};
+
 /// A type-erased error, as `tower` and `axum` spell it.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -227,10 +236,7 @@ impl Error {
     pub(crate) fn from_body(status: StatusCode, failure: BodyFailure) -> Self {
         let cause = match failure {
             BodyFailure::Yielded(cause) => cause,
-            BodyFailure::Panicked(message) => Box::new(Panicked {
-                message,
-                in_body: true,
-            }),
+            BodyFailure::Panicked(message) => Box::new(Panicked::in_body(message)),
         };
         Self::with(status, Cause::Known(cause))
     }
@@ -289,7 +295,7 @@ impl Error {
     }
 
     /// The whole chain on one line, `outer: inner: innermost`; the status when there is no cause.
-    /// At most [`MAX_TEXT`] bytes, then [`CUT`]. Never panics, even when a `Display` in the
+    /// At most [`MAX_TEXT`](chain::MAX_TEXT) bytes, then [`CUT`]. Never panics, even when a `Display` in the
     /// chain does.
     pub(crate) fn chain_text(&self) -> String {
         text_of(&Alternate(self))
@@ -358,212 +364,6 @@ pub(crate) fn render(status: StatusCode) -> Response {
     (status, [(header::CONTENT_TYPE, TEXT_PLAIN)], reason).into_response()
 }
 
-/// Links of a source chain walked at most, by every walk (counting, the expected-error check,
-/// printing, `Debug`, the lookups of this crate's own wrappers): a buggy `source()` that returns
-/// its own error, or a chain thousands deep, costs no more than this many steps.
-pub(crate) const MAX_CHAIN: usize = 32;
-
-/// Bytes of error text kept, in the report, the logging layer's event and the span's status: a
-/// longer text is cut there (at a character boundary) and ends with [`CUT`].
-pub(crate) const MAX_TEXT: usize = 2048;
-
-/// What ends a text cut at [`MAX_TEXT`].
-pub(crate) const CUT: &str = "…[cut]";
-
-/// `value` formatted, at most [`MAX_TEXT`] bytes of it (then [`CUT`]), or a placeholder when its
-/// `Display` panics: the reporter and the logging layer format errors they did not write, and
-/// must survive any of them. Formatting stops at the bound, so a huge text is never built.
-pub(crate) fn text_of(value: &dyn fmt::Display) -> String {
-    text_at_most(value, MAX_TEXT)
-}
-
-/// [`text_of`], with at most `limit` bytes before the [`CUT`].
-pub(crate) fn text_at_most(value: &dyn fmt::Display, limit: usize) -> String {
-    let mut text = Bounded::new(limit);
-    match crate::unwind::catch(|| fmt::write(&mut text, format_args!("{value}"))) {
-        None => String::from("<the error's Display implementation panicked>"),
-        Some(_) => text.finish(),
-    }
-}
-
-/// A `fmt::Write` that keeps at most `limit` bytes and then fails, so that the `Display` writing
-/// into it stops.
-struct Bounded {
-    text: String,
-    limit: usize,
-    cut: bool,
-}
-
-impl Bounded {
-    fn new(limit: usize) -> Self {
-        Self {
-            text: String::new(),
-            limit,
-            cut: false,
-        }
-    }
-
-    fn finish(mut self) -> String {
-        if self.cut {
-            self.text.push_str(CUT);
-        }
-        self.text
-    }
-}
-
-impl fmt::Write for Bounded {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let room = self.limit - self.text.len();
-        if text.len() <= room {
-            self.text.push_str(text);
-            return Ok(());
-        }
-        self.text.push_str(cut_at(text, room));
-        self.cut = true;
-        Err(fmt::Error)
-    }
-}
-
-/// The longest start of `text` of at most `max` bytes that ends at a character boundary.
-pub(crate) fn cut_at(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// What a streamed body yielded, past the [`axum::Error`]s that `Body::from_stream` and
-/// `Body::new` wrap it in (each displays what it wraps, and would repeat it in the chain); at
-/// most [`MAX_CHAIN`] of them.
-pub(crate) fn unwrap_axum(mut error: BoxError) -> BoxError {
-    for _ in 0..MAX_CHAIN {
-        match error.downcast::<axum::Error>() {
-            Ok(wrapper) => error = wrapper.into_inner(),
-            Err(error) => return error,
-        }
-    }
-    error
-}
-
-/// [`unwrap_axum`], borrowed.
-pub(crate) fn past_axum<'a>(
-    mut error: &'a (dyn StdError + 'static),
-) -> &'a (dyn StdError + 'static) {
-    for _ in 0..MAX_CHAIN {
-        match error
-            .downcast_ref::<axum::Error>()
-            .and_then(StdError::source)
-        {
-            Some(inner) => error = inner,
-            None => break,
-        }
-    }
-    error
-}
-
-/// A source chain from its first link, outermost first: at most [`MAX_CHAIN`] links, and none
-/// twice (a link that is an earlier one again ends it). [`Links::end`] says why it ended.
-pub(crate) struct Links<'a> {
-    next: Option<&'a (dyn StdError + 'static)>,
-    seen: [Option<&'a (dyn StdError + 'static)>; MAX_CHAIN],
-    len: usize,
-    end: End,
-}
-
-/// Why a walk of a chain ended.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum End {
-    /// Not yet, or at its last link.
-    Whole,
-    /// At [`MAX_CHAIN`] links, with more to come.
-    Cut,
-    /// At a link that was an earlier one again.
-    Loops,
-}
-
-impl<'a> From<Option<&'a (dyn StdError + 'static)>> for Links<'a> {
-    fn from(first: Option<&'a (dyn StdError + 'static)>) -> Self {
-        Self {
-            next: first,
-            seen: [None; MAX_CHAIN],
-            len: 0,
-            end: End::Whole,
-        }
-    }
-}
-
-impl Links<'_> {
-    /// Why the walk ended, once it has.
-    pub(crate) fn end(&self) -> End {
-        self.end
-    }
-}
-
-impl<'a> Iterator for Links<'a> {
-    type Item = &'a (dyn StdError + 'static);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let link = self.next.take()?;
-        // The same object is the same address and the same type: a struct and its first field
-        // share an address, so the address alone is not enough. (Two values of one zero-sized
-        // type are one error as far as any walk can tell.)
-        let seen = &self.seen[..self.len];
-        if seen.iter().flatten().any(|&earlier| same(earlier, link)) {
-            self.end = End::Loops;
-            return None;
-        }
-        if self.len == MAX_CHAIN {
-            self.end = End::Cut;
-            return None;
-        }
-        self.seen[self.len] = Some(link);
-        self.len += 1;
-        self.next = link.source();
-        Some(link)
-    }
-}
-
-/// Whether two links are one error: the same address and the same vtable. A vtable may be
-/// duplicated across codegen units, which only lets a loop run to the bound.
-#[allow(ambiguous_wide_pointer_comparisons)]
-fn same(a: &(dyn StdError + 'static), b: &(dyn StdError + 'static)) -> bool {
-    std::ptr::eq(a, b)
-}
-
-/// An error and each of its sources, `outer: inner: innermost`, ended by a marker where the walk
-/// was cut or looped ([`Links`]).
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut links = Links::from(Some(self.0));
-        if let Some(first) = links.next() {
-            fmt::Display::fmt(first, f)?;
-        }
-        for source in links.by_ref() {
-            write!(f, ": {source}")?;
-        }
-        match links.end() {
-            End::Whole => Ok(()),
-            End::Cut => write!(f, ": …[source chain cut after {MAX_CHAIN} links]"),
-            End::Loops => f.write_str(": …[the source chain loops back]"),
-        }
-    }
-}
-
-/// One link's own text, for `Debug`.
-struct OneLink<'a>(&'a (dyn StdError + 'static));
-
-impl fmt::Display for OneLink<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.0, f)
-    }
-}
-
 /// Displays an [`Error`] with `{:#}`: its whole chain.
 struct Alternate<'a>(&'a Error);
 
@@ -584,63 +384,6 @@ impl fmt::Display for Message {
 }
 
 impl StdError for Message {}
-
-/// How a response body failed after its head ([`Error::from_body`]).
-pub(crate) enum BodyFailure {
-    /// It yielded this error.
-    Yielded(BoxError),
-    /// It panicked while polled, with this message ([`panic_message`]).
-    Panicked(String),
-}
-
-/// The cause of an error made from a caught panic: its message.
-#[derive(Debug)]
-pub(crate) struct Panicked {
-    message: String,
-    /// Whether the response body panicked, rather than the handler.
-    in_body: bool,
-}
-
-impl Panicked {
-    pub(crate) fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
-        Self {
-            message: panic_message(payload),
-            in_body: false,
-        }
-    }
-}
-
-/// A panic's message, at most [`MAX_TEXT`] bytes of it; payloads that are neither `&str` nor
-/// `String` get a stand-in.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let bounded = |text: &str| {
-        let mut kept = cut_at(text, MAX_TEXT).to_owned();
-        if kept.len() < text.len() {
-            kept.push_str(CUT);
-        }
-        kept
-    };
-    if let Some(text) = payload.downcast_ref::<&'static str>() {
-        bounded(text)
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        bounded(text)
-    } else {
-        "panic payload of a type that is not a string".to_owned()
-    }
-}
-
-impl fmt::Display for Panicked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = if self.in_body {
-            "response body"
-        } else {
-            "handler"
-        };
-        write!(f, "{who} panicked: {}", self.message)
-    }
-}
-
-impl StdError for Panicked {}
 
 #[cfg(test)]
 mod tests {
@@ -721,63 +464,11 @@ mod tests {
         assert!(clone.is_logged());
     }
 
-    /// An error whose `source()` returns itself: a one-line bug.
-    #[derive(Debug)]
-    struct Cyclic;
-
-    impl fmt::Display for Cyclic {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("cyclic")
-        }
-    }
-
-    impl StdError for Cyclic {
-        fn source(&self) -> Option<&(dyn StdError + 'static)> {
-            Some(self)
-        }
-    }
-
-    #[test]
-    fn a_cyclic_chain_is_walked_once_and_says_so() {
-        let error = Error::new(Cyclic);
-        // Boxed, its first link may be seen through another vtable: the second ends it.
-        assert!(error.chain().count() <= 2);
-        let text = error.chain_text();
-        assert!(text.starts_with("cyclic: "), "{text}");
-        assert!(text.ends_with(": …[the source chain loops back]"), "{text}");
-        assert!(format!("{error:?}").contains("cyclic"));
-    }
-
     #[test]
     fn a_struct_and_its_first_field_are_two_links() {
         // They share an address: only the type tells them apart.
         let error = Error::new(Outer(std::io::Error::other("x")));
         assert_eq!(error.chain().count(), 2);
         assert_eq!(error.chain_text(), "loading user 7: x");
-    }
-
-    #[test]
-    fn a_huge_text_is_cut_at_its_bound_without_being_built() {
-        let error = Error::msg("é".repeat(1 << 20));
-        let text = error.chain_text();
-        assert!(text.len() <= MAX_TEXT + CUT.len(), "{}", text.len());
-        assert!(text.ends_with(CUT));
-        assert!(text.trim_end_matches(CUT).chars().all(|c| c == 'é'));
-        let payload: Box<dyn std::any::Any + Send> = Box::new("x".repeat(1 << 20));
-        assert!(panic_message(&*payload).len() <= MAX_TEXT + CUT.len());
-    }
-
-    #[test]
-    fn panic_payloads_of_any_type_get_a_message() {
-        let text: Box<dyn std::any::Any + Send> = Box::new("boom");
-        let string: Box<dyn std::any::Any + Send> = Box::new(String::from("bang"));
-        let number: Box<dyn std::any::Any + Send> = Box::new(42_u32);
-        assert_eq!(Panicked::from_payload(&*text).message, "boom");
-        assert_eq!(Panicked::from_payload(&*string).message, "bang");
-        assert!(
-            Panicked::from_payload(&*number)
-                .message
-                .contains("not a string")
-        );
     }
 }

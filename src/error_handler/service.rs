@@ -32,7 +32,7 @@ use crate::{
 /// - an `Err` from `S` (a service error);
 /// - a panic in `S::call` or while polling its future, whatever the payload;
 /// - after the head, an error a streamed response body yields (`ErrorKind::Body`) or a panic while
-///   it is polled (see [Failures after the head](mod@crate::layer#failures-after-the-head)).
+///   it is polled (see [Failures after the head](crate::error_handler#failures-after-the-head)).
 ///
 /// Every other response (1xx to 4xx, extractor rejections included) passes through untouched.
 ///

@@ -126,7 +126,7 @@ use crate::handler::DefaultErrorHandler;
 
 /// A [`Layer`] that applies [`ErrorHandlerService`]: every failure goes to the handler `H`.
 ///
-/// See the [module docs](mod@crate::layer) for examples.
+/// See the [module docs](crate::error_handler) for examples.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
 pub struct ErrorHandlerLayer<H = DefaultErrorHandler> {

@@ -1,0 +1,168 @@
+//! The handler: counts what nobody logged, around the handler that renders it; and its guard.
+
+use std::{fmt, time::Duration};
+
+use axum::response::Response;
+use tracing::Level;
+
+use super::{Breakdown, reporter::Reporter};
+use crate::{
+    config::ReportTo,
+    context::{ErrorContext, ErrorKind},
+    error::Error,
+    expected::is_expected,
+    handler::{DefaultErrorHandler, ServerErrorHandler},
+    unwind,
+};
+
+/// A [`ServerErrorHandler`] that counts and reports the errors nobody logged, around another
+/// handler that renders them (Armeria's `ExceptionReportingServiceErrorHandler`).
+///
+/// Clones share one reporter: axum clones the handler for every request, so a clone is only a
+/// reference plus a clone of the wrapped handler, and the reporter lives for the rest of the
+/// process (a few kilobytes per [`build`](ReportingErrorHandlerBuilder::build)).
+///
+/// Pending counts are reported when the reporter shuts down: on [`shutdown`](Self::shutdown),
+/// when a [`ShutdownGuard`] drops, and when the runtime that runs the periodic task shuts down
+/// (the end of `#[tokio::main]`). A later error starts the task again.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, body::Body, http::Request, routing::get};
+/// use tower::ServiceExt;
+/// use unhandled::{Error, ErrorHandlerLayer, ReportingErrorHandler};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let reporting = ReportingErrorHandler::builder()
+///     .interval(Duration::from_secs(30))
+///     .level(tracing::Level::ERROR)
+///     .build();
+/// let app = Router::new()
+///     .route("/", get(|| async { Err::<(), _>(Error::msg("the database is down")) }))
+///     .layer(ErrorHandlerLayer::new(reporting.clone()));
+///
+/// app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+/// assert_eq!(reporting.unhandled_count(), 1);
+/// assert_eq!(reporting.breakdown().groups[0].route, "/");
+/// reporting.shutdown().await; // logs the pending error now
+/// # }
+/// ```
+pub struct ReportingErrorHandler<H = DefaultErrorHandler> {
+    pub(super) reporter: &'static Reporter,
+    pub(super) delegate: H,
+}
+
+impl<H> ReportingErrorHandler<H> {
+    /// How many errors were counted so far.
+    pub fn unhandled_count(&self) -> u64 {
+        self.reporter.count()
+    }
+
+    /// The counted errors by method, route and kind.
+    pub fn breakdown(&self) -> Breakdown {
+        self.reporter.breakdown()
+    }
+
+    /// The report interval; zero when the periodic report is off.
+    pub fn interval(&self) -> Duration {
+        self.reporter.interval
+    }
+
+    /// The level of the periodic report.
+    pub fn level(&self) -> Level {
+        self.reporter.level
+    }
+
+    /// Where the periodic report goes.
+    pub fn report_to(&self) -> ReportTo {
+        self.reporter.report_to
+    }
+
+    /// Whether 5xx responses without a cause ([`ErrorKind::Status`]) are counted.
+    pub fn counts_error_responses(&self) -> bool {
+        self.reporter.count_error_responses
+    }
+
+    /// The handler that renders the responses.
+    pub fn delegate(&self) -> &H {
+        &self.delegate
+    }
+
+    /// Stops the periodic task and reports what is pending now. Counting goes on; the next error
+    /// starts the task again.
+    pub async fn shutdown(&self) {
+        if let Some(task) = self.reporter.stop_task() {
+            // Cancelled on purpose; its guard has reported by the time this resolves.
+            let _ = task.await;
+        }
+        self.reporter.flush();
+    }
+
+    /// A guard that does what [`shutdown`](Self::shutdown) does, synchronously, when it drops:
+    /// keep it in `main` beside the server so that nothing pending is lost on the way out.
+    pub fn shutdown_guard(&self) -> ShutdownGuard {
+        ShutdownGuard {
+            reporter: self.reporter,
+        }
+    }
+}
+
+impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
+    fn on_error(&self, error: &Error, context: &ErrorContext<'_>) -> Option<Response> {
+        // The delegate runs first, so that it can mark the error logged (Armeria #5587); if it
+        // panics, the error is still counted and the layer renders the default response.
+        let response = unwind::catch(|| self.delegate.on_error(error, context)).flatten();
+        let counted_kind =
+            context.kind() != ErrorKind::Status || self.reporter.count_error_responses;
+        if counted_kind && !error.is_logged() && !error.is_intentional() && !is_expected(error) {
+            self.reporter.record(error, context);
+        }
+        response
+    }
+}
+
+impl<H: Clone> Clone for ReportingErrorHandler<H> {
+    fn clone(&self) -> Self {
+        Self {
+            reporter: self.reporter,
+            delegate: self.delegate.clone(),
+        }
+    }
+}
+
+impl<H: fmt::Debug> fmt::Debug for ReportingErrorHandler<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportingErrorHandler")
+            .field("interval", &self.reporter.interval)
+            .field("level", &self.reporter.level)
+            .field("report_to", &self.reporter.report_to)
+            .field(
+                "count_error_responses",
+                &self.reporter.count_error_responses,
+            )
+            .field("unhandled_count", &self.reporter.count())
+            .field("delegate", &self.delegate)
+            .finish()
+    }
+}
+
+/// Reports pending counts and stops the periodic task when dropped; see
+/// [`ReportingErrorHandler::shutdown_guard`].
+#[must_use = "the guard reports pending counts when it drops; keep it alive"]
+pub struct ShutdownGuard {
+    reporter: &'static Reporter,
+}
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        self.reporter.stop_task();
+        self.reporter.flush();
+    }
+}
+
+impl fmt::Debug for ShutdownGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownGuard").finish_non_exhaustive()
+    }
+}
