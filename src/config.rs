@@ -20,11 +20,24 @@ pub const REPORT_TO_VAR: &str = "UNHANDLED_ERRORS_REPORT_TO";
 /// The interval used when neither the builder nor the environment sets one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The longest interval kept; longer ones are cut to this (a year), which is as good as never.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The shortest interval kept, zero aside; shorter ones are raised to this, so that whatever the
+/// setting at most two reports a second are written. A test that wants a report now calls
+/// [`ReportingErrorHandler::shutdown`](crate::ReportingErrorHandler::shutdown).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Distinct (method, route, kind) groups a reporter keeps, and so metric series it exports
+/// besides the one overflow series (`{method="_OTHER",route="_OTHER",kind="_OTHER"}`) that
+/// counts every failure beyond them.
+pub const MAX_GROUPS: usize = 64;
+
 /// A configuration value that could not be used; says which variable, what value, and what
 /// would have been accepted.
 ///
 /// ```
-/// let error = unhandled::parse_interval("ten").unwrap_err();
+/// let error = unhandled::config::parse_interval("ten").unwrap_err();
 /// let message = error.to_string();
 /// assert!(message.contains("\"ten\""));
 /// assert!(message.contains("10s"));
@@ -84,10 +97,10 @@ impl std::error::Error for ConfigError {}
 /// ```
 /// use std::time::Duration;
 ///
-/// assert_eq!(unhandled::parse_interval("1m 30s"), Ok(Duration::from_secs(90)));
-/// assert_eq!(unhandled::parse_interval("0"), Ok(Duration::ZERO));
-/// assert!(unhandled::parse_interval("10").is_err()); // a unit is required
-/// assert!(unhandled::parse_interval("1ns").is_err()); // under one second
+/// assert_eq!(unhandled::config::parse_interval("1m 30s"), Ok(Duration::from_secs(90)));
+/// assert_eq!(unhandled::config::parse_interval("0"), Ok(Duration::ZERO));
+/// assert!(unhandled::config::parse_interval("10").is_err()); // a unit is required
+/// assert!(unhandled::config::parse_interval("1ns").is_err()); // under one second
 /// ```
 pub fn parse_interval(value: &str) -> Result<Duration, ConfigError> {
     let error = |reason: String| ConfigError {
@@ -113,14 +126,7 @@ pub fn parse_interval(value: &str) -> Result<Duration, ConfigError> {
 /// Parses a switch exactly as [`COUNT_ERROR_RESPONSES_VAR`] is read: `true`/`false`, `1`/`0`,
 /// `yes`/`no`, `on`/`off`, in any case and with surrounding spaces; the error names
 /// [`COUNT_ERROR_RESPONSES_VAR`].
-///
-/// ```
-/// assert_eq!(unhandled::parse_switch("off"), Ok(false));
-/// assert_eq!(unhandled::parse_switch(" TRUE "), Ok(true));
-/// let error = unhandled::parse_switch("maybe").unwrap_err();
-/// assert!(error.to_string().contains("UNHANDLED_COUNT_ERROR_RESPONSES=\"maybe\""));
-/// ```
-pub fn parse_switch(value: &str) -> Result<bool, ConfigError> {
+pub(crate) fn parse_switch(value: &str) -> Result<bool, ConfigError> {
     const TRUE: [&str; 4] = ["true", "1", "yes", "on"];
     const FALSE: [&str; 4] = ["false", "0", "no", "off"];
     let word = value.trim();
@@ -153,16 +159,7 @@ fn unknown_word(variable: &'static str, value: &str, unknown: &str) -> ConfigErr
 
 /// Parses where reports go exactly as [`REPORT_TO_VAR`] is read: `auto`, `tracing` or `stderr`,
 /// in any case and with surrounding spaces; the error names [`REPORT_TO_VAR`].
-///
-/// ```
-/// use unhandled::ReportTo;
-///
-/// assert_eq!(unhandled::parse_report_to(" Stderr "), Ok(ReportTo::Stderr));
-/// let error = unhandled::parse_report_to("stdout").unwrap_err();
-/// assert!(error.to_string().contains("UNHANDLED_ERRORS_REPORT_TO=\"stdout\""));
-/// assert!(error.to_string().contains("\"stderr\""));
-/// ```
-pub fn parse_report_to(value: &str) -> Result<ReportTo, ConfigError> {
+pub(crate) fn parse_report_to(value: &str) -> Result<ReportTo, ConfigError> {
     let word = value.trim();
     [ReportTo::Auto, ReportTo::Tracing, ReportTo::Stderr]
         .into_iter()
@@ -208,7 +205,7 @@ fn read<T>(
 
 /// Where [`ReportingErrorHandler`](crate::ReportingErrorHandler) writes its periodic report, set
 /// with [`report_to`](crate::ReportingErrorHandlerBuilder::report_to) or
-/// [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) (`auto`, `tracing` or `stderr`).
+/// [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR) (`auto`, `tracing` or `stderr`).
 ///
 /// ```
 /// use unhandled::{ReportTo, ReportingErrorHandler};
@@ -231,7 +228,7 @@ pub enum ReportTo {
 }
 
 impl ReportTo {
-    /// The word [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) takes for it.
+    /// The word [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR) takes for it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Auto => "auto",
@@ -249,7 +246,7 @@ impl ReportTo {
         }
     }
 
-    /// The choice of [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR), `Auto` when it is unset
+    /// The choice of [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR), `Auto` when it is unset
     /// or invalid: for the warnings that have no reporter's setting to follow.
     pub(crate) fn from_env_or_default() -> Self {
         report_to_from_env().ok().flatten().unwrap_or_default()
@@ -263,10 +260,19 @@ impl fmt::Display for ReportTo {
 }
 
 impl std::str::FromStr for ReportTo {
-    type Err = crate::ConfigError;
+    type Err = ConfigError;
 
-    /// Parses a value as [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) is read; see
-    /// [`parse_report_to`](crate::parse_report_to).
+    /// Parses a value as [`UNHANDLED_ERRORS_REPORT_TO`](REPORT_TO_VAR) is read: `auto`, `tracing`
+    /// or `stderr`, in any case and with surrounding spaces. The error names the variable, the
+    /// value and the three words.
+    ///
+    /// ```
+    /// use unhandled::ReportTo;
+    ///
+    /// assert_eq!(" Stderr ".parse::<ReportTo>(), Ok(ReportTo::Stderr));
+    /// let error = "stdout".parse::<ReportTo>().unwrap_err();
+    /// assert!(error.to_string().contains("UNHANDLED_ERRORS_REPORT_TO=\"stdout\""));
+    /// ```
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         parse_report_to(value)
     }

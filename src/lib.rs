@@ -39,7 +39,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-mod config;
+pub mod config;
 mod context;
 mod error;
 pub mod error_handler;
@@ -60,20 +60,16 @@ mod trace;
 mod unwind;
 
 pub use crate::{
-    config::{
-        COUNT_ERROR_RESPONSES_VAR, ConfigError, DEFAULT_INTERVAL, INTERVAL_VAR, REPORT_TO_VAR,
-        ReportTo, parse_interval, parse_report_to, parse_switch,
-    },
+    config::ReportTo,
     context::{ErrorContext, ErrorKind},
     error::{BoxError, Error, Result},
-    error_handler::{ErrorHandlerLayer, ErrorHandlerService},
+    error_handler::ErrorHandlerLayer,
     handler::{DefaultErrorHandler, ServerErrorHandler},
-    logging::{LoggingLayer, LoggingService},
+    logging::LoggingLayer,
     metric::METRIC_NAME,
     notice::REPORT_TARGET,
     reporting::{
-        Breakdown, ErrorGroup, MAX_GROUPS, MAX_INTERVAL, MIN_INTERVAL, ReportingErrorHandler,
-        ReportingErrorHandlerBuilder, ShutdownGuard,
+        Breakdown, ErrorGroup, ReportingErrorHandler, ReportingErrorHandlerBuilder, ShutdownGuard,
     },
     response_ext::ResponseExt,
     trace::TraceId,
@@ -82,8 +78,11 @@ pub use crate::{
 /// The layer to add on day one: [`ErrorHandlerLayer`] with the process-wide
 /// [`ReportingErrorHandler::global`] around [`DefaultErrorHandler`].
 ///
-/// Its report interval comes from [`UNHANDLED_ERRORS_REPORT_INTERVAL`](INTERVAL_VAR) (10 s when
-/// unset; an invalid value is logged and the default used).
+/// It reads three environment variables, as [`ReportingErrorHandlerBuilder::from_env`] does:
+/// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](config::INTERVAL_VAR) (10 s when unset),
+/// [`UNHANDLED_ERRORS_REPORT_TO`](config::REPORT_TO_VAR) and
+/// [`UNHANDLED_COUNT_ERROR_RESPONSES`](config::COUNT_ERROR_RESPONSES_VAR). An invalid value is
+/// written where a person sees it, and that setting keeps its default.
 pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
     ErrorHandlerLayer::new(ReportingErrorHandler::global())
 }

@@ -13,7 +13,7 @@
 //! registered once per recorder, and described to it then, so that a recorder installed after the
 //! first errors gets the description (`# HELP`) too. Nothing happens on success.
 //!
-//! The series are bounded by the reporter's groups ([`MAX_GROUPS`](crate::MAX_GROUPS) label sets
+//! The series are bounded by the reporter's groups ([`MAX_GROUPS`](crate::config::MAX_GROUPS) label sets
 //! of registered routes, methods and kinds); errors beyond them are exported under one overflow
 //! series whose labels are all [`OVERFLOW`], never under a new one.
 

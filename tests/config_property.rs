@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use unhandled::{INTERVAL_VAR, parse_interval};
+use unhandled::config::{INTERVAL_VAR, parse_interval};
 
 /// Strings shaped like durations, good and bad: digits, units, signs, dots, spaces.
 fn duration_like() -> impl Strategy<Value = String> {

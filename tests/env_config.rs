@@ -9,8 +9,8 @@ use std::process::Command;
 
 use axum::{Router, http::StatusCode, routing::get};
 use unhandled::{
-    COUNT_ERROR_RESPONSES_VAR, INTERVAL_VAR, REPORT_TO_VAR, ReportingErrorHandler,
-    ReportingErrorHandlerBuilder,
+    ReportingErrorHandler, ReportingErrorHandlerBuilder,
+    config::{COUNT_ERROR_RESPONSES_VAR, INTERVAL_VAR, REPORT_TO_VAR},
 };
 
 /// Runs [`child_reports_what_it_read`] with the variable set to `value` (or unset); its lines.

@@ -29,7 +29,7 @@ use opentelemetry_sdk::trace::SpanData;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 use unhandled::{
-    ErrorContext, ErrorHandlerLayer, ErrorKind, LoggingLayer, METRIC_NAME, MIN_INTERVAL, ReportTo,
+    ErrorContext, ErrorHandlerLayer, ErrorKind, LoggingLayer, METRIC_NAME, ReportTo,
     ReportingErrorHandler, ReportingErrorHandlerBuilder, ServerErrorHandler,
 };
 
@@ -260,7 +260,7 @@ async fn the_builder_raises_a_tiny_interval_so_a_storm_gives_at_most_two_reports
     let reporting = ReportingErrorHandler::builder()
         .interval(Duration::from_nanos(1))
         .build();
-    assert_eq!(reporting.interval(), MIN_INTERVAL);
+    assert_eq!(reporting.interval(), unhandled::config::MIN_INTERVAL);
     let app = Router::new()
         .route(
             "/",
@@ -745,7 +745,7 @@ async fn failures_beyond_the_groups_are_one_overflow_series_and_the_report_keeps
         .lines()
         .filter(|line| line.starts_with(&format!("{METRIC_NAME}{{")))
         .collect();
-    assert_eq!(series.len(), unhandled::MAX_GROUPS + 1, "{text}");
+    assert_eq!(series.len(), unhandled::config::MAX_GROUPS + 1, "{text}");
     let overflow = format!(r#"{METRIC_NAME}{{method="_OTHER",route="_OTHER",kind="_OTHER"}} 12"#);
     assert!(series.contains(&overflow.as_str()), "{text}");
     assert_eq!(reporting.breakdown().other, 12);

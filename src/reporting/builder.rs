@@ -4,9 +4,9 @@ use std::{sync::OnceLock, time::Duration};
 
 use tracing::Level;
 
-use super::{MAX_INTERVAL, MIN_INTERVAL, ReportingErrorHandler, reporter::Reporter};
+use super::{ReportingErrorHandler, reporter::Reporter};
 use crate::{
-    config::{self, ConfigError, DEFAULT_INTERVAL, ReportTo},
+    config::{self, ConfigError, DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL, ReportTo},
     handler::{DefaultErrorHandler, ServerErrorHandler},
     notice,
 };
@@ -60,9 +60,9 @@ impl ReportingErrorHandlerBuilder {
     }
 
     /// The defaults, with the interval from
-    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR), the switch from
-    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::COUNT_ERROR_RESPONSES_VAR) and where reports go
-    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) where they are set. An invalid
+    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::config::INTERVAL_VAR), the switch from
+    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::config::COUNT_ERROR_RESPONSES_VAR) and where reports go
+    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR) where they are set. An invalid
     /// value is reported at `WARN` (where the report would go) and that setting keeps its
     /// default; use [`try_from_env`](Self::try_from_env) to refuse it instead.
     pub fn from_env() -> Self {
@@ -90,9 +90,9 @@ impl ReportingErrorHandlerBuilder {
     }
 
     /// The defaults, with the interval from
-    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::INTERVAL_VAR), the switch from
-    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::COUNT_ERROR_RESPONSES_VAR) and where reports go
-    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::REPORT_TO_VAR) where they are set; an error
+    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::config::INTERVAL_VAR), the switch from
+    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::config::COUNT_ERROR_RESPONSES_VAR) and where reports go
+    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR) where they are set; an error
     /// naming the variable, the value and what is accepted when one cannot be parsed.
     pub fn try_from_env() -> Result<Self, ConfigError> {
         let mut builder = Self::new();
@@ -124,7 +124,7 @@ impl ReportingErrorHandlerBuilder {
         self
     }
 
-    /// Whether a 5xx response that carries no cause ([`ErrorKind::Status`]: the handler or the
+    /// Whether a 5xx response that carries no cause ([`ErrorKind::Status`](crate::ErrorKind::Status): the handler or the
     /// application's own error type built it) is counted, exported and reported; `true` by
     /// default. Turned off, only such responses are left alone: a cause attached with
     /// [`ResponseExt::with_cause`](crate::ResponseExt::with_cause) is still counted.
@@ -146,7 +146,7 @@ impl ReportingErrorHandlerBuilder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use unhandled::{MIN_INTERVAL, ReportingErrorHandler};
+    /// use unhandled::{ReportingErrorHandler, config::MIN_INTERVAL};
     ///
     /// let builder = ReportingErrorHandler::builder();
     /// assert_eq!(builder.clone().interval(Duration::from_nanos(1)).build().interval(), MIN_INTERVAL);

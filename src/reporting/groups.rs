@@ -20,15 +20,13 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::{
+    config::MAX_GROUPS,
     context::{ErrorContext, ErrorKind},
     error::Error,
     metric::{self, PUBLISH_BATCH},
     striped::StripedCounter,
     trace::TraceId,
 };
-
-/// Distinct (method, route, kind) groups kept; errors of any further group fold into "other".
-pub const MAX_GROUPS: usize = 64;
 
 /// How many groups the periodic report names.
 const TOP: usize = 5;

@@ -20,7 +20,7 @@ use crate::{
 ///
 /// Clones share one reporter: axum clones the handler for every request, so a clone is only a
 /// reference plus a clone of the wrapped handler, and the reporter lives for the rest of the
-/// process (a few kilobytes per [`build`](ReportingErrorHandlerBuilder::build)).
+/// process (a few kilobytes per [`build`](crate::ReportingErrorHandlerBuilder::build)).
 ///
 /// Pending counts are reported when the reporter shuts down: on [`shutdown`](Self::shutdown),
 /// when a [`ShutdownGuard`] drops, and when the runtime that runs the periodic task shuts down

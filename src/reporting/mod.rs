@@ -21,18 +21,8 @@ mod groups;
 mod handler;
 mod reporter;
 
-use std::time::Duration;
-
 pub use self::{
     builder::ReportingErrorHandlerBuilder,
-    groups::{Breakdown, ErrorGroup, MAX_GROUPS},
+    groups::{Breakdown, ErrorGroup},
     handler::{ReportingErrorHandler, ShutdownGuard},
 };
-
-/// The longest interval kept; longer ones are cut to this (a year), which is as good as never.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
-/// The shortest interval kept, zero aside; shorter ones are raised to this, so that whatever the
-/// setting at most two reports a second are written. A test that wants a report now calls
-/// [`ReportingErrorHandler::shutdown`].
-pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
