@@ -1,5 +1,34 @@
-//! Configuration from the environment: [`INTERVAL_VAR`], [`COUNT_ERROR_RESPONSES_VAR`],
-//! [`REPORT_TO_VAR`] and [`ConfigError`].
+//! Configuration: the environment variables, their bounds, and what a bad value gets.
+//!
+//! [`unhandled::layer()`](crate::layer()) and [`ReportingErrorHandlerBuilder::from_env`](crate::ReportingErrorHandlerBuilder::from_env) read
+//! three variables. [`ReportingErrorHandler::builder()`](crate::ReportingErrorHandler::builder)
+//! reads none: its settings come from code alone.
+//!
+//! | variable | accepts | default |
+//! |---|---|---|
+//! | [`UNHANDLED_ERRORS_REPORT_INTERVAL`](INTERVAL_VAR) | a humantime duration of at least one second (`10s`, `1m 30s`, `1500ms`), or `0` to turn the report off | `10s` |
+//! | [`UNHANDLED_ERRORS_REPORT_TO`](REPORT_TO_VAR) | `auto`, `tracing` or `stderr` ([`ReportTo`]), in any case | `auto` |
+//! | [`UNHANDLED_COUNT_ERROR_RESPONSES`](COUNT_ERROR_RESPONSES_VAR) | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` | `true` |
+//!
+//! A value that cannot be used is a [`ConfigError`]. It names the variable, the value and what
+//! would be accepted. [`from_env`](crate::ReportingErrorHandlerBuilder::from_env) writes it where a
+//! person sees it and keeps that setting's default.
+//! [`try_from_env`](crate::ReportingErrorHandlerBuilder::try_from_env) returns it instead. Nothing
+//! a variable holds makes the crate panic.
+//!
+//! The environment refuses an interval under one second, so that a typo such as `1ns` cannot
+//! flood the log. The builder raises an interval under [`MIN_INTERVAL`] to it: at most two
+//! reports a second, whatever the setting. An interval over [`MAX_INTERVAL`] is cut to it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use unhandled::config::{self, ConfigError};
+//!
+//! assert_eq!(config::parse_interval("1m 30s"), Ok(Duration::from_secs(90)));
+//! let error: ConfigError = config::parse_interval("ten").unwrap_err();
+//! assert_eq!(error.variable(), config::INTERVAL_VAR);
+//! assert!(error.to_string().contains("invalid UNHANDLED_ERRORS_REPORT_INTERVAL=\"ten\""));
+//! ```
 
 use std::{ffi::OsString, fmt, time::Duration};
 

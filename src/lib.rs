@@ -23,6 +23,13 @@
 //! The warning goes to the `tracing` subscriber where it records target `unhandled`, else to
 //! standard error ([`ReportTo`]), so that a new service without a subscriber still shows it.
 //!
+//! Each module's page is its manual:
+//! - [`error_handler`]: what counts as a failure, gRPC calls, failures after the head;
+//! - [`reporting`]: what is counted, the metric and when it is exact, the report and where it goes;
+//! - [`logging`]: the request log and its OpenTelemetry server span;
+//! - [`subscriber`]: an application's own error logs, counted as logged;
+//! - [`config`]: the environment variables, their bounds, and what a bad value gets.
+//!
 //! ```
 //! use axum::{Router, extract::Path, routing::get};
 //!
@@ -52,7 +59,7 @@ mod level;
 pub mod logging;
 mod metric;
 mod notice;
-mod reporting;
+pub mod reporting;
 mod response_ext;
 mod striped;
 pub mod subscriber;

@@ -4,8 +4,24 @@
 //! template. Wrapped around a whole router from outside, it runs before routing and reports every
 //! route as `unmatched`.
 //!
-//! A failure after the head, while a streamed body is sent (an `Err` frame, a panic), reaches the
-//! same handler: see [Failures after the head](#failures-after-the-head).
+//! # What counts as a failure
+//!
+//! Each of these reaches the handler, as an [`ErrorKind`](crate::ErrorKind):
+//! - a response that carries an [`Error`](crate::Error): a handler returned `Err(error)`, or an
+//!   application's error type attached its cause with [`ResponseExt`](crate::ResponseExt)
+//!   (`kind="error"`);
+//! - any other 5xx response: the handler or the application's own error type built it
+//!   (`kind="status"`); unless the handler renders another, the response is kept;
+//! - an `Err` from the inner service (`kind="service"`);
+//! - a panic in the inner service's `call` or while its future is polled, whatever the payload
+//!   (`kind="panic"`): the client gets a `500`, and the connection stays open;
+//! - after the head, an error a streamed body yields (`kind="body"`) or a panic while it is polled
+//!   ([Failures after the head](#failures-after-the-head));
+//! - a gRPC server-error status ([gRPC](#grpc)).
+//!
+//! Every other response (1xx to 4xx, extractor rejections included) passes through untouched.
+//! An error handler outside another one leaves the failures the inner one saw alone: each failure
+//! is counted once. A failure raised in a layer wrapped around this one is not seen.
 //!
 //! # Example
 //!
@@ -51,6 +67,27 @@
 //! assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 //! # }
 //! ```
+//!
+//! # gRPC
+//!
+//! A request is a gRPC call when it is a `POST` with `content-type: application/grpc` or
+//! `application/grpc+…` ([`ErrorContext::is_grpc`](crate::ErrorContext::is_grpc)). Its response is
+//! an HTTP `200` whatever happened, so its `grpc-status` decides, in the headers or in the
+//! trailers that end a stream:
+//! - `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE` and `DATA_LOSS`
+//!   (OpenTelemetry's six server errors) are failures: `kind="status"`, or `kind="error"` with the
+//!   source of a `tonic::Status` when the cargo feature `tonic` is on;
+//! - tonic's own `UNIMPLEMENTED` without a message (a method or service it does not serve) is not;
+//! - every other code is the client's, and is not.
+//!
+//! A panic or a service error of a call is answered as gRPC: `grpc-status: 13` (`14` for a service
+//! that was not ready) and `grpc-message: Internal Server Error`, never the error's text.
+//!
+//! The route of a call is its method, `/package.Service/Method`, when the router routed it to a
+//! service (tonic registers `/package.Service/{*rest}`). Outside the router (tonic's
+//! `Server::builder().layer(..)`), a call is named after its method when tonic answered it with a
+//! status of its own; a panic or a service error there is `unmatched`. A request that only says it
+//! is gRPC keeps its route's template.
 //!
 //! # Failures after the head
 //!

@@ -24,22 +24,7 @@ use crate::{
 /// Middleware that sends every failure of `S` to the [`ServerErrorHandler`] `H` and returns the
 /// response it renders. It never fails: its error type is [`Infallible`].
 ///
-/// What counts as a failure ([`ErrorKind`](crate::ErrorKind)):
-/// - a response that carries an [`Error`](crate::Error): a handler returned `Err(error)`, or an
-///   application's error type attached its cause with [`ResponseExt`](crate::ResponseExt);
-/// - any other 5xx response (`ErrorKind::Status`): the handler or the application's own error
-///   type built it; the handler sees it, and unless it renders another, the response is kept;
-/// - an `Err` from `S` (a service error);
-/// - a panic in `S::call` or while polling its future, whatever the payload;
-/// - after the head, an error a streamed response body yields (`ErrorKind::Body`) or a panic while
-///   it is polled (see [Failures after the head](crate::error_handler#failures-after-the-head)).
-///
-/// Every other response (1xx to 4xx, extractor rejections included) passes through untouched.
-///
-/// The response of a failure keeps its [`Error`](crate::Error) in the extensions (for a panic or a
-/// service error, the one made of it), so that layers outside can read what failed. An error
-/// handler outside this one leaves such a response alone, and also a 5xx without an `Error` that
-/// this one saw while the outer one was polling it: each failure is counted once.
+/// See the [module docs](crate::error_handler) for what counts as a failure.
 #[derive(Debug)]
 pub struct ErrorHandlerService<S, H> {
     inner: S,

@@ -1,19 +1,76 @@
-//! Count, export and periodically report the errors no logging layer reported.
+//! Counting, exporting and reporting the failures no logging layer reported:
+//! [`ReportingErrorHandler`].
 //!
-//! [`ReportingErrorHandler`] wraps any [`ServerErrorHandler`]: it lets the wrapped handler render
-//! the response first, then counts the error unless it was marked logged, is an intentional
-//! status, or only says the client went away. Each counted error goes into
-//! - a bounded [`Breakdown`] by method, route and kind: a [`StripedCounter`](crate::StripedCounter)
-//!   per group (their sum is [`unhandled_count`](ReportingErrorHandler::unhandled_count)), and a
-//!   sample error per group and report interval; no lock once the group exists;
-//! - the counter [`METRIC_NAME`](crate::METRIC_NAME) of the `metrics` facade, published from the
-//!   group's count: by every error while its thread has counted at most 64 of the group, then by
-//!   every 64th, the rest within a second and at shutdown.
+//! # What is counted
 //!
-//! The first counted error starts one tokio task that, every interval in which the count grew,
-//! logs one event: how many, the largest groups, one sample with its request and source chain,
-//! and the fix. No error, no task; no growth, no event. The event goes where a person sees it
-//! ([`ReportTo`]): through `tracing` when the subscriber records it, else on standard error.
+//! [`ReportingErrorHandler`] wraps any [`ServerErrorHandler`](crate::ServerErrorHandler). The
+//! wrapped handler renders the response first, so that it can mark the error logged. Then the
+//! failure is counted, unless
+//! - it was marked logged ([`Error::mark_logged`](crate::Error::mark_logged)): by a
+//!   [`LoggingLayer`](crate::LoggingLayer) inside the error handler, by the application's own log
+//!   line ([`subscriber`](crate::subscriber)), or by a custom handler;
+//! - it is an intentional status ([`Error::status`](crate::Error::status)) or a 1xx to 4xx
+//!   response;
+//! - it only says that the client went away while its request body was read;
+//! - it is a 5xx without a cause and [`count_error_responses(false)`](ReportingErrorHandlerBuilder::count_error_responses)
+//!   is set.
+//!
+//! # The metric
+//!
+//! Each counted failure is a step of the counter [`METRIC_NAME`](crate::METRIC_NAME),
+//! `http_server_unhandled_errors_total`, labelled `method`, `route` and `kind`, through the
+//! [`metrics`](https://docs.rs/metrics) facade: the application installs the exporter, before or
+//! after the layer is built. A recorder installed late gets the failures from then on, and the
+//! counter's description.
+//!
+//! - `method`: one of the nine standard methods, else `_OTHER`.
+//! - `route`: the matched route template; for a gRPC call routed to a service, its method; else
+//!   `unmatched`. Never a path a client chose.
+//! - `kind`: [`ErrorKind::as_str`](crate::ErrorKind::as_str).
+//!
+//! A reporter keeps [`MAX_GROUPS`](crate::config::MAX_GROUPS) (64) label sets. Failures beyond
+//! them are counted under one overflow series whose three labels are `_OTHER`. So a reporter
+//! exports at most 65 series, whatever clients send.
+//!
+//! The metric is exact for a scrape a second after the failures. A thread publishes its group's
+//! count with each of its first 64 failures of that group, then with every 64th. What a storm
+//! leaves unpublished is published within a second, and at shutdown.
+//!
+//! # The report
+//!
+//! The first counted failure starts one tokio task. Every interval in which the count grew, it
+//! writes one report: how many, the largest groups, one sample with its request, its source chain
+//! and the fix. No failure, no task. No growth, no report.
+//!
+//! The report goes where a person sees it ([`ReportTo`](crate::ReportTo)). It goes through
+//! `tracing` (target [`REPORT_TARGET`](crate::REPORT_TARGET), `unhandled`) when the subscriber in
+//! force records it, and else on standard error, as one line. That line is escaped: no control
+//! character, line separator or bidirectional control that a client or an error put in a value
+//! reaches the terminal raw. It is at most 8 KiB long. Error text is cut at 2,048 bytes and a source
+//! chain at 32 links, with a marker.
+//!
+//! A sample is kept until the report that shows it, and not at all with the interval at zero.
+//! Nothing pending is lost at the end: [`shutdown`](ReportingErrorHandler::shutdown), a dropped
+//! [`ShutdownGuard`] and the runtime shutting down each report it at once.
+//!
+//! ```
+//! use axum::{Router, body::Body, http::Request, routing::get};
+//! use tower::ServiceExt;
+//! use unhandled::{Error, ErrorHandlerLayer, ReportingErrorHandler};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let reporting = ReportingErrorHandler::builder().build();
+//! let app = Router::new()
+//!     .route("/users/{id}", get(|| async { Err::<(), _>(Error::msg("the database is down")) }))
+//!     .layer(ErrorHandlerLayer::new(reporting.clone()));
+//! app.oneshot(Request::get("/users/7").body(Body::empty()).unwrap()).await.unwrap();
+//!
+//! let group = &reporting.breakdown().groups[0];
+//! assert_eq!((group.method, group.route.as_str(), group.count), ("GET", "/users/{id}", 1));
+//! reporting.shutdown().await; // reports the pending failure now
+//! # }
+//! ```
 
 mod builder;
 mod event;
