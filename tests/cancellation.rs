@@ -1,5 +1,6 @@
 //! A client that disconnects while the handler awaits: on a real server on 127.0.0.1, the request
-//! future is dropped, nothing is counted, and nothing the request held is leaked.
+//! future is dropped, nothing is counted, and nothing the request held is leaked. Its own test
+//! binary: the leak check counts what is alive, and wants no other test's load.
 
 use std::{
     sync::{

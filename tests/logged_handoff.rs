@@ -1,6 +1,6 @@
 //! A logging layer hands the panics and service errors it logged to the error handler around it
 //! without ever taking one failure for another, even two with the same text, served at the same
-//! time over real TCP on 127.0.0.1.
+//! time over real TCP on 127.0.0.1. Its own test binary: it installs the global subscriber.
 
 mod support;
 

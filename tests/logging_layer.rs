@@ -1,4 +1,5 @@
-//! `LoggingLayer`: one span and one event per request; what it logged is never counted.
+//! `LoggingLayer`: one span and one event per request; what it logged is never counted. Its own
+//! test binary: the misordered-layer warning it checks is said once per process.
 
 mod support;
 

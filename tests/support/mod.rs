@@ -1,6 +1,10 @@
 //! Shared by the integration tests: a capturing `tracing` layer and request helpers.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+/// A B3 propagator, for the traces tests.
+#[cfg(feature = "opentelemetry")]
+pub mod b3;
+
 use std::{
     collections::BTreeMap,
     fmt,

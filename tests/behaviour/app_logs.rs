@@ -1,7 +1,7 @@
 //! An application's own error logs count as logged with `unhandled::subscriber::layer()`, each
 //! pattern written as its example writes it: not counted with the layer, counted without it.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

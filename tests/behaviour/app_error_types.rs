@@ -2,7 +2,7 @@
 //! counted once (`kind="status"` alone, `kind="error"` with its cause attached), 1xx-4xx never;
 //! a real Prometheus recorder exports the same counts, and the report shows the whole chain.
 
-mod support;
+use crate::support;
 
 use std::{fmt, sync::Arc, time::Duration};
 

@@ -3,7 +3,7 @@
 //! pending counts, restart after shutdown and the first error without a runtime:
 //! `tests/reporting.rs`.)
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

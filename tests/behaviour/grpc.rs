@@ -24,7 +24,7 @@ use tonic_health::pb::{
 };
 use unhandled::{ErrorHandlerLayer, ErrorKind, LoggingLayer, ReportingErrorHandler};
 
-mod support;
+use crate::support;
 
 use support::{capture, counted};
 

@@ -38,7 +38,7 @@ use unhandled::{
     ResponseExt as _,
 };
 
-mod support;
+use crate::support;
 
 use support::{capture, counted};
 

@@ -5,9 +5,8 @@
 
 #![cfg(feature = "opentelemetry")]
 
-#[path = "support/b3.rs"]
-mod b3;
-mod support;
+use crate::support;
+use crate::support::b3;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 

@@ -1,7 +1,7 @@
 //! `ReportingErrorHandler`: what is counted, where, and when the periodic report logs.
 //! Interval logic runs on tokio's paused clock; nothing here sleeps on a real clock.
 
-mod support;
+use crate::support;
 
 use std::{
     sync::{Arc, Barrier},

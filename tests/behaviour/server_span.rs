@@ -2,7 +2,7 @@
 //! in-memory exporter, from a real server on 127.0.0.1: kind SERVER, `GET /users/{id}`, the HTTP
 //! attributes and the peer address that Zipkin's `remoteEndpoint` is built from.
 
-mod support;
+use crate::support;
 
 use std::{collections::HashMap, net::SocketAddr};
 

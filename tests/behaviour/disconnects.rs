@@ -14,7 +14,7 @@ use axum::{
 use tokio::{io::AsyncWriteExt, sync::mpsc};
 use unhandled::{ErrorHandlerLayer, ErrorKind, ReportingErrorHandler, ResponseExt as _};
 
-mod support;
+use crate::support;
 
 /// Reads the whole request body and tells the test how that went.
 async fn read_and_tell(

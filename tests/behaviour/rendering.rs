@@ -1,7 +1,7 @@
 //! `ErrorHandlerLayer`: every handler error, service error and panic reaches the server error
 //! handler; everything else passes untouched.
 
-mod support;
+use crate::support;
 
 use std::{
     convert::Infallible,
