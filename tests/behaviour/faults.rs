@@ -1,7 +1,7 @@
 //! Faults the reporter survives: an error handler that panics, a panic payload that is not a
 //! string. (An error whose `Display` panics: `tests/reliability_display_panics.rs`; shutdown with
 //! pending counts, restart after shutdown and the first error without a runtime:
-//! `tests/reporting.rs`.)
+//! `tests/behaviour/counting_and_reports.rs`.)
 
 use crate::support;
 
