@@ -107,6 +107,7 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
+    #[inline]
     pub(crate) fn enter() -> Self {
         STATE.with(|state| {
             let id = state.last.get().wrapping_add(1);
@@ -212,6 +213,7 @@ pub(crate) struct WatchBody;
 /// Whether the body of `response` to a request of `method` can fail after its head, and so must
 /// be watched. On the success path: one call through the body's vtable, and for a body with an
 /// exact size an extension lookup (nothing to look up when the response has no extensions).
+#[inline]
 pub(crate) fn needs_watching(response: &Response<Body>, method: &Method) -> bool {
     let exact = response.body().size_hint().exact().is_some();
     let asked = || response.extensions().get::<WatchBody>().is_some();

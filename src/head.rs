@@ -48,6 +48,7 @@ pub(crate) struct RequestHead {
 }
 
 impl RequestHead {
+    #[inline]
     pub(crate) fn capture<B>(request: &Request<B>) -> Self {
         let mut bytes = [0; INLINE];
         let grpc = crate::grpc::is_grpc(request);
@@ -168,6 +169,7 @@ impl RequestHead {
 
 /// Copies `text` into `into`, cut at a character boundary and ended with `…` when it does not
 /// fit; the number of bytes written.
+#[inline]
 fn copy_cut(text: &str, into: &mut [u8]) -> usize {
     if text.len() <= into.len() {
         into[..text.len()].copy_from_slice(text.as_bytes());

@@ -50,6 +50,7 @@ pin_project! {
 }
 
 impl<F, H> ResponseFuture<F, H> {
+    #[inline]
     pub(super) fn new(future: F, head: RequestHead, handler: H) -> Self {
         Self {
             kind: Kind::Future { future },
@@ -131,7 +132,28 @@ where
 /// The response the handler returned is kept unless the error handler renders another; either
 /// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one and
 /// when `enclosed` by another error handler or a logging layer, with the [`RenderedStatus`] marker.
+#[inline]
 fn responded<H: ServerErrorHandler>(
+    handler: &H,
+    head: &mut RequestHead,
+    response: Response<Body>,
+    enclosed: bool,
+) -> Response<Body> {
+    let carries_error = || response.extensions().get::<Error>().is_some();
+    if head.is_grpc() || response.status().is_server_error() || carries_error() {
+        return inspected(handler, head, response, enclosed);
+    }
+    if needs_watching(&response, head.method()) {
+        return WatchedBody::wrap(response, head.take(), handler.clone());
+    }
+    response
+}
+
+/// [`responded`] for a response that may be a failure: a gRPC call's, a 5xx, or one that
+/// carries an [`Error`]. Out of line, so that the success path stays short.
+#[cold]
+#[inline(never)]
+fn inspected<H: ServerErrorHandler>(
     handler: &H,
     head: &mut RequestHead,
     mut response: Response<Body>,
