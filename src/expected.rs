@@ -17,7 +17,7 @@ use crate::error::Error;
 
 /// Whether `error` says only that the served connection failed while its body was read.
 pub(crate) fn is_expected(error: &Error) -> bool {
-    error.chain().any(is_request_body_failure)
+    crate::error::sources(error.cause()).any(is_request_body_failure)
 }
 
 fn is_request_body_failure(error: &(dyn StdError + 'static)) -> bool {

@@ -32,10 +32,7 @@ use axum::{
     http::{Method, Response},
 };
 
-use crate::{
-    context::ErrorKind,
-    error::{Error, Links},
-};
+use crate::{context::ErrorKind, error::Error};
 
 /// Left by an error handler in a 5xx response without an [`Error`] that it saw (an
 /// [`ErrorKind::Status`](crate::ErrorKind::Status) failure) when another error handler or a
@@ -247,9 +244,9 @@ impl BodyFailed {
         self.kind
     }
 
-    /// The `BodyFailed` in `error`'s chain, if any (a bounded walk: [`Links`]).
+    /// The `BodyFailed` in `error`'s chain, if any (a bounded walk: [`sources`](crate::error::sources)).
     pub(crate) fn find<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
-        Links::from(Some(error)).find_map(<dyn StdError>::downcast_ref::<Self>)
+        crate::error::sources(Some(error)).find_map(<dyn StdError>::downcast_ref::<Self>)
     }
 }
 

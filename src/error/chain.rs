@@ -112,6 +112,15 @@ pub(crate) fn past_axum<'a>(
     error
 }
 
+/// A source chain from its first link, outermost first, at most [`MAX_CHAIN`] links: the walk of
+/// the checks on every counted error, which only look for a link of a type and need not tell a
+/// loop from a long chain (for that, [`Links`]).
+pub(crate) fn sources<'a>(
+    first: Option<&'a (dyn StdError + 'static)>,
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(first, |&error| error.source()).take(MAX_CHAIN)
+}
+
 /// A source chain from its first link, outermost first: at most [`MAX_CHAIN`] links, and none
 /// twice (a link that is an earlier one again ends it). [`Links::end`] says why it ended.
 pub(crate) struct Links<'a> {

@@ -39,7 +39,7 @@ mod panic;
 
 use self::chain::OneLink;
 pub(crate) use self::{
-    chain::{CUT, Chain, Links, cut_at, past_axum, text_at_most, text_of, unwrap_axum},
+    chain::{CUT, Chain, Links, cut_at, past_axum, sources, text_at_most, text_of, unwrap_axum},
     panic::{BodyFailure, Panicked, panic_message},
 };
 

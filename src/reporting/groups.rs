@@ -157,6 +157,7 @@ struct Group {
 
 /// Counts `error` in `tally` and publishes its count to `counter`, unless this thread's cell is
 /// past [`PUBLISH_BATCH`] errors and not at a multiple of it; `false` when it did not.
+#[inline]
 fn count(
     tally: &Tally,
     counter: &metric::GroupCounter,
