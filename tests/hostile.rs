@@ -37,14 +37,6 @@ use support::{capture, counted};
 
 const CHILD: &str = "UNHANDLED_TEST_CHILD";
 
-/// Serves `app` on 127.0.0.1.
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
-}
-
 /// Sends `head` (a request line and headers, without the blank line) and `body` on a new
 /// connection that closes after it; the whole response as text. Hangs are failures: the answer
 /// must come within 10 s.
@@ -158,7 +150,7 @@ async fn child_writes_hostile_reports() {
         )
         .layer(ErrorHandlerLayer::new(reporting.clone()))
         .layer(LoggingLayer::new());
-    let address = serve(app.merge(Router::new().nest_service("/m", misordered))).await;
+    let address = support::serve(app.merge(Router::new().nest_service("/m", misordered))).await;
     let forged = "/lookup/%0D%1B%5B2K%1B%5B32m%20INFO%20unhandled%3A%20all%20clear%0A\
                   FORGED%1B%5D0%3Bpwned%07%E2%80%AE%00%7F";
     let raw_utf8 = "/raw/\u{9b}2J\u{85}next\u{2028}line\u{202e}reversed\u{2066}";
@@ -311,7 +303,7 @@ async fn a_cyclic_source_chain_is_answered_counted_once_and_reported_behind_ever
                 .route("/default", get(cyclic_stream))
                 .layer(ErrorHandlerLayer::default()),
         );
-    let address = serve(app).await;
+    let address = support::serve(app).await;
     for path in ["/bare", "/logged"] {
         let response = raw(address, format!("GET {path} HTTP/1.1").as_bytes(), b"").await;
         assert!(response.starts_with("HTTP/1.1 500"), "{path}: {response}");
@@ -472,13 +464,13 @@ async fn secrets_in_the_query_headers_and_body_appear_in_no_span_event_report_or
                 &AWSAccessKeyId=SECRET_D&page=2 HTTP/1.1\r\nauthorization: Bearer SECRET_E\r\n\
                 cookie: session=SECRET_F\r\nx-api-key: SECRET_G\r\nproxy-authorization: SECRET_I";
     // Logged (so the span and the event have it all), then unlogged (so the report has it).
-    let address = serve(app(LoggingLayer::new())).await;
+    let address = support::serve(app(LoggingLayer::new())).await;
     assert!(
         raw(address, head.as_bytes(), b"SECRET_H")
             .await
             .starts_with("HTTP/1.1 500")
     );
-    let quiet = serve(app(LoggingLayer::new()
+    let quiet = support::serve(app(LoggingLayer::new()
         .failure_level(tracing::Level::TRACE)
         .record_query(false)))
     .await;
@@ -488,7 +480,7 @@ async fn secrets_in_the_query_headers_and_body_appear_in_no_span_event_report_or
             post(|| async { Err::<(), _>(unhandled::Error::msg("refused")) }),
         )
         .layer(ErrorHandlerLayer::new(reporting.clone()));
-    let unlogged = serve(unlogged).await;
+    let unlogged = support::serve(unlogged).await;
     assert!(
         raw(quiet, head.as_bytes(), b"SECRET_H")
             .await
@@ -549,7 +541,7 @@ async fn span_names_follow_the_conventions_for_client_chosen_methods_and_paths()
         .route("/{*path}", post(|| async { StatusCode::BAD_GATEWAY }))
         .layer(LoggingLayer::new())
         .layer(ErrorHandlerLayer::default());
-    let address = serve(app).await;
+    let address = support::serve(app).await;
     let method = "A".repeat(100);
     let answer = raw(address, format!("{method} /any HTTP/1.1").as_bytes(), b"").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -611,7 +603,7 @@ async fn a_panic_whose_payload_panics_when_dropped_is_answered_counted_and_repor
     let logged = bombs()
         .layer(LoggingLayer::new())
         .layer(ErrorHandlerLayer::default());
-    let address = serve(app.merge(Router::new().nest("/logged", logged))).await;
+    let address = support::serve(app.merge(Router::new().nest("/logged", logged))).await;
     for path in ["/bomb", "/display", "/logged/bomb", "/logged/display"] {
         let answer = raw(address, format!("GET {path} HTTP/1.1").as_bytes(), b"").await;
         assert!(answer.starts_with("HTTP/1.1 500"), "{path}: {answer}");

@@ -9,21 +9,13 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, error_handling::HandleErrorLayer, http::StatusCode, routing::get};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     sync::Barrier,
 };
 use tower::ServiceBuilder;
 use unhandled::{ErrorHandlerLayer, ErrorKind, LoggingLayer, ReportingErrorHandler};
 
 use support::{capture, counted, failing_service};
-
-/// Serves `app` on a free 127.0.0.1 port; its address.
-async fn serve(app: Router) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
-}
 
 /// `GET path` over a new connection; the status code.
 async fn get_status(address: std::net::SocketAddr, path: &str) -> u16 {
@@ -62,7 +54,7 @@ async fn a_logged_and_an_unlogged_service_error_with_the_same_text_count_exactly
     let app = Router::new()
         .route_service("/logged", logged)
         .route_service("/unlogged", unlogged);
-    let address = serve(app).await;
+    let address = support::serve(app).await;
 
     for _ in 0..20 {
         let (a, b) = tokio::join!(
@@ -111,7 +103,7 @@ async fn a_logged_and_an_unlogged_panic_with_the_same_text_count_exactly_one() {
             .with_writer(std::io::sink)
             .finish(),
     );
-    let address = serve(app).await;
+    let address = support::serve(app).await;
 
     for round in 1..=10 {
         let (a, b) = tokio::join!(

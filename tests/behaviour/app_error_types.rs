@@ -187,14 +187,9 @@ fn reporting() -> ReportingErrorHandler {
         .build()
 }
 
-/// The value of the exported series with these labels, if there is one.
+/// The value of the exported `GET` series with these labels, if there is one.
 fn exported(text: &str, route: &str, kind: &str) -> Option<u64> {
-    let series = format!(
-        "http_server_unhandled_errors_total{{method=\"GET\",route=\"{route}\",kind=\"{kind}\"}} "
-    );
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .map(|value| value.parse().unwrap())
+    support::exported(text, "GET", route, kind)
 }
 
 /// Sends each path once through `app` with a real Prometheus recorder in force; the rendered

@@ -649,12 +649,7 @@ async fn default_error_handler_is_the_delegate_of_build_and_keeps_the_handler_re
 // --- The metric under an error storm -------------------------------------------------------------
 
 fn exported_count(text: &str, route: &str) -> u64 {
-    let series = format!(
-        r#"http_server_unhandled_errors_total{{method="GET",route="{route}",kind="error"}} "#
-    );
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .map_or(0, |value| value.parse().unwrap())
+    support::exported(text, "GET", route, "error").unwrap_or(0)
 }
 
 /// The first 64 errors of a thread on a route are exported as they happen; after that a thread

@@ -99,13 +99,6 @@ async fn call_upstream(
     Ok("replied")
 }
 
-async fn serve(app: Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
-}
-
 /// Sends one request (`method_and_path`, extra `headers` lines, `body`) on its own connection,
 /// and reads the whole response.
 async fn exchange(
@@ -141,7 +134,7 @@ async fn serve_upload(
         .route("/upload", upload)
         .layer(ErrorHandlerLayer::new(reporting.clone()))
         .with_state(seen_tx);
-    (reporting, serve(app).await, seen)
+    (reporting, support::serve(app).await, seen)
 }
 
 /// Posts 10 of 1000 announced bytes to `/upload`, goes away, and waits until the handler says
@@ -227,7 +220,7 @@ async fn an_upstream_that_resets_the_connection_is_counted() {
         )
         .layer(ErrorHandlerLayer::new(reporting.clone()))
         .with_state(upstream_address);
-    let address = serve(app).await;
+    let address = support::serve(app).await;
 
     for path in ["/orders", "/orders", "/database"] {
         let response = exchange(address, &format!("GET {path}"), "", "").await;

@@ -187,13 +187,6 @@ fn reporting() -> ReportingErrorHandler {
         .build()
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Http {
     One,
@@ -289,7 +282,7 @@ async fn a_body_that_fails_mid_stream_is_counted_once_as_body_with_its_request()
             .interval(Duration::from_secs(3600))
             .build();
         let app = routes().layer(ErrorHandlerLayer::new(reporting.clone()));
-        let address = serve(app).await;
+        let address = support::serve(app).await;
 
         let received = get_once(address, http, "/stream-error").await;
         assert_eq!(received.status, StatusCode::OK, "{http:?}");
@@ -338,7 +331,7 @@ async fn a_panic_while_the_body_streams_is_caught_counted_and_the_server_keeps_s
             .interval(Duration::from_secs(3600))
             .build();
         let app = routes().layer(ErrorHandlerLayer::new(reporting.clone()));
-        let address = serve(app).await;
+        let address = support::serve(app).await;
         let mut client = Client::connect(address, http).await;
 
         let received = read(client.send(Method::GET, "/stream-panic").await.unwrap()).await;
@@ -388,7 +381,8 @@ async fn a_panic_while_the_body_streams_is_caught_counted_and_the_server_keeps_s
 async fn sse_that_fails_is_counted_as_body() {
     for http in BOTH {
         let reporting = reporting();
-        let address = serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
+        let address =
+            support::serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
         let received = get_once(address, http, "/sse-error").await;
         assert_eq!(received.status, StatusCode::OK);
         assert_eq!(received.bytes, b"data: tick\n\n", "{http:?}");
@@ -407,7 +401,7 @@ async fn bodies_that_end_are_left_unpolled_or_are_dropped_are_no_failures() {
     for http in BOTH {
         let reporting = reporting();
         let app = routes().layer(ErrorHandlerLayer::new(reporting.clone()));
-        let address = serve(app).await;
+        let address = support::serve(app).await;
         let mut client = Client::connect(address, http).await;
 
         // A body that ends normally.
@@ -449,7 +443,8 @@ async fn bodies_that_end_are_left_unpolled_or_are_dropped_are_no_failures() {
 async fn a_sized_body_that_fails_is_counted_only_when_its_response_asks_to_be_watched() {
     for http in BOTH {
         let reporting = reporting();
-        let address = serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
+        let address =
+            support::serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
 
         // Not watched: the response is passed on untouched, and its failure only ends the
         // response (HTTP/1 closes the connection) and is not counted.
@@ -521,7 +516,7 @@ async fn a_proxied_upstream_body_that_breaks_off_is_counted_with_the_upstream_er
             .route("/proxy", get(move || proxy(upstream, false)))
             .route("/proxy-watched", get(move || proxy(upstream, true)))
             .layer(ErrorHandlerLayer::new(reporting.clone()));
-        let address = serve(app).await;
+        let address = support::serve(app).await;
 
         let unwatched = get_once(address, http, "/proxy").await;
         assert_eq!(unwatched.bytes, b"row 1\n");
@@ -561,7 +556,7 @@ async fn a_server_error_handler_sees_a_body_failure_and_its_response_is_not_sent
                 Some((StatusCode::SERVICE_UNAVAILABLE, "too late").into_response())
             }
         };
-        let address = serve(routes().layer(ErrorHandlerLayer::new(handler))).await;
+        let address = support::serve(routes().layer(ErrorHandlerLayer::new(handler))).await;
         let received = get_once(address, http, "/stream-error").await;
         assert_eq!(received.status, StatusCode::OK);
         assert_eq!(
@@ -584,7 +579,7 @@ async fn logging_layer_logs_a_body_failure_in_the_request_span_and_it_is_not_cou
         let app = routes()
             .layer(LoggingLayer::new())
             .layer(ErrorHandlerLayer::new(reporting.clone()));
-        let address = serve(app).await;
+        let address = support::serve(app).await;
         let before = events.all().len();
 
         let received = get_once(address, http, "/stream-error").await;
@@ -642,7 +637,7 @@ async fn logging_layer_logs_a_client_that_leaves_as_no_failure() {
     let app = routes()
         .layer(LoggingLayer::new())
         .layer(ErrorHandlerLayer::new(reporting.clone()));
-    let address = serve(app).await;
+    let address = support::serve(app).await;
     let mut client = Client::connect(address, Http::One).await;
     let mut body = client
         .send(Method::GET, "/stream-forever")
@@ -673,7 +668,7 @@ async fn logging_layer_outside_the_error_handler_logs_a_body_failure_that_is_sti
     let app = routes()
         .layer(ErrorHandlerLayer::new(reporting.clone()))
         .layer(LoggingLayer::new());
-    let address = serve(app).await;
+    let address = support::serve(app).await;
     let received = get_once(address, Http::Two, "/stream-error").await;
     assert!(received.error.is_some());
     settle().await;
@@ -697,7 +692,7 @@ async fn nested_error_handlers_count_a_body_failure_once() {
     let app = routes()
         .layer(ErrorHandlerLayer::new(inner.clone()))
         .layer(ErrorHandlerLayer::new(outer.clone()));
-    let address = serve(app).await;
+    let address = support::serve(app).await;
     for http in BOTH {
         get_once(address, http, "/stream-error").await;
         get_once(address, http, "/stream-panic").await;
@@ -729,7 +724,7 @@ async fn an_error_the_stream_logs_itself_counts_as_logged_with_the_subscriber_la
         .route("/logs-then-fails", get(logs_then_fails))
         .route("/stream-error", get(stream_error))
         .layer(ErrorHandlerLayer::new(reporting.clone()));
-    let address = serve(app).await;
+    let address = support::serve(app).await;
     get_once(address, Http::One, "/logs-then-fails").await;
     get_once(address, Http::One, "/stream-error").await;
     settle().await;
@@ -761,7 +756,7 @@ async fn a_known_share_of_concurrent_streams_fails_and_the_count_is_exact() {
         let app = Router::new()
             .route("/rows/{index}", get(maybe_fail))
             .layer(ErrorHandlerLayer::new(reporting.clone()));
-        let address = serve(app).await;
+        let address = support::serve(app).await;
         let failed = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
         // HTTP/2: all on one connection; HTTP/1: a connection each.
@@ -821,7 +816,7 @@ async fn a_watched_body_passes_its_trailers_on() {
         .route("/trailers", get(with_trailers))
         .layer(LoggingLayer::new())
         .layer(ErrorHandlerLayer::new(reporting.clone()));
-    let address = serve(app).await;
+    let address = support::serve(app).await;
     let mut client = Client::connect(address, Http::Two).await;
     let response = client.send(Method::GET, "/trailers").await.unwrap();
     let collected = response.into_body().collect().await.unwrap();

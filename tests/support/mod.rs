@@ -233,3 +233,22 @@ impl Exported {
         self.exporter.get_finished_spans().unwrap()
     }
 }
+
+/// Serves `app` on 127.0.0.1, on this runtime; its address.
+pub async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+/// The value of the counter's series with these labels in a Prometheus exposition, if any.
+pub fn exported(text: &str, method: &str, route: &str, kind: &str) -> Option<u64> {
+    let series = format!(
+        "{}{{method=\"{method}\",route=\"{route}\",kind=\"{kind}\"}} ",
+        unhandled::METRIC_NAME
+    );
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map(|value| value.trim().parse().unwrap())
+}
