@@ -511,19 +511,16 @@ async fn behind_logging_layer_a_server_error_is_logged_not_counted_and_a_client_
 async fn logging_layer_s_span_follows_the_rpc_conventions() {
     use opentelemetry::{
         Value,
-        trace::{SpanKind, Status as SpanStatus, TracerProvider as _},
+        trace::{SpanKind, Status as SpanStatus},
     };
-    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-    use tracing_subscriber::prelude::*;
 
     for serving in BOTH {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let support::Exported {
+            provider,
+            exporter,
+            guard: _guard,
+            ..
+        } = support::export_spans();
 
         let reporting = reporting();
         let address = serve(serving, &reporting, true).await;

@@ -9,12 +9,11 @@ use std::{collections::HashMap, net::SocketAddr};
 use axum::{Router, routing::get};
 use opentelemetry::{
     Value,
-    trace::{SpanKind, Status, TracerProvider as _},
+    trace::{SpanKind, Status},
 };
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::subscriber::DefaultGuard;
-use tracing_subscriber::prelude::*;
 use unhandled::{ErrorHandlerLayer, LoggingLayer};
 
 async fn user() -> &'static str {
@@ -27,17 +26,8 @@ async fn fails() -> unhandled::Result<()> {
 
 /// Spans on this thread go through tracing-opentelemetry into an in-memory exporter.
 fn export_on_this_thread() -> (SdkTracerProvider, InMemorySpanExporter, DefaultGuard) {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    (
-        provider,
-        exporter,
-        tracing::subscriber::set_default(subscriber),
-    )
+    let exported = support::export_spans();
+    (exported.provider, exported.exporter, exported.guard)
 }
 
 /// Serves `app` with `ConnectInfo` on 127.0.0.1, sends one `GET path`, returns the exported spans
