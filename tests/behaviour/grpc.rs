@@ -220,11 +220,6 @@ fn reporting() -> ReportingErrorHandler {
         .build()
 }
 
-/// Lets the server finish what it does after the client got its answer.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(30)).await;
-}
-
 #[tokio::test]
 async fn a_handler_s_internal_status_is_counted_with_its_method_as_route() {
     let (events, _guard) = capture();
@@ -235,7 +230,8 @@ async fn a_handler_s_internal_status_is_counted_with_its_method_as_route() {
         let status = check(&mut client, "internal").await.unwrap_err();
         assert_eq!(status.code(), Code::Internal, "{serving:?}");
         assert_eq!(status.message(), "the database is down");
-        settle().await;
+        support::eventually(|| counted(&reporting) == [(CHECK.to_owned(), ErrorKind::Status, 1)])
+            .await;
         assert_eq!(
             counted(&reporting),
             [(CHECK.to_owned(), ErrorKind::Status, 1)],
@@ -266,7 +262,7 @@ async fn a_status_with_a_source_is_an_error_with_its_chain_under_the_tonic_featu
         let mut client = client(serve(serving, &reporting, false).await).await;
         let status = check(&mut client, "internal-source").await.unwrap_err();
         assert_eq!(status.code(), Code::Internal);
-        settle().await;
+        support::eventually(|| reporting.unhandled_count() == 1).await;
         let kind = if cfg!(feature = "tonic") {
             ErrorKind::Error
         } else {
@@ -296,7 +292,7 @@ async fn the_six_server_error_codes_are_counted_and_no_other() {
         for service in ["not-found", "invalid", "ok"] {
             let _ = check(&mut client, service).await;
         }
-        settle().await;
+        support::eventually(|| reporting.unhandled_count() == 6).await;
         // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED (a handler's, with a message), INTERNAL,
         // UNAVAILABLE, DATA_LOSS.
         assert_eq!(
@@ -330,7 +326,8 @@ async fn a_stream_that_ends_in_internal_is_counted_from_its_trailers() {
             let mut watch = client.watch(request).await.unwrap().into_inner();
             while let Ok(Some(_)) = watch.message().await {}
         }
-        settle().await;
+        support::eventually(|| counted(&reporting) == [(WATCH.to_owned(), ErrorKind::Status, 1)])
+            .await;
         assert_eq!(
             counted(&reporting),
             [(WATCH.to_owned(), ErrorKind::Status, 1)],
@@ -354,7 +351,10 @@ async fn a_panic_is_answered_as_internal_counted_and_the_channel_goes_on() {
         assert!(!status.message().contains("divided"));
         // The same channel serves the next call.
         assert!(check(&mut client, "ok").await.is_ok());
-        settle().await;
+        support::eventually(|| {
+            counted(&reporting) == [(serving.unanswered_route().to_owned(), ErrorKind::Panic, 1)]
+        })
+        .await;
         assert_eq!(
             counted(&reporting),
             [(serving.unanswered_route().to_owned(), ErrorKind::Panic, 1)],
@@ -377,7 +377,10 @@ async fn a_service_error_is_answered_as_internal_and_counted() {
         let status = client.check(request).await.unwrap_err();
         assert_eq!(status.code(), Code::Internal, "{serving:?}: {status:?}");
         assert!(!status.message().contains("quota"));
-        settle().await;
+        support::eventually(|| {
+            counted(&reporting) == [(serving.unanswered_route().to_owned(), ErrorKind::Service, 1)]
+        })
+        .await;
         assert_eq!(
             counted(&reporting),
             [(serving.unanswered_route().to_owned(), ErrorKind::Service, 1)],
@@ -439,7 +442,6 @@ async fn unknown_methods_and_services_are_not_counted_and_never_become_labels() 
         while let Some(status) = calls.join_next().await {
             assert_eq!(status.unwrap().as_deref(), Some("12"));
         }
-        settle().await;
         assert_eq!(counted(&reporting), [], "{serving:?}");
         assert_eq!(reporting.breakdown().other, 0);
     }
@@ -462,7 +464,6 @@ async fn behind_logging_layer_a_server_error_is_logged_not_counted_and_a_client_
         let mut watch = client.watch(request).await.unwrap().into_inner();
         while let Ok(Some(_)) = watch.message().await {}
         let _ = check(&mut client, "panic").await;
-        settle().await;
         assert_eq!(counted(&reporting), [], "{serving:?}: all logged");
 
         let logged: Vec<_> = events.all()[before..]
@@ -542,7 +543,16 @@ async fn logging_layer_s_span_follows_the_rpc_conventions() {
         tokio::spawn(connection);
         let unknown = raw_call(&mut sender, "/grpc.health.v1.Health/Nope").await;
         assert_eq!(unknown.as_deref(), Some("12"));
-        settle().await;
+        support::eventually(|| {
+            exporter.get_finished_spans().is_ok_and(|spans| {
+                spans
+                    .iter()
+                    .filter(|span| span.span_kind == SpanKind::Server)
+                    .count()
+                    >= 4
+            })
+        })
+        .await;
         provider.force_flush().unwrap();
         let spans = exporter.get_finished_spans().unwrap();
         let server: Vec<_> = spans
@@ -627,7 +637,7 @@ async fn a_server_error_handler_can_tell_a_grpc_call_and_answer_its_own_status()
         let status = check(&mut client, "panic").await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{serving:?}");
         assert_eq!(status.message(), "try another replica");
-        settle().await;
+        support::eventually(|| reporting.unhandled_count() == 1).await;
         assert_eq!(reporting.unhandled_count(), 1, "still counted");
     }
 }
@@ -646,7 +656,6 @@ async fn tonic_s_own_timeout_answers_cancelled_before_the_layer_sees_anything() 
     let mut client = client(address).await;
     let status = check(&mut client, "slow").await.unwrap_err();
     assert_eq!(status.code(), Code::Cancelled, "{status:?}");
-    settle().await;
     // The layer's future was dropped, as when a client leaves: nothing to count.
     assert_eq!(reporting.unhandled_count(), 0);
 }

@@ -267,11 +267,6 @@ async fn get_once(address: SocketAddr, http: Http, path: &str) -> Received {
     read(client.send(Method::GET, path).await.unwrap()).await
 }
 
-/// Waits until the counts have settled (a body failure is counted while the server task polls).
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
 const BOTH: [Http; 2] = [Http::One, Http::Two];
 
 #[tokio::test]
@@ -295,7 +290,10 @@ async fn a_body_that_fails_mid_stream_is_counted_once_as_body_with_its_request()
             // HTTP/2 resets the stream with INTERNAL_ERROR.
             assert!(error.contains("INTERNAL_ERROR"), "{error}");
         }
-        settle().await;
+        support::eventually(|| {
+            counted(&reporting) == [("/stream-error".to_owned(), ErrorKind::Body, 1)]
+        })
+        .await;
         assert_eq!(
             counted(&reporting),
             [("/stream-error".to_owned(), ErrorKind::Body, 1)],
@@ -341,7 +339,10 @@ async fn a_panic_while_the_body_streams_is_caught_counted_and_the_server_keeps_s
             received.error.is_some(),
             "{http:?}: the body ends as after an error"
         );
-        settle().await;
+        support::eventually(|| {
+            counted(&reporting) == [("/stream-panic".to_owned(), ErrorKind::Panic, 1)]
+        })
+        .await;
         assert_eq!(
             counted(&reporting),
             [("/stream-panic".to_owned(), ErrorKind::Panic, 1)],
@@ -387,7 +388,10 @@ async fn sse_that_fails_is_counted_as_body() {
         assert_eq!(received.status, StatusCode::OK);
         assert_eq!(received.bytes, b"data: tick\n\n", "{http:?}");
         assert!(received.error.is_some(), "{http:?}");
-        settle().await;
+        support::eventually(|| {
+            counted(&reporting) == [("/sse-error".to_owned(), ErrorKind::Body, 1)]
+        })
+        .await;
         assert_eq!(
             counted(&reporting),
             [("/sse-error".to_owned(), ErrorKind::Body, 1)],
@@ -432,7 +436,6 @@ async fn bodies_that_end_are_left_unpolled_or_are_dropped_are_no_failures() {
         assert_eq!(first.data_ref().unwrap().as_ref(), b"row 1\n");
         drop(body);
         drop(leaving);
-        settle().await;
 
         assert_eq!(counted(&reporting), [], "{http:?}");
         assert_eq!(reporting.unhandled_count(), 0);
@@ -455,7 +458,6 @@ async fn a_sized_body_that_fails_is_counted_only_when_its_response_asks_to_be_wa
             unwatched.error.is_some(),
             "{http:?}: short of its Content-Length"
         );
-        settle().await;
         assert_eq!(counted(&reporting), [], "{http:?}");
 
         // Watched: counted, and its Content-Length still sent.
@@ -464,7 +466,10 @@ async fn a_sized_body_that_fails_is_counted_only_when_its_response_asks_to_be_wa
         assert_eq!(response.headers()[header::CONTENT_LENGTH], "100");
         let watched = read(response).await;
         assert!(watched.error.is_some());
-        settle().await;
+        support::eventually(|| {
+            counted(&reporting) == [("/sized-watched".to_owned(), ErrorKind::Body, 1)]
+        })
+        .await;
         assert_eq!(
             counted(&reporting),
             [("/sized-watched".to_owned(), ErrorKind::Body, 1)],
@@ -523,7 +528,10 @@ async fn a_proxied_upstream_body_that_breaks_off_is_counted_with_the_upstream_er
         assert!(unwatched.error.is_some(), "{http:?}");
         let watched = get_once(address, http, "/proxy-watched").await;
         assert!(watched.error.is_some(), "{http:?}");
-        settle().await;
+        support::eventually(|| {
+            counted(&reporting) == [("/proxy-watched".to_owned(), ErrorKind::Body, 1)]
+        })
+        .await;
         assert_eq!(
             counted(&reporting),
             [("/proxy-watched".to_owned(), ErrorKind::Body, 1)],
@@ -563,7 +571,7 @@ async fn a_server_error_handler_sees_a_body_failure_and_its_response_is_not_sent
             received.bytes, b"row 1\n",
             "{http:?}: nothing of the handler's response"
         );
-        settle().await;
+        support::eventually(|| seen.lock().unwrap().len() == 1).await;
         assert_eq!(
             *seen.lock().unwrap(),
             ["GET /stream-error /stream-error body export: the replica went away"]
@@ -588,7 +596,6 @@ async fn logging_layer_logs_a_body_failure_in_the_request_span_and_it_is_not_cou
         assert!(panicked.error.is_some());
         let ok = get_once(address, http, "/stream-ok").await;
         assert_eq!(ok.error, None);
-        settle().await;
 
         assert_eq!(counted(&reporting), [], "{http:?}: logged, so not counted");
         let logged: Vec<_> = events.all()[before..]
@@ -646,7 +653,13 @@ async fn logging_layer_logs_a_client_that_leaves_as_no_failure() {
         .into_body();
     body.frame().await.unwrap().unwrap();
     drop((body, client));
-    settle().await;
+    support::eventually(|| {
+        events
+            .all()
+            .iter()
+            .any(|event| event.target == unhandled::logging::TARGET)
+    })
+    .await;
     let logged: Vec<_> = events
         .all()
         .into_iter()
@@ -671,7 +684,10 @@ async fn logging_layer_outside_the_error_handler_logs_a_body_failure_that_is_sti
     let address = support::serve(app).await;
     let received = get_once(address, Http::Two, "/stream-error").await;
     assert!(received.error.is_some());
-    settle().await;
+    support::eventually(|| {
+        counted(&reporting) == [("/stream-error".to_owned(), ErrorKind::Body, 1)]
+    })
+    .await;
     assert_eq!(
         counted(&reporting),
         [("/stream-error".to_owned(), ErrorKind::Body, 1)]
@@ -697,7 +713,7 @@ async fn nested_error_handlers_count_a_body_failure_once() {
         get_once(address, http, "/stream-error").await;
         get_once(address, http, "/stream-panic").await;
     }
-    settle().await;
+    support::eventually(|| inner.unhandled_count() == 4).await;
     assert_eq!(inner.unhandled_count(), 4);
     assert_eq!(outer.unhandled_count(), 0);
 }
@@ -727,7 +743,10 @@ async fn an_error_the_stream_logs_itself_counts_as_logged_with_the_subscriber_la
     let address = support::serve(app).await;
     get_once(address, Http::One, "/logs-then-fails").await;
     get_once(address, Http::One, "/stream-error").await;
-    settle().await;
+    support::eventually(|| {
+        counted(&reporting) == [("/stream-error".to_owned(), ErrorKind::Body, 1)]
+    })
+    .await;
     assert_eq!(
         counted(&reporting),
         [("/stream-error".to_owned(), ErrorKind::Body, 1)],
@@ -785,7 +804,11 @@ async fn a_known_share_of_concurrent_streams_fails_and_the_count_is_exact() {
         while let Some(joined) = tasks.join_next().await {
             joined.unwrap();
         }
-        settle().await;
+        support::eventually(|| {
+            failed.load(Ordering::Relaxed) == REQUESTS / 4
+                && reporting.unhandled_count() == (REQUESTS / 4) as u64
+        })
+        .await;
         assert_eq!(failed.load(Ordering::Relaxed), REQUESTS / 4, "{http:?}");
         assert_eq!(
             counted(&reporting),

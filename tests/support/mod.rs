@@ -252,3 +252,12 @@ pub fn exported(text: &str, method: &str, route: &str, kind: &str) -> Option<u64
         .find_map(|line| line.strip_prefix(&series))
         .map(|value| value.trim().parse().unwrap())
 }
+
+/// Waits until `done()` holds, checking every 2 ms for 10 s at the most, for what a server finishes
+/// after its client got the answer; the assertion that follows says what was expected.
+pub async fn eventually(done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
