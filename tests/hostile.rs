@@ -60,14 +60,6 @@ async fn raw(address: SocketAddr, head: &[u8], body: &[u8]) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-/// A reporting handler whose reports go through `tracing`, on a long interval.
-fn reporting() -> ReportingErrorHandler {
-    ReportingErrorHandler::builder()
-        .interval(Duration::from_secs(3600))
-        .report_to(ReportTo::Tracing)
-        .build()
-}
-
 /// An error whose `source()` returns itself: a one-line bug.
 #[derive(Debug)]
 struct Cyclic;
@@ -272,9 +264,9 @@ async fn the_builder_raises_a_tiny_interval_so_a_storm_gives_at_most_two_reports
 #[tokio::test(flavor = "current_thread")]
 async fn a_cyclic_source_chain_is_answered_counted_once_and_reported_behind_every_layer() {
     let (events, _guard) = capture();
-    let bare = reporting();
-    let logged = reporting();
-    let streamed = reporting();
+    let bare = support::quiet_reporting();
+    let logged = support::quiet_reporting();
+    let streamed = support::quiet_reporting();
     let cyclic = || async { Err::<(), _>(unhandled::Error::new(Cyclic)) };
     let cyclic_stream = || async {
         let chunks = futures_util::stream::iter([
@@ -352,7 +344,7 @@ async fn a_cyclic_source_chain_is_answered_counted_once_and_reported_behind_ever
 async fn a_huge_or_deep_error_is_cut_in_the_report_the_event_and_the_span() {
     let exported = support::export_spans();
     let events = &exported.events;
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let huge = || async { Err::<(), _>(unhandled::Error::msg("x".repeat(1 << 20))) };
     let deep = || async { Err::<(), _>(unhandled::Error::new(Deep::new(20_000))) };
     let app = Router::new()
@@ -447,7 +439,7 @@ async fn secrets_in_the_query_headers_and_body_appear_in_no_span_event_report_or
     let recorder = PrometheusBuilder::new().build_recorder();
     let metrics = recorder.handle();
     let _recorder = metrics::set_default_local_recorder(&recorder);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = |layer: LoggingLayer| {
         Router::new()
             .route(
@@ -587,7 +579,7 @@ async fn span_names_follow_the_conventions_for_client_chosen_methods_and_paths()
 #[tokio::test(flavor = "current_thread")]
 async fn a_panic_whose_payload_panics_when_dropped_is_answered_counted_and_reported() {
     let (events, _guard) = capture();
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let bombs = || {
         Router::new()
             .route(
@@ -714,7 +706,7 @@ async fn failures_beyond_the_groups_are_one_overflow_series_and_the_report_keeps
     let recorder = PrometheusBuilder::new().build_recorder();
     let metrics = recorder.handle();
     let _recorder = metrics::set_default_local_recorder(&recorder);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let mut app = Router::new();
     for index in 0..70 {
         app = app.route(

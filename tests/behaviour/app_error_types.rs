@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc};
 
 use axum::{
     Router,
@@ -181,12 +181,6 @@ fn app(reporting: &ReportingErrorHandler) -> Router {
         .layer(ErrorHandlerLayer::new(reporting.clone()))
 }
 
-fn reporting() -> ReportingErrorHandler {
-    ReportingErrorHandler::builder()
-        .interval(Duration::from_secs(3600))
-        .build()
-}
-
 /// The value of the exported `GET` series with these labels, if there is one.
 fn exported(text: &str, route: &str, kind: &str) -> Option<u64> {
     support::exported(text, "GET", route, kind)
@@ -209,7 +203,7 @@ async fn run(reporting: &ReportingErrorHandler, paths: &[&str]) -> (String, Vec<
 
 #[tokio::test(flavor = "current_thread")]
 async fn each_pattern_is_counted_once_with_its_route_and_kind_and_exported_alike() {
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let paths = [
         "/anyhow",
         "/anyhow/attached",
@@ -249,7 +243,7 @@ async fn each_pattern_is_counted_once_with_its_route_and_kind_and_exported_alike
 
 #[tokio::test(flavor = "current_thread")]
 async fn responses_keep_their_status_headers_and_body() {
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = app(&reporting);
     assert_eq!(
         send(&app, "/anyhow").await,
@@ -279,7 +273,7 @@ async fn responses_keep_their_status_headers_and_body() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn client_error_variants_of_the_same_types_are_never_counted() {
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let paths = [
         "/auth/401",
         "/auth/400",
@@ -299,7 +293,7 @@ async fn client_error_variants_of_the_same_types_are_never_counted() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn an_attached_cause_shows_its_whole_chain_in_the_report() {
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let (_, reports) = run(&reporting, &["/anyhow/attached"]).await;
     assert_eq!(reports.len(), 1, "{reports:?}");
     let report = &reports[0];
@@ -314,7 +308,7 @@ async fn an_attached_cause_shows_its_whole_chain_in_the_report() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_plain_5xx_sample_names_the_status_and_request_and_how_to_attach_a_cause() {
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let (_, reports) = run(&reporting, &["/db"]).await;
     let report = &reports[0];
     assert_eq!(report.field("sample.kind"), "status");
@@ -333,7 +327,7 @@ async fn a_plain_5xx_sample_names_the_status_and_request_and_how_to_attach_a_cau
 /// anyhow, eyre and `Arc<E>` causes keep their chains; so does `?` on their results.
 #[tokio::test(flavor = "current_thread")]
 async fn anyhow_eyre_and_arc_causes_keep_their_chains() {
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let respond =
         |cause: unhandled::BoxError| StatusCode::BAD_GATEWAY.into_response().with_cause(cause);
     let app = Router::new()
@@ -488,7 +482,7 @@ async fn a_logged_cause_is_seen_by_the_handler_and_not_counted() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn behind_the_logging_layer_each_5xx_is_logged_once_and_never_counted() {
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let _recorder = metrics::set_default_local_recorder(&recorder);

@@ -66,12 +66,6 @@ fn install(setup: Setup) -> (support::Events, DefaultGuard) {
     (events, guard)
 }
 
-fn reporting() -> ReportingErrorHandler {
-    ReportingErrorHandler::builder()
-        .interval(std::time::Duration::ZERO)
-        .build()
-}
-
 /// `#[tracing::instrument(err)]`, as handlers write it.
 #[tracing::instrument(err)]
 async fn instrumented() -> unhandled::Result<()> {
@@ -165,7 +159,7 @@ const PATTERNS: [&str; 6] = [
 #[tokio::test]
 async fn each_logging_pattern_counts_as_logged_with_the_layer() {
     let (_events, _guard) = install(Setup::With);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = app(&reporting);
     for path in PATTERNS {
         let (status, _) = send(&app, path).await;
@@ -181,7 +175,7 @@ async fn each_logging_pattern_counts_as_logged_with_the_layer() {
 #[tokio::test]
 async fn each_logging_pattern_is_counted_without_the_layer() {
     let (events, _guard) = install(Setup::Without);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = app(&reporting);
     for path in PATTERNS {
         send(&app, path).await;
@@ -245,7 +239,7 @@ async fn the_error_handler_still_sees_the_failure_and_is_told_it_was_logged() {
 #[tokio::test]
 async fn trace_layers_status_only_failure_line_does_not_count() {
     let (events, _guard) = install(Setup::With);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = Router::new()
         .route(
             "/",
@@ -280,7 +274,7 @@ async fn an_event_the_filter_drops_does_not_count() {
 
 async fn event_dropped_by(setup: Setup) {
     let (_events, _guard) = install(setup);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = Router::new()
         .route(
             "/dropped",
@@ -308,7 +302,7 @@ async fn event_dropped_by(setup: Setup) {
 #[tokio::test]
 async fn this_crates_own_events_and_less_severe_ones_do_not_count() {
     let (_events, _guard) = install(Setup::With);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = Router::new()
         .route(
             "/ours",
@@ -337,7 +331,7 @@ async fn this_crates_own_events_and_less_severe_ones_do_not_count() {
 #[tokio::test]
 async fn the_threshold_is_configurable() {
     let (_events, _guard) = install(Setup::WithThreshold(Level::ERROR));
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = Router::new()
         .route(
             "/warn",
@@ -366,7 +360,7 @@ async fn the_threshold_is_configurable() {
 #[tokio::test]
 async fn an_event_on_a_task_the_handler_spawned_does_not_count() {
     let (_events, _guard) = install(Setup::With);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = Router::new()
         .route(
             "/",
@@ -388,7 +382,7 @@ async fn an_event_on_a_task_the_handler_spawned_does_not_count() {
 #[tokio::test(flavor = "current_thread")]
 async fn of_two_requests_at_once_on_one_thread_exactly_the_silent_one_is_counted() {
     let (_events, _guard) = install(Setup::With);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let polls = Arc::new(Mutex::new(Vec::new()));
     let (logs, silent) = (polls.clone(), polls.clone());
     let app = Router::new()

@@ -214,17 +214,11 @@ async fn check(
     client.check(request).await.map(tonic::Response::into_inner)
 }
 
-fn reporting() -> ReportingErrorHandler {
-    ReportingErrorHandler::builder()
-        .interval(Duration::from_secs(3600))
-        .build()
-}
-
 #[tokio::test]
 async fn a_handler_s_internal_status_is_counted_with_its_method_as_route() {
     let (events, _guard) = capture();
     for serving in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let mut client = client(serve(serving, &reporting, false).await).await;
 
         let status = check(&mut client, "internal").await.unwrap_err();
@@ -258,7 +252,7 @@ async fn a_handler_s_internal_status_is_counted_with_its_method_as_route() {
 async fn a_status_with_a_source_is_an_error_with_its_chain_under_the_tonic_feature() {
     let (events, _guard) = capture();
     for serving in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let mut client = client(serve(serving, &reporting, false).await).await;
         let status = check(&mut client, "internal-source").await.unwrap_err();
         assert_eq!(status.code(), Code::Internal);
@@ -283,7 +277,7 @@ async fn a_status_with_a_source_is_an_error_with_its_chain_under_the_tonic_featu
 #[tokio::test]
 async fn the_six_server_error_codes_are_counted_and_no_other() {
     for serving in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let mut client = client(serve(serving, &reporting, false).await).await;
         for code in 1..=16 {
             let answer = check(&mut client, &format!("code-{code}")).await;
@@ -306,7 +300,7 @@ async fn the_six_server_error_codes_are_counted_and_no_other() {
 #[tokio::test]
 async fn a_stream_that_ends_in_internal_is_counted_from_its_trailers() {
     for serving in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let mut client = client(serve(serving, &reporting, false).await).await;
         let request = HealthCheckRequest {
             service: "internal".to_owned(),
@@ -339,7 +333,7 @@ async fn a_stream_that_ends_in_internal_is_counted_from_its_trailers() {
 #[tokio::test]
 async fn a_panic_is_answered_as_internal_counted_and_the_channel_goes_on() {
     for serving in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let mut client = client(serve(serving, &reporting, false).await).await;
         let status = check(&mut client, "panic").await.unwrap_err();
         assert_eq!(status.code(), Code::Internal, "{serving:?}: {status:?}");
@@ -366,7 +360,7 @@ async fn a_panic_is_answered_as_internal_counted_and_the_channel_goes_on() {
 #[tokio::test]
 async fn a_service_error_is_answered_as_internal_and_counted() {
     for serving in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let mut client = client(serve(serving, &reporting, false).await).await;
         let mut request = tonic::Request::new(HealthCheckRequest {
             service: "ok".to_owned(),
@@ -416,7 +410,7 @@ async fn raw_call(
 async fn unknown_methods_and_services_are_not_counted_and_never_become_labels() {
     const PATHS: usize = 10_000;
     for serving in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let address = serve(serving, &reporting, true).await;
         let io =
             hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(address).await.unwrap());
@@ -452,7 +446,7 @@ async fn behind_logging_layer_a_server_error_is_logged_not_counted_and_a_client_
  {
     let (events, _guard) = capture();
     for serving in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let mut client = client(serve(serving, &reporting, true).await).await;
         let before = events.all().len();
         let _ = check(&mut client, "internal").await;
@@ -523,7 +517,7 @@ async fn logging_layer_s_span_follows_the_rpc_conventions() {
             ..
         } = support::export_spans();
 
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let address = serve(serving, &reporting, true).await;
         let mut client = client(address).await;
         let _ = check(&mut client, "internal").await;
@@ -644,7 +638,7 @@ async fn a_server_error_handler_can_tell_a_grpc_call_and_answer_its_own_status()
 
 #[tokio::test]
 async fn tonic_s_own_timeout_answers_cancelled_before_the_layer_sees_anything() {
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);

@@ -34,8 +34,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 use unhandled::{
-    Error, ErrorContext, ErrorHandlerLayer, ErrorKind, LoggingLayer, ReportingErrorHandler,
-    ResponseExt as _,
+    Error, ErrorContext, ErrorHandlerLayer, ErrorKind, LoggingLayer, ResponseExt as _,
 };
 
 use crate::support;
@@ -180,13 +179,6 @@ fn routes() -> Router {
         .route("/ok", get(|| async { "ok" }))
 }
 
-/// A reporter that never logs its periodic report: the tests read its counts.
-fn reporting() -> ReportingErrorHandler {
-    ReportingErrorHandler::builder()
-        .interval(Duration::ZERO)
-        .build()
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Http {
     One,
@@ -273,9 +265,7 @@ const BOTH: [Http; 2] = [Http::One, Http::Two];
 async fn a_body_that_fails_mid_stream_is_counted_once_as_body_with_its_request() {
     let (events, _guard) = capture();
     for http in BOTH {
-        let reporting = ReportingErrorHandler::builder()
-            .interval(Duration::from_secs(3600))
-            .build();
+        let reporting = support::quiet_reporting();
         let app = routes().layer(ErrorHandlerLayer::new(reporting.clone()));
         let address = support::serve(app).await;
 
@@ -325,9 +315,7 @@ async fn a_body_that_fails_mid_stream_is_counted_once_as_body_with_its_request()
 async fn a_panic_while_the_body_streams_is_caught_counted_and_the_server_keeps_serving() {
     let (events, _guard) = capture();
     for http in BOTH {
-        let reporting = ReportingErrorHandler::builder()
-            .interval(Duration::from_secs(3600))
-            .build();
+        let reporting = support::quiet_reporting();
         let app = routes().layer(ErrorHandlerLayer::new(reporting.clone()));
         let address = support::serve(app).await;
         let mut client = Client::connect(address, http).await;
@@ -381,7 +369,7 @@ async fn a_panic_while_the_body_streams_is_caught_counted_and_the_server_keeps_s
 #[tokio::test]
 async fn sse_that_fails_is_counted_as_body() {
     for http in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let address =
             support::serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
         let received = get_once(address, http, "/sse-error").await;
@@ -403,7 +391,7 @@ async fn sse_that_fails_is_counted_as_body() {
 #[tokio::test]
 async fn bodies_that_end_are_left_unpolled_or_are_dropped_are_no_failures() {
     for http in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let app = routes().layer(ErrorHandlerLayer::new(reporting.clone()));
         let address = support::serve(app).await;
         let mut client = Client::connect(address, http).await;
@@ -445,7 +433,7 @@ async fn bodies_that_end_are_left_unpolled_or_are_dropped_are_no_failures() {
 #[tokio::test]
 async fn a_sized_body_that_fails_is_counted_only_when_its_response_asks_to_be_watched() {
     for http in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let address =
             support::serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
 
@@ -514,9 +502,7 @@ async fn a_proxied_upstream_body_that_breaks_off_is_counted_with_the_upstream_er
     let (events, _guard) = capture();
     let upstream = breaking_upstream().await;
     for http in BOTH {
-        let reporting = ReportingErrorHandler::builder()
-            .interval(Duration::from_secs(3600))
-            .build();
+        let reporting = support::quiet_reporting();
         let app = Router::new()
             .route("/proxy", get(move || proxy(upstream, false)))
             .route("/proxy-watched", get(move || proxy(upstream, true)))
@@ -583,7 +569,7 @@ async fn a_server_error_handler_sees_a_body_failure_and_its_response_is_not_sent
 async fn logging_layer_logs_a_body_failure_in_the_request_span_and_it_is_not_counted() {
     let (events, _guard) = capture();
     for http in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let app = routes()
             .layer(LoggingLayer::new())
             .layer(ErrorHandlerLayer::new(reporting.clone()));
@@ -640,7 +626,7 @@ async fn logging_layer_logs_a_body_failure_in_the_request_span_and_it_is_not_cou
 #[tokio::test]
 async fn logging_layer_logs_a_client_that_leaves_as_no_failure() {
     let (events, _guard) = capture();
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = routes()
         .layer(LoggingLayer::new())
         .layer(ErrorHandlerLayer::new(reporting.clone()));
@@ -677,7 +663,7 @@ async fn logging_layer_logs_a_client_that_leaves_as_no_failure() {
 #[tokio::test]
 async fn logging_layer_outside_the_error_handler_logs_a_body_failure_that_is_still_counted() {
     let (events, _guard) = capture();
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = routes()
         .layer(ErrorHandlerLayer::new(reporting.clone()))
         .layer(LoggingLayer::new());
@@ -703,8 +689,8 @@ async fn logging_layer_outside_the_error_handler_logs_a_body_failure_that_is_sti
 
 #[tokio::test]
 async fn nested_error_handlers_count_a_body_failure_once() {
-    let inner = reporting();
-    let outer = reporting();
+    let inner = support::quiet_reporting();
+    let outer = support::quiet_reporting();
     let app = routes()
         .layer(ErrorHandlerLayer::new(inner.clone()))
         .layer(ErrorHandlerLayer::new(outer.clone()));
@@ -735,7 +721,7 @@ async fn an_error_the_stream_logs_itself_counts_as_logged_with_the_subscriber_la
         .with(support::CaptureLayer::new(&events))
         .with(unhandled::subscriber::layer());
     let _guard = tracing::subscriber::set_default(subscriber);
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = Router::new()
         .route("/logs-then-fails", get(logs_then_fails))
         .route("/stream-error", get(stream_error))
@@ -771,7 +757,7 @@ async fn a_known_share_of_concurrent_streams_fails_and_the_count_is_exact() {
         Body::from_stream(chunks)
     }
     for http in BOTH {
-        let reporting = reporting();
+        let reporting = support::quiet_reporting();
         let app = Router::new()
             .route("/rows/{index}", get(maybe_fail))
             .layer(ErrorHandlerLayer::new(reporting.clone()));
@@ -834,7 +820,7 @@ async fn a_watched_body_passes_its_trailers_on() {
         ];
         Body::new(http_body_util::StreamBody::new(stream::iter(frames)))
     }
-    let reporting = reporting();
+    let reporting = support::quiet_reporting();
     let app = Router::new()
         .route("/trailers", get(with_trailers))
         .layer(LoggingLayer::new())

@@ -261,3 +261,13 @@ pub async fn eventually(done: impl Fn() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }
+
+/// A reporting handler that reports only when told to (`shutdown()`): an hour's interval, and the
+/// report through `tracing`, where [`capture`] sees it. Tests whose subject is the interval or
+/// where the report goes build their own.
+pub fn quiet_reporting() -> unhandled::ReportingErrorHandler {
+    unhandled::ReportingErrorHandler::builder()
+        .interval(std::time::Duration::from_secs(3600))
+        .report_to(unhandled::ReportTo::Tracing)
+        .build()
+}
