@@ -2,6 +2,7 @@
 //! test binary: the misordered-layer warning it checks is said once per process.
 
 mod support;
+use support::{fails, panics};
 
 use std::time::Duration;
 
@@ -17,15 +18,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tracing::Level;
 use unhandled::{Error, ErrorHandlerLayer, LoggingLayer, ReportingErrorHandler};
 
-use support::{Captured, capture, load_failed, send};
-
-async fn fails() -> unhandled::Result<()> {
-    Err(load_failed())?
-}
-
-async fn panics() -> &'static str {
-    panic!("index out of bounds")
-}
+use support::{Captured, capture, send};
 
 fn reporting() -> ReportingErrorHandler {
     ReportingErrorHandler::builder()

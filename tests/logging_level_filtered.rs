@@ -3,6 +3,7 @@
 //! callsites are enabled process-wide, and the other tests install subscribers that enable all.
 
 mod support;
+use support::{fails, panics};
 
 use std::time::Duration;
 
@@ -10,15 +11,7 @@ use axum::{Router, routing::get};
 use tracing_subscriber::{filter::LevelFilter, prelude::*};
 use unhandled::{ErrorHandlerLayer, LoggingLayer, ReportingErrorHandler};
 
-use support::{load_failed, send};
-
-async fn fails() -> unhandled::Result<()> {
-    Err(load_failed())?
-}
-
-async fn panics() -> &'static str {
-    panic!("index out of bounds")
-}
+use support::send;
 
 #[tokio::test]
 async fn failure_level_filtered_out_means_not_logged_and_counted() {

@@ -6,6 +6,7 @@
 //! global subscriber and a quiet panic hook.
 
 mod support;
+use support::{fails, panics};
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::prelude::*;
 use unhandled::{Error, ErrorHandlerLayer, LoggingLayer, ReportingErrorHandler};
 
-use support::{CaptureLayer, Events, load_failed, send};
+use support::{CaptureLayer, Events, send};
 
 const TASKS: usize = 8;
 const REQUESTS_PER_TASK: usize = 10_000;
@@ -26,14 +27,6 @@ const PATHS: [(&str, StatusCode); 5] = [
     ("/ok", StatusCode::OK),
     ("/logged", StatusCode::INTERNAL_SERVER_ERROR),
 ];
-
-async fn fails() -> unhandled::Result<()> {
-    Err(load_failed())?
-}
-
-async fn panics() -> &'static str {
-    panic!("index out of bounds")
-}
 
 #[test]
 fn every_unlogged_error_is_counted_exported_and_reported_exactly_once() {

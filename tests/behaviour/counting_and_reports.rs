@@ -2,6 +2,7 @@
 //! Interval logic runs on tokio's paused clock; nothing here sleeps on a real clock.
 
 use crate::support;
+use support::{fails, panics};
 
 use std::{
     sync::{Arc, Barrier},
@@ -25,14 +26,6 @@ use unhandled::{
 use support::{capture, load_failed, send};
 
 const INTERVAL: Duration = Duration::from_secs(10);
-
-async fn fails() -> unhandled::Result<()> {
-    Err(load_failed())?
-}
-
-async fn panics() -> &'static str {
-    panic!("index out of bounds")
-}
 
 /// Marks the error a handler returned as logged, as a logging layer inside the error handler would.
 fn mark_logged(response: Response) -> Response {

@@ -4,6 +4,7 @@
 //! `tests/behaviour/counting_and_reports.rs`.)
 
 use crate::support;
+use support::fails;
 
 use std::time::Duration;
 
@@ -12,10 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use unhandled::{Error, ErrorContext, ErrorHandlerLayer, ReportingErrorHandler};
 
 use support::send;
-
-async fn fails() -> unhandled::Result<()> {
-    Err(support::load_failed())?
-}
 
 /// A real server on 127.0.0.1 whose error handler panics on every error: each request still
 /// gets a 500, every error is counted, and the server keeps serving.

@@ -3,6 +3,7 @@
 //! attributes and the peer address that Zipkin's `remoteEndpoint` is built from.
 
 use crate::support;
+use support::fails;
 
 use std::{collections::HashMap, net::SocketAddr};
 
@@ -18,10 +19,6 @@ use unhandled::{ErrorHandlerLayer, LoggingLayer};
 
 async fn user() -> &'static str {
     "user"
-}
-
-async fn fails() -> unhandled::Result<()> {
-    Err(support::load_failed())?
 }
 
 /// Spans on this thread go through tracing-opentelemetry into an in-memory exporter.

@@ -7,6 +7,7 @@
 
 use crate::support;
 use crate::support::b3;
+use support::fails;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
@@ -34,10 +35,6 @@ const PARENT: &str = "00f067aa0ba902b7";
 
 async fn user() -> &'static str {
     "user"
-}
-
-async fn fails() -> unhandled::Result<()> {
-    Err(support::load_failed())?
 }
 
 /// What one test sees: the spans exported and the events captured on its thread.

@@ -271,3 +271,13 @@ pub fn quiet_reporting() -> unhandled::ReportingErrorHandler {
         .report_to(unhandled::ReportTo::Tracing)
         .build()
 }
+
+/// A handler that fails with [`load_failed`]: `loading user 7: connection refused`.
+pub async fn fails() -> unhandled::Result<()> {
+    Err(load_failed())?
+}
+
+/// A handler that panics with `index out of bounds`.
+pub async fn panics() -> &'static str {
+    panic!("index out of bounds")
+}
