@@ -22,6 +22,11 @@ use crate::{
 
 /// The target of the periodic report and of the configuration warning: what a filter must enable
 /// to have them logged through `tracing` (`RUST_LOG=unhandled=warn,…`).
+///
+/// ```
+/// let filter = format!("{}=warn,my_app=debug", unhandled::REPORT_TARGET);
+/// assert_eq!(filter, "unhandled=warn,my_app=debug");
+/// ```
 pub const REPORT_TARGET: &str = "unhandled";
 
 /// The longest line written, in bytes, newline included. Each value is cut to fit (ended with
