@@ -9,10 +9,13 @@ use axum::{
 };
 use tracing::{Span, field};
 
-use super::{Levels, TARGET, span};
+use super::{
+    Levels, TARGET,
+    span::{self, MAX_METHOD},
+};
 use crate::{
     context::ErrorKind,
-    error::{BodyFailure, Chain, Error, panic_message, past_axum, text_of},
+    error::{BodyFailure, Chain, Error, cut_at, panic_message, past_axum, text_of},
     grpc,
     handoff::{self, BodyFailed, Failure, RenderedStatus, needs_watching},
     head::RequestHead,
@@ -162,7 +165,7 @@ impl Outcome {
         event_at!(
             target: TARGET,
             self.levels.success,
-            method = %context.method(),
+            method = cut_at(context.method().as_str(), MAX_METHOD),
             path = context.path(),
             route = context.route_label(),
             status = status.as_u16(),
@@ -210,7 +213,7 @@ impl Outcome {
         event_at!(
             target: TARGET,
             self.levels.failure,
-            method = %context.method(),
+            method = cut_at(context.method().as_str(), MAX_METHOD),
             path = context.path(),
             route = context.route_label(),
             status = status.map(|status| status.as_u16()),

@@ -44,8 +44,9 @@ pub(crate) struct Query {
     pub(crate) redacted: &'static [Box<str>],
 }
 
-/// The longest method recorded as `http.request.method_original`; a longer one is cut.
-const MAX_METHOD: usize = 64;
+/// The longest method recorded (`http.request.method_original`, the end event's `method`); a
+/// longer one is cut.
+pub(crate) const MAX_METHOD: usize = 64;
 
 /// The longest gRPC method path a span is named after; a longer one gets an HTTP span.
 const MAX_RPC_NAME: usize = 128;
