@@ -564,7 +564,11 @@ async fn span_names_follow_the_conventions_for_client_chosen_methods_and_paths()
         .iter()
         .find(|event| event.fields.get("path").map(String::as_str) == Some("/any"))
         .expect("the end event of /any");
-    assert_eq!(completed.field("method"), "A".repeat(64), "the event's method is cut too");
+    assert_eq!(
+        completed.field("method"),
+        "A".repeat(64),
+        "the event's method is cut too"
+    );
     for claimed in &spans[1..3] {
         let attributes = attributes(claimed);
         assert!(!attributes.contains_key("rpc.system"), "{attributes:?}");
