@@ -84,7 +84,7 @@ const INTERVAL_EXPECTED: &str = "a duration of at least one second with a unit, 
 
 /// The shortest interval [`INTERVAL_VAR`] accepts (zero aside): a report a second at most, so
 /// that a typo such as `1ns` cannot flood the log.
-pub(crate) const ENV_MIN_INTERVAL: Duration = Duration::from_secs(1);
+const ENV_MIN_INTERVAL: Duration = Duration::from_secs(1);
 const SWITCH_EXPECTED: &str = "\"true\" or \"false\" (also 1/0, yes/no, on/off)";
 const REPORT_TO_EXPECTED: &str = "\"auto\" (tracing when the subscriber records the report, else \
                                   standard error), \"tracing\" or \"stderr\"";

@@ -31,7 +31,7 @@ const DESCRIPTION: &str =
 
 /// The label value of every label of the one series that errors beyond the groups are exported
 /// under (the OpenTelemetry spelling of "none of the known values").
-pub(crate) const OVERFLOW: &str = "_OTHER";
+const OVERFLOW: &str = "_OTHER";
 
 /// Registers the counter of `key` with `recorder`, describing it first: done with each
 /// registration, so that a recorder installed after the first errors gets the description

@@ -31,7 +31,7 @@ pub const REPORT_TARGET: &str = "unhandled";
 
 /// The longest line written, in bytes, newline included. Each value is cut to fit (ended with
 /// [`CUT`]), the last ones first; the note that the first line of a process adds is within it.
-pub(crate) const MAX_LINE: usize = 8192;
+const MAX_LINE: usize = 8192;
 
 /// Room kept at the end of every line for the first line's note and the newline.
 const NOTE_ROOM: usize = 640;

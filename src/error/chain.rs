@@ -185,7 +185,6 @@ impl<'a> Iterator for Links<'a> {
 
 /// Whether two links are one error: the same address and the same vtable. A vtable may be
 /// duplicated across codegen units, which only lets a loop run to the bound.
-#[allow(ambiguous_wide_pointer_comparisons)]
 fn same(a: &(dyn StdError + 'static), b: &(dyn StdError + 'static)) -> bool {
     std::ptr::eq(a, b)
 }
@@ -250,6 +249,37 @@ mod tests {
         assert!(text.starts_with("cyclic: "), "{text}");
         assert!(text.ends_with(": …[the source chain loops back]"), "{text}");
         assert!(format!("{error:?}").contains("cyclic"));
+    }
+
+    /// An error whose source is the same error, `depth` more times.
+    #[derive(Debug)]
+    struct Nested(usize, Option<Box<Nested>>);
+
+    impl fmt::Display for Nested {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "level {}", self.0)
+        }
+    }
+
+    impl StdError for Nested {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.1
+                .as_deref()
+                .map(|inner| inner as &(dyn StdError + 'static))
+        }
+    }
+
+    #[test]
+    fn every_walk_of_a_deep_chain_stops_at_its_bound() {
+        let deep = (1..100).fold(Nested(0, None), |inner, n| Nested(n, Some(Box::new(inner))));
+        let error = Error::new(deep);
+        assert_eq!(error.chain().count(), MAX_CHAIN);
+        assert_eq!(sources(error.cause()).count(), MAX_CHAIN);
+        assert!(
+            error
+                .chain_text()
+                .ends_with(": …[source chain cut after 32 links]")
+        );
     }
 
     #[test]
