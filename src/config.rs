@@ -41,6 +41,13 @@ pub const INTERVAL_VAR: &str = "UNHANDLED_ERRORS_REPORT_INTERVAL";
 /// `on`/`off`, in any case. Unset, they are.
 pub const COUNT_ERROR_RESPONSES_VAR: &str = "UNHANDLED_COUNT_ERROR_RESPONSES";
 
+/// The environment variable that turns off noting the file, line and column of panics caught by
+/// an [`ErrorHandlerLayer`](crate::ErrorHandlerLayer): `0`, `false`, `no` or `off`. It is read
+/// once, when the first error-handler layer is built, which is when the panic hook that notes
+/// them is installed (see [`Error::location`](crate::Error::location)). A bad value is written
+/// where a person sees it, and locations stay on.
+pub const PANIC_LOCATIONS_VAR: &str = "UNHANDLED_PANIC_LOCATIONS";
+
 /// The environment variable that says where the periodic report goes ([`ReportTo`]): `auto`
 /// (through `tracing` when the subscriber in force records it, else standard error; the
 /// default), `tracing` or `stderr`, in any case.
@@ -156,6 +163,11 @@ pub fn parse_interval(value: &str) -> Result<Duration, ConfigError> {
 /// `yes`/`no`, `on`/`off`, in any case and with surrounding spaces; the error names
 /// [`COUNT_ERROR_RESPONSES_VAR`].
 pub(crate) fn parse_switch(value: &str) -> Result<bool, ConfigError> {
+    parse_switch_of(COUNT_ERROR_RESPONSES_VAR, value)
+}
+
+/// Parses a switch as [`parse_switch`] does; the error names `variable`.
+pub(crate) fn parse_switch_of(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
     const TRUE: [&str; 4] = ["true", "1", "yes", "on"];
     const FALSE: [&str; 4] = ["false", "0", "no", "off"];
     let word = value.trim();
@@ -164,11 +176,7 @@ pub(crate) fn parse_switch(value: &str) -> Result<bool, ConfigError> {
     } else if FALSE.iter().any(|no| word.eq_ignore_ascii_case(no)) {
         Ok(false)
     } else {
-        Err(unknown_word(
-            COUNT_ERROR_RESPONSES_VAR,
-            value,
-            "not a switch",
-        ))
+        Err(unknown_word(variable, value, "not a switch"))
     }
 }
 

@@ -160,6 +160,13 @@ fn close(state: &State, id: u64, outer: u64) -> bool {
     logged
 }
 
+/// Whether an error handler's scope is in force on this thread; never panics (the panic hook asks).
+pub(crate) fn in_scope() -> bool {
+    STATE
+        .try_with(|state| state.current.get() != 0)
+        .unwrap_or(false)
+}
+
 /// Notes that the application recorded an event that counts as logging its failure, for the
 /// error handler whose scope is in force (if any).
 pub(crate) fn app_logged() {

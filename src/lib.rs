@@ -59,6 +59,7 @@ mod level;
 pub mod logging;
 mod metric;
 mod notice;
+mod panic_location;
 pub mod reporting;
 mod response_ext;
 mod striped;
@@ -69,7 +70,7 @@ mod unwind;
 pub use crate::{
     config::ReportTo,
     context::{ErrorContext, ErrorKind},
-    error::{BoxError, Error, Result},
+    error::{BoxError, Error, Location, Result},
     error_handler::ErrorHandlerLayer,
     handler::{DefaultErrorHandler, ServerErrorHandler},
     logging::LoggingLayer,

@@ -38,7 +38,7 @@
 use axum::http::Response;
 
 use crate::{
-    error::{BoxError, Error},
+    error::{BoxError, Error, Origin},
     handoff::WatchBody,
 };
 
@@ -73,6 +73,7 @@ pub trait ResponseExt: sealed::Sealed + Sized {
     /// assert!(not_found.extensions().get::<unhandled::Error>().is_none());
     /// ```
     #[must_use]
+    #[track_caller]
     fn with_cause(self, cause: impl Into<BoxError>) -> Self;
 
     /// Attaches `cause` and says that the application logged it already (as axum's `oauth`
@@ -89,6 +90,7 @@ pub trait ResponseExt: sealed::Sealed + Sized {
     /// assert!(response.extensions().get::<unhandled::Error>().unwrap().is_logged());
     /// ```
     #[must_use]
+    #[track_caller]
     fn with_logged_cause(self, cause: impl Into<BoxError>) -> Self;
 
     /// Asks the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) (and a
@@ -147,12 +149,16 @@ mod sealed {
 }
 
 impl<B> ResponseExt for Response<B> {
+    #[track_caller]
     fn with_cause(self, cause: impl Into<BoxError>) -> Self {
-        attach(self, cause.into(), false)
+        let origin = caused_by(&cause);
+        attach(self, cause.into(), false, origin)
     }
 
+    #[track_caller]
     fn with_logged_cause(self, cause: impl Into<BoxError>) -> Self {
-        attach(self, cause.into(), true)
+        let origin = caused_by(&cause);
+        attach(self, cause.into(), true, origin)
     }
 
     fn watch_body(mut self) -> Self {
@@ -161,10 +167,22 @@ impl<B> ResponseExt for Response<B> {
     }
 }
 
-fn attach<B>(mut response: Response<B>, cause: BoxError, logged: bool) -> Response<B> {
+/// Where the caller attaches `cause`, and its type (an `impl Trait` argument has no name to
+/// give `type_name`, so the type is taken from the value).
+#[track_caller]
+fn caused_by<C>(_cause: &C) -> Origin {
+    Origin::here::<C>()
+}
+
+fn attach<B>(
+    mut response: Response<B>,
+    cause: BoxError,
+    logged: bool,
+    origin: Origin,
+) -> Response<B> {
     let status = response.status();
     if status.is_server_error() {
-        let error = Error::from_parts(status, Some(cause));
+        let error = Error::made(status, cause, origin);
         if logged {
             error.mark_logged();
         }

@@ -64,6 +64,11 @@ use tracing_subscriber::{
 use crate::handoff;
 
 /// The layer [`layer()`] and [`layer_at`] return: [`ErrorLogs`] behind its own [`Threshold`].
+///
+/// An alias of tracing-subscriber's own per-layer-filtered type rather than a wrapper of it.
+/// tracing-subscriber tells a per-layer filter apart only by that type. A wrapper would be a plain
+/// layer, which turns every callsite that the application's per-layer filters disable into one
+/// they evaluate on every call.
 pub type SubscriberLayer<S> = Filtered<ErrorLogs, Threshold, S>;
 
 /// The layer that makes an application's own error logs (`WARN` or more severe) count as logged;

@@ -35,9 +35,12 @@ use axum::{
 use crate::context::ErrorKind;
 
 mod chain;
+mod location;
 mod panic;
 
 use self::chain::OneLink;
+pub use self::location::Location;
+pub(crate) use self::location::{Origin, PanicSite};
 pub(crate) use self::{
     chain::{CUT, Chain, Links, cut_at, past_axum, sources, text_at_most, text_of, unwrap_axum},
     panic::{BodyFailure, Panicked, panic_message},
@@ -97,6 +100,7 @@ struct Inner {
     status: StatusCode,
     cause: Cause,
     logged: AtomicBool,
+    origin: Origin,
 }
 
 /// What an [`Error`] knows of why it happened.
@@ -117,8 +121,12 @@ impl Error {
     ///
     /// Anything that converts into a [`BoxError`] will do: any `std::error::Error`, an
     /// `anyhow::Error` or `eyre::Report` (with their context chains), an `Arc<E>`, a `&str`.
-    pub fn new(cause: impl Into<BoxError>) -> Self {
-        Self::from_parts(StatusCode::INTERNAL_SERVER_ERROR, Some(cause.into()))
+    ///
+    /// It records the caller's [`location`](Self::location) and the type of `cause`.
+    #[track_caller]
+    pub fn new<C: Into<BoxError>>(cause: C) -> Self {
+        let origin = Origin::here::<C>();
+        Self::made(StatusCode::INTERNAL_SERVER_ERROR, cause.into(), origin)
     }
 
     /// An unhandled error with a message and no further source.
@@ -127,8 +135,17 @@ impl Error {
     /// let error = unhandled::Error::msg("the cache is empty");
     /// assert_eq!(error.to_string(), "the cache is empty");
     /// ```
+    #[track_caller]
     pub fn msg(message: impl fmt::Display) -> Self {
-        Self::new(Message(message.to_string()))
+        let origin = Origin {
+            type_name: None,
+            ..Origin::here::<()>()
+        };
+        Self::made(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Box::new(Message(message.to_string())),
+            origin,
+        )
     }
 
     /// An intentional status without a cause: rendered with `status`, never counted.
@@ -147,9 +164,22 @@ impl Error {
     /// assert!(!error.is_intentional());
     /// assert_eq!(error.status_code(), StatusCode::BAD_GATEWAY);
     /// ```
+    ///
+    /// The error then records the caller's [`location`](Self::location) and the type of `cause`.
     #[must_use]
-    pub fn with_cause(self, cause: impl Into<BoxError>) -> Self {
-        Self::from_parts(self.status_code(), Some(cause.into()))
+    #[track_caller]
+    pub fn with_cause<C: Into<BoxError>>(self, cause: C) -> Self {
+        let origin = Origin::here::<C>();
+        Self::made(self.status_code(), cause.into(), origin)
+    }
+
+    /// An error with `status` caused by `cause`, made where `origin` says.
+    pub(crate) fn made(status: StatusCode, cause: BoxError, origin: Origin) -> Self {
+        let mut error = Self::with(status, Cause::Known(cause));
+        if let Some(inner) = Arc::get_mut(&mut error.inner) {
+            inner.origin = origin;
+        }
+        error
     }
 
     pub(crate) fn from_parts(status: StatusCode, cause: Option<BoxError>) -> Self {
@@ -184,6 +214,7 @@ impl Error {
                     status,
                     cause: Cause::Missing,
                     logged: AtomicBool::new(false),
+                    origin: Origin::default(),
                 }),
             };
             spare.set(Some(Arc::clone(&inner)));
@@ -200,6 +231,7 @@ impl Error {
                 status,
                 cause,
                 logged: AtomicBool::new(false),
+                origin: Origin::default(),
             }),
             rendered: None,
         }
@@ -226,19 +258,69 @@ impl Error {
     }
 
     /// An unhandled error made from a caught panic's payload.
-    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
-        Self::new(Panicked::from_payload(payload))
+    /// `site` is where the panic hook noted it ([`crate::panic_location`]).
+    pub(crate) fn from_panic(
+        payload: &(dyn std::any::Any + Send),
+        site: Option<Arc<PanicSite>>,
+    ) -> Self {
+        Self::made(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Box::new(Panicked::from_payload(payload)),
+            Origin::of_panic(site),
+        )
+    }
+
+    /// An unhandled error made from the error a service returned, of type `E`.
+    pub(crate) fn from_service<E: Into<BoxError>>(error: E) -> Self {
+        Self::made(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error.into(),
+            Origin::of_type::<E>(),
+        )
     }
 
     /// An error of a response body that failed after its head, which had `status`: made from the
     /// error it yielded, or from the payload of a panic while it was polled. It keeps `status`,
     /// the one the client received, and is never intentional.
     pub(crate) fn from_body(status: StatusCode, failure: BodyFailure) -> Self {
-        let cause = match failure {
-            BodyFailure::Yielded(cause) => cause,
-            BodyFailure::Panicked(message) => Box::new(Panicked::in_body(message)),
-        };
-        Self::with(status, Cause::Known(cause))
+        match failure {
+            BodyFailure::Yielded(cause) => Self::with(status, Cause::Known(cause)),
+            BodyFailure::Panicked(message, site) => Self::made(
+                status,
+                Box::new(Panicked::in_body(message)),
+                Origin::of_panic(site),
+            ),
+        }
+    }
+
+    /// Where the error was made: the line of the `?`, [`Error::new`], [`Error::msg`],
+    /// [`Error::with_cause`] or [`ResponseExt::with_cause`](crate::ResponseExt::with_cause) that
+    /// made it. `None` for an error the crate made itself (a panic, a service error, a 5xx
+    /// response without a cause). See [`Location`] for what loses it.
+    ///
+    /// ```
+    /// let error = unhandled::Error::msg("the cache is cold");
+    /// assert_eq!(error.location().unwrap().line(), line!() - 1);
+    /// ```
+    pub fn location(&self) -> Option<Location<'_>> {
+        self.inner
+            .origin
+            .location
+            .as_ref()
+            .map(location::Site::location)
+    }
+
+    /// The type name of the cause the error was made from (`std::io::error::Error`,
+    /// `anyhow::Error`), as [`std::any::type_name`] gives it: best effort, for reading only.
+    /// `None` where the type says nothing of the cause (`&str`, `String`, a boxed
+    /// `dyn Error`, [`Error::msg`]) and for errors the crate made itself.
+    ///
+    /// ```
+    /// let error = unhandled::Error::new(std::io::Error::other("refused"));
+    /// assert_eq!(error.type_name(), Some("std::io::error::Error"));
+    /// ```
+    pub fn type_name(&self) -> Option<&'static str> {
+        self.inner.origin.type_name
     }
 
     /// The status the response carries.
@@ -316,8 +398,10 @@ impl<E> From<E> for Error
 where
     E: Into<BoxError>,
 {
+    #[track_caller]
     fn from(cause: E) -> Self {
-        Self::new(cause)
+        let origin = Origin::here::<E>();
+        Self::made(StatusCode::INTERNAL_SERVER_ERROR, cause.into(), origin)
     }
 }
 
@@ -342,6 +426,8 @@ impl fmt::Debug for Error {
             .field("status", &self.inner.status)
             .field("chain", &chain)
             .field("logged", &self.is_logged())
+            .field("location", &self.location())
+            .field("type_name", &self.type_name())
             .finish()
     }
 }

@@ -11,8 +11,9 @@ use super::{
 pub(crate) enum BodyFailure {
     /// It yielded this error.
     Yielded(BoxError),
-    /// It panicked while polled, with this message ([`panic_message`]).
-    Panicked(String),
+    /// It panicked while polled, with this message ([`panic_message`]), where the panic hook
+    /// noted ([`crate::panic_location`]).
+    Panicked(String, Option<std::sync::Arc<super::PanicSite>>),
 }
 
 /// The cause of an error made from a caught panic: its message.

@@ -134,7 +134,10 @@ impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
                 (scope.claim(Failure::Body, error), ErrorKind::Body)
             }
             Err(payload) => {
-                let failure = BodyFailure::Panicked(panic_message(&*payload));
+                let failure = BodyFailure::Panicked(
+                    panic_message(&*payload),
+                    crate::panic_location::take(&*payload),
+                );
                 let error = Error::from_body(watch.status, failure);
                 let error = scope.claim(Failure::panic(&*payload), error);
                 unwind::discard(payload);

@@ -23,7 +23,7 @@ use crate::{
     grpc,
     handler::ServerErrorHandler,
     handoff::{Failure, RenderedStatus, Scope, needs_watching},
-    unwind,
+    panic_location, unwind,
 };
 
 pin_project! {
@@ -99,11 +99,11 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     Ok(Poll::Ready(Err(error))) => (
-                        scope.claim(Failure::service::<E>(), Error::new(error)),
+                        scope.claim(Failure::service::<E>(), Error::from_service(error)),
                         ErrorKind::Service,
                     ),
                     Err(payload) => {
-                        let error = Error::from_panic(&*payload);
+                        let error = Error::from_panic(&*payload, panic_location::take(&*payload));
                         let error = scope.claim(Failure::panic(&*payload), error);
                         unwind::discard(payload);
                         (error, ErrorKind::Panic)

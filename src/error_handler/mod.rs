@@ -173,6 +173,7 @@ pub struct ErrorHandlerLayer<H = DefaultErrorHandler> {
 impl<H> ErrorHandlerLayer<H> {
     /// A layer that sends every failure to `handler`.
     pub fn new(handler: H) -> Self {
+        crate::panic_location::install();
         Self { handler }
     }
 }

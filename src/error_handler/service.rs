@@ -18,7 +18,7 @@ use crate::{
     handler::ServerErrorHandler,
     handoff::{Failure, Scope},
     head::RequestHead,
-    unwind,
+    panic_location, unwind,
 };
 
 /// Middleware that sends every failure of `S` to the [`ServerErrorHandler`] `H` and returns the
@@ -109,7 +109,7 @@ where
                 ResponseFuture::new(future, head, handler)
             }
             Err(payload) => {
-                let error = Error::from_panic(&*payload);
+                let error = Error::from_panic(&*payload, panic_location::take(&*payload));
                 let error = scope.claim(Failure::panic(&*payload), error);
                 unwind::discard(payload);
                 head.set_app_logged(scope.leave());

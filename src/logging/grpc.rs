@@ -45,7 +45,7 @@ impl Outcome {
         if let Some(error) = grpc::failure_in(status, trailers, None) {
             let kind = error.returned_kind();
             let text = error.chain_text();
-            if self.failed(span, kind, Some(status), &text, code) {
+            if self.failed(span, kind, Some(status), &text, code, Some(&error)) {
                 handoff::note_logged(Failure::Body);
             }
             return;

@@ -86,7 +86,8 @@ impl Outcome {
             self.close_rpc(span, true, grpc_code);
         }
         let kind = kind.unwrap_or(ErrorKind::Status);
-        if self.failed(span, kind, Some(status), &text, grpc_code) && rendered.is_none() {
+        if self.failed(span, kind, Some(status), &text, grpc_code, unhandled) && rendered.is_none()
+        {
             match error {
                 Some(error) => error.mark_logged(),
                 None => {
@@ -128,11 +129,18 @@ impl Outcome {
         if let Some(failed) = BodyFailed::find(error) {
             notice::logging_layer_misplaced();
             let text = failed.error().chain_text();
-            self.failed(span, failed.kind(), Some(status), &text, None);
+            self.failed(
+                span,
+                failed.kind(),
+                Some(status),
+                &text,
+                None,
+                Some(failed.error()),
+            );
             return;
         }
         let text = text_of(&Chain(past_axum(error)));
-        if self.failed(span, ErrorKind::Body, Some(status), &text, None) {
+        if self.failed(span, ErrorKind::Body, Some(status), &text, None, None) {
             handoff::note_logged(Failure::Body);
         }
     }
@@ -144,9 +152,18 @@ impl Outcome {
         status: StatusCode,
         payload: &(dyn std::any::Any + Send),
     ) {
-        let failure = BodyFailure::Panicked(panic_message(payload));
-        let text = text_of(&Error::from_body(status, failure));
-        if self.failed(span, ErrorKind::Panic, Some(status), &text, None) {
+        let failure =
+            BodyFailure::Panicked(panic_message(payload), crate::panic_location::peek(payload));
+        let error = Error::from_body(status, failure);
+        let text = text_of(&error);
+        if self.failed(
+            span,
+            ErrorKind::Panic,
+            Some(status),
+            &text,
+            None,
+            Some(&error),
+        ) {
             handoff::note_logged(Failure::panic(payload));
         }
     }
@@ -179,15 +196,16 @@ impl Outcome {
     /// Logs a service error, and leaves a note for the error handler that it was logged.
     pub(crate) fn service_failed<E: std::fmt::Display + 'static>(&self, span: &Span, error: &E) {
         let text = text_of(error);
-        if self.failed(span, ErrorKind::Service, None, &text, None) {
+        if self.failed(span, ErrorKind::Service, None, &text, None, None) {
             handoff::note_logged(Failure::service::<E>());
         }
     }
 
     /// Logs a panic, and leaves a note for the error handler that it was logged.
     pub(crate) fn panicked(&self, span: &Span, payload: &(dyn std::any::Any + Send)) {
-        let text = text_of(&Error::from_panic(payload));
-        if self.failed(span, ErrorKind::Panic, None, &text, None) {
+        let error = Error::from_panic(payload, crate::panic_location::peek(payload));
+        let text = text_of(&error);
+        if self.failed(span, ErrorKind::Panic, None, &text, None, Some(&error)) {
             handoff::note_logged(Failure::panic(payload));
         }
     }
@@ -201,8 +219,9 @@ impl Outcome {
         status: Option<StatusCode>,
         error: &str,
         grpc_status: Option<u32>,
+        origin: Option<&Error>,
     ) -> bool {
-        span::failed(span, status, kind, grpc_status, error);
+        span::failed(span, status, kind, grpc_status, error, origin);
         let Some((started, head)) = &self.started else {
             return false;
         };
@@ -221,6 +240,8 @@ impl Outcome {
             latency_ms = millis(started),
             kind = kind.as_str(),
             error,
+            location = origin.and_then(Error::location).map(field::display),
+            exception.r#type = origin.and_then(Error::type_name),
             trace_id = trace_id(span).map(field::display),
             "request failed"
         );

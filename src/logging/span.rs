@@ -13,7 +13,11 @@ use axum::{
 use tracing::{Level, Span, field, level_filters::LevelFilter};
 
 use super::TARGET;
-use crate::{context::ErrorKind, error::cut_at, level::span_at};
+use crate::{
+    context::ErrorKind,
+    error::{Error, cut_at},
+    level::span_at,
+};
 
 /// Keys of `url.query` whose values are recorded as `REDACTED`, compared without regard to case:
 /// the four the OpenTelemetry HTTP conventions name, and the usual names of tokens, keys and
@@ -103,6 +107,7 @@ pub(crate) fn open<B>(level: Level, query: Query, request: &Request<B>) -> Span 
         net.peer.port = peer.map(|peer| i64::from(peer.port())),
         http.response.status_code = field::Empty,
         error.type = field::Empty,
+        exception.r#type = field::Empty,
         otel.status_code = field::Empty,
         otel.status_description = field::Empty,
     );
@@ -160,6 +165,7 @@ fn open_rpc<B>(
         network.peer.port = peer.map(|peer| i64::from(peer.port())),
         http.response.status_code = field::Empty,
         error.type = field::Empty,
+        exception.r#type = field::Empty,
         otel.status_code = field::Empty,
         otel.status_description = field::Empty,
     );
@@ -216,14 +222,19 @@ pub(crate) fn close(span: &Span, status: StatusCode) {
 }
 
 /// Records a failure of `kind`: the response status when there was one, the error status with
-/// `description` (already cut to its bound), and `error.type`.
+/// `description` (already cut to its bound), `error.type`, and `exception.type` where the error
+/// `origin` names its cause's type.
 pub(crate) fn failed(
     span: &Span,
     status: Option<StatusCode>,
     kind: ErrorKind,
     grpc_status: Option<u32>,
     description: &str,
+    origin: Option<&Error>,
 ) {
+    if let Some(type_name) = origin.and_then(Error::type_name) {
+        span.record("exception.type", type_name);
+    }
     if let Some(status) = status {
         span.record("http.response.status_code", i64::from(status.as_u16()));
     }

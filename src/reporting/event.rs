@@ -48,6 +48,8 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
     let kind = sample.map(|sample| sample.kind.as_str());
     let status = sample.map(|sample| sample.error.status_code().as_u16());
     let trace_id = sample.and_then(|sample| sample.trace_id);
+    let location = sample.and_then(|sample| sample.error.location());
+    let type_name = sample.and_then(|sample| sample.error.type_name());
     let message = format_args!(
         "Observed {} unhandled error{s} in the last {window} that no logging layer reported; {FIX}",
         pending.count
@@ -63,6 +65,8 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
             .field("sample.kind", kind)
             .field("sample.status", status)
             .field("sample.error", chain.as_deref())
+            .field("sample.location", location)
+            .field("sample.type", type_name)
             .field("sample.fix", attach_fix)
             .field("sample.trace_id", trace_id)
             .write(report_to);
@@ -80,6 +84,8 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
         sample.kind = kind,
         sample.status = status,
         sample.error = chain.as_deref(),
+        sample.location = location.map(field::display),
+        sample.type = type_name,
         sample.fix = attach_fix,
         sample.trace_id = trace_id.map(field::display),
         fix = FIX,

@@ -13,6 +13,7 @@ mod counting_and_reports;
 mod disconnects;
 mod faults;
 mod grpc;
+mod locations;
 mod rendering;
 mod server_span;
 mod streaming;

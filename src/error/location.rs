@@ -1,0 +1,155 @@
+//! Where an error was made: the line of the `?`, `Error::new` or `with_cause` that made it.
+
+use std::{fmt, sync::Arc};
+
+/// The place in the application's source where an [`Error`](crate::Error) was made: the `?`
+/// expression, or the call of [`Error::new`](crate::Error::new), [`Error::msg`](crate::Error::msg),
+/// [`Error::with_cause`](crate::Error::with_cause) or
+/// [`ResponseExt::with_cause`](crate::ResponseExt::with_cause).
+///
+/// It is recorded with `#[track_caller]`: a pointer to static data, no allocation. The file is
+/// as the compiler gave it (relative to the package for the application's own code). A call that
+/// goes through a function without `#[track_caller]` records that function's line instead:
+/// `.map_err(Error::from)` names a line inside `core`, and a helper that builds the error names
+/// its own body unless it is `#[track_caller]` too. Write `?` or `.map_err(|e| Error::new(e))`.
+///
+/// ```
+/// fn load() -> unhandled::Result<()> {
+///     Err(std::io::Error::other("disk on fire"))?; // this line
+///     Ok(())
+/// }
+/// let error = load().unwrap_err();
+/// let location = error.location().unwrap();
+/// assert_eq!(location.line(), line!() - 5);
+/// assert!(location.to_string().ends_with(&format!(":{}:{}", location.line(), location.column())));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Location<'a> {
+    file: &'a str,
+    line: u32,
+    column: u32,
+}
+
+impl<'a> Location<'a> {
+    /// The file, as the compiler gave it.
+    pub fn file(&self) -> &'a str {
+        self.file
+    }
+
+    /// The line, from 1.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The column, from 1.
+    pub fn column(&self) -> u32 {
+        self.column
+    }
+}
+
+impl From<&'static std::panic::Location<'static>> for Location<'static> {
+    fn from(location: &'static std::panic::Location<'static>) -> Self {
+        Self {
+            file: location.file(),
+            line: location.line(),
+            column: location.column(),
+        }
+    }
+}
+
+/// `file:line:column`, as the compiler and the default panic hook print it.
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// Where a caught panic happened: the panic hook's location, copied (one small allocation per
+/// panic), by [`crate::panic_location`].
+#[derive(Debug)]
+pub(crate) struct PanicSite {
+    pub(crate) file: Box<str>,
+    pub(crate) line: u32,
+    pub(crate) column: u32,
+}
+
+/// What an error records of where it was made and of what type its cause is.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Origin {
+    pub(crate) location: Option<Site>,
+    pub(crate) type_name: Option<&'static str>,
+}
+
+/// Where an error was made: its maker's caller, or the panic it was made from.
+#[derive(Clone, Debug)]
+pub(crate) enum Site {
+    Caller(&'static std::panic::Location<'static>),
+    Panic(Arc<PanicSite>),
+}
+
+impl Site {
+    pub(crate) fn location(&self) -> Location<'_> {
+        match self {
+            Self::Caller(location) => Location::from(*location),
+            Self::Panic(site) => Location {
+                file: &site.file,
+                line: site.line,
+                column: site.column,
+            },
+        }
+    }
+}
+
+impl Origin {
+    /// The caller's location, and the type of `C` where it names the cause's own type.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn here<C>() -> Self {
+        Self {
+            location: Some(Site::Caller(std::panic::Location::caller())),
+            type_name: type_name_of::<C>(),
+        }
+    }
+
+    /// No location, and the type of `C`: an error the crate made from one the service returned.
+    pub(crate) fn of_type<C>() -> Self {
+        Self {
+            location: None,
+            type_name: type_name_of::<C>(),
+        }
+    }
+
+    /// The location the panic hook noted for a panic, if any.
+    pub(crate) fn of_panic(site: Option<Arc<PanicSite>>) -> Self {
+        Self {
+            location: site.map(Site::Panic),
+            type_name: None,
+        }
+    }
+}
+
+/// The name of `C`, unless it says nothing of the cause: a plain message (`&str`, `String`) or a
+/// box that hides the type it holds.
+fn type_name_of<C>() -> Option<&'static str> {
+    let name = std::any::type_name::<C>();
+    let opaque = name.starts_with('&')
+        || name == "alloc::string::String"
+        || name.starts_with("alloc::boxed::Box<dyn ");
+    (!opaque).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_name_the_cause_not_its_wrapping() {
+        assert_eq!(
+            type_name_of::<std::io::Error>(),
+            Some("std::io::error::Error")
+        );
+        assert_eq!(type_name_of::<&str>(), None);
+        assert_eq!(type_name_of::<String>(), None);
+        assert_eq!(type_name_of::<crate::BoxError>(), None);
+    }
+}

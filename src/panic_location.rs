@@ -1,0 +1,128 @@
+//! The file, line and column of a panic that an error handler catches.
+//!
+//! A caught payload carries no location; only the panic hook sees it. So the first
+//! [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) built installs a hook, once per process, that
+//! chains the hook in force then (the default hook's message, sentry's, the application's own keep
+//! working) and, for a panic inside an error handler's scope ([`handoff::in_scope`]) alone, notes
+//! its location on the panicking thread. The error handler that catches the panic takes the note
+//! whose message has the same address as the caught payload's: the message is the one allocation
+//! both sides share, so a nested catch, a logging layer that resumes the unwind and a panic inside
+//! a `Drop` during unwinding each find their own panic's note. A panic elsewhere is untouched.
+//!
+//! A hook the application installs later without chaining ours leaves no note: the panic is still
+//! caught and counted, without a location. A build with `panic = "abort"` ends the process at the
+//! panic; no layer can catch it.
+
+use std::{any::Any, cell::RefCell, sync::Arc};
+
+use crate::{error::PanicSite, handoff};
+
+/// Notes kept per thread: panics noted but caught by someone else are dropped oldest first.
+const KEPT: usize = 4;
+
+struct Note {
+    /// The address of the panic's message, 0 for a payload that is not a string.
+    key: usize,
+    site: Arc<PanicSite>,
+}
+
+thread_local! {
+    static NOTES: RefCell<Vec<Note>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Installs the noting hook, once per process, unless [`PANIC_LOCATIONS_VAR`] turns it off.
+///
+/// [`PANIC_LOCATIONS_VAR`]: crate::config::PANIC_LOCATIONS_VAR
+pub(crate) fn install() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    // `take_hook` panics on a panicking thread: a layer built in a `Drop` during unwinding waits
+    // for the next one.
+    if std::thread::panicking() {
+        return;
+    }
+    INSTALLED.call_once(|| {
+        if !enabled() {
+            return;
+        }
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            note(info);
+            previous(info);
+        }));
+    });
+}
+
+fn enabled() -> bool {
+    use crate::config::{PANIC_LOCATIONS_VAR, parse_switch_of};
+    let Ok(value) = std::env::var(PANIC_LOCATIONS_VAR) else {
+        return true;
+    };
+    parse_switch_of(PANIC_LOCATIONS_VAR, &value).unwrap_or_else(|error| {
+        crate::notice::config_value_ignored(crate::ReportTo::default(), &error);
+        true
+    })
+}
+
+/// The hook's part: never panics (a panic in a hook aborts the process).
+fn note(info: &std::panic::PanicHookInfo<'_>) {
+    if !handoff::in_scope() {
+        return;
+    }
+    let Some(location) = info.location() else {
+        return;
+    };
+    let key = key_of(info.payload());
+    let site = Arc::new(PanicSite {
+        file: location.file().into(),
+        line: location.line(),
+        column: location.column(),
+    });
+    let _ = NOTES.try_with(|notes| {
+        if let Ok(mut notes) = notes.try_borrow_mut() {
+            if notes.len() >= KEPT {
+                notes.remove(0);
+            }
+            notes.push(Note { key, site });
+        }
+    });
+}
+
+fn key_of(payload: &(dyn Any + Send)) -> usize {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        text.as_ptr() as usize
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.as_ptr() as usize
+    } else {
+        0
+    }
+}
+
+/// The location the hook noted for the panic whose caught payload is `payload`, taken: the
+/// error handler that catches it for good.
+pub(crate) fn take(payload: &(dyn Any + Send)) -> Option<Arc<PanicSite>> {
+    let key = key_of(payload);
+    NOTES
+        .try_with(|notes| {
+            let mut notes = notes.try_borrow_mut().ok()?;
+            let index = notes.iter().rposition(|note| note.key == key)?;
+            Some(notes.remove(index).site)
+        })
+        .ok()
+        .flatten()
+}
+
+/// The same, left in place: for a logging layer, which resumes the unwind.
+pub(crate) fn peek(payload: &(dyn Any + Send)) -> Option<Arc<PanicSite>> {
+    let key = key_of(payload);
+    NOTES
+        .try_with(|notes| {
+            let notes = notes.try_borrow().ok()?;
+            notes
+                .iter()
+                .rev()
+                .find(|note| note.key == key)
+                .map(|note| Arc::clone(&note.site))
+        })
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,213 @@
+//! Where it failed: an error made by `?`, `Error::new`, `Error::msg` or `with_cause` names the line
+//! that made it, and its cause's type, in the report's sample and in `LoggingLayer`'s failure
+//! event (real axum servers on 127.0.0.1, a hyper client).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use futures_util::StreamExt;
+
+use axum::{Router, http::StatusCode, response::IntoResponse, response::Response, routing::get};
+use unhandled::{Error, ErrorHandlerLayer, LoggingLayer, ResponseExt};
+
+use crate::support::{self, Captured, capture};
+
+/// The line each handler's failing expression is on, as `line!()` gives it there.
+static IO_LINE: AtomicU32 = AtomicU32::new(0);
+static ANYHOW_LINE: AtomicU32 = AtomicU32::new(0);
+static CUSTOM_LINE: AtomicU32 = AtomicU32::new(0);
+static ATTACHED_LINE: AtomicU32 = AtomicU32::new(0);
+
+async fn io() -> unhandled::Result<()> {
+    IO_LINE.store(line!() + 1, Ordering::Relaxed);
+    std::fs::read("/definitely/not/here")?;
+    Ok(())
+}
+
+async fn with_anyhow() -> unhandled::Result<()> {
+    let result: anyhow::Result<()> = Err(anyhow::anyhow!("the ledger is locked"));
+    ANYHOW_LINE.store(line!() + 1, Ordering::Relaxed);
+    result?;
+    Ok(())
+}
+
+async fn custom() -> unhandled::Result<()> {
+    CUSTOM_LINE.store(line!() + 1, Ordering::Relaxed);
+    Err(support::load_failed())?
+}
+
+/// An application error type that renders its own 500 and attaches itself.
+struct AppError(std::io::Error);
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let response = (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response();
+        ATTACHED_LINE.store(line!() + 1, Ordering::Relaxed);
+        response.with_cause(self.0)
+    }
+}
+
+async fn attached() -> Result<(), AppError> {
+    Err(AppError(std::io::Error::other("disk on fire")))
+}
+
+static PANIC_LINE: AtomicU32 = AtomicU32::new(0);
+static BODY_PANIC_LINE: AtomicU32 = AtomicU32::new(0);
+static MIDDLEWARE_PANIC_LINE: AtomicU32 = AtomicU32::new(0);
+
+async fn panics(axum::extract::Path(id): axum::extract::Path<String>) -> &'static str {
+    let found: Option<&str> = (id == "never").then_some("x");
+    PANIC_LINE.store(line!() + 1, Ordering::Relaxed);
+    found.unwrap()
+}
+
+async fn body_panics() -> axum::body::Body {
+    let chunks = futures_util::stream::iter(0..2).map(|index| {
+        if index == 1 {
+            BODY_PANIC_LINE.store(line!() + 1, Ordering::Relaxed);
+            panic!("the exporter fell over at chunk {index}");
+        }
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"first"))
+    });
+    axum::body::Body::from_stream(chunks)
+}
+
+async fn middleware_panics(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() == "/middleware" {
+        MIDDLEWARE_PANIC_LINE.store(line!() + 1, Ordering::Relaxed);
+        panic!("the auth middleware fell over");
+    }
+    next.run(request).await
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/io", get(io))
+        .route("/anyhow", get(with_anyhow))
+        .route("/custom", get(custom))
+        .route("/attached", get(attached))
+        .route("/panic/{id}", get(panics))
+        .route("/stream-panic", get(body_panics))
+        .route("/middleware", get(|| async { "never" }))
+        .layer(axum::middleware::from_fn(middleware_panics))
+}
+
+async fn get_path(address: std::net::SocketAddr, path: &str) -> StatusCode {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let request = axum::http::Request::get(path)
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<axum::body::Bytes>::new())
+        .unwrap();
+    // A body that breaks can end the connection before its head is read: no status then.
+    let response = sender.send_request(request).await;
+    response.map_or(StatusCode::INTERNAL_SERVER_ERROR, |response| {
+        response.status()
+    })
+}
+
+/// One failure of `path` counted and reported: the report.
+async fn report_of(path: &str) -> Captured {
+    let (events, _guard) = capture();
+    let reporting = support::quiet_reporting();
+    let address = support::serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
+    let status = get_path(address, path).await;
+    assert!(
+        status.is_server_error() || path == "/stream-panic",
+        "{path}: {status}"
+    );
+    support::eventually(|| reporting.unhandled_count() == 1).await;
+    reporting.shutdown().await;
+    let reports = events.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    reports.into_iter().next().unwrap()
+}
+
+fn here(line: &AtomicU32) -> String {
+    let line = line.load(Ordering::Relaxed);
+    assert_ne!(line, 0, "the handler ran");
+    format!("{}:{line}:", file!())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_question_mark_line_and_the_type_are_the_sample_s() {
+    for (path, line, type_name) in [
+        ("/io", &IO_LINE, "std::io::error::Error"),
+        ("/anyhow", &ANYHOW_LINE, "anyhow::Error"),
+        ("/custom", &CUSTOM_LINE, "behaviour::support::LoadFailed"),
+        ("/attached", &ATTACHED_LINE, "std::io::error::Error"),
+    ] {
+        let report = report_of(path).await;
+        let location = report.field("sample.location");
+        assert!(location.starts_with(&here(line)), "{path}: {location}");
+        assert_eq!(report.field("sample.type"), type_name, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_s_line_is_the_sample_s_in_the_handler_the_body_and_a_middleware() {
+    for (path, line) in [
+        ("/middleware", &MIDDLEWARE_PANIC_LINE),
+        ("/panic/7", &PANIC_LINE),
+        ("/stream-panic", &BODY_PANIC_LINE),
+    ] {
+        let report = report_of(path).await;
+        assert_eq!(report.field("sample.kind"), "panic", "{path}");
+        let location = report.field("sample.location");
+        assert!(location.starts_with(&here(line)), "{path}: {location}");
+        assert!(!report.fields.contains_key("sample.type"), "{report:?}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logging_layer_s_failure_event_names_the_line_and_the_type() {
+    let (events, _guard) = capture();
+    let reporting = support::quiet_reporting();
+    let app = routes()
+        .layer(LoggingLayer::new())
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let address = support::serve(app).await;
+    assert_eq!(
+        get_path(address, "/io").await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    support::eventually(|| !failures(&events.all()).is_empty()).await;
+    let failed = failures(&events.all());
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].field("location").starts_with(&here(&IO_LINE)));
+    assert_eq!(failed[0].field("exception.type"), "std::io::error::Error");
+    assert_eq!(reporting.unhandled_count(), 0);
+    // A panic inside the logging layer: logged with its line, then resumed and caught outside.
+    let status = get_path(address, "/panic/7").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    support::eventually(|| failures(&events.all()).len() == 2).await;
+    let failed = failures(&events.all());
+    let location = failed[1].field("location");
+    assert!(location.starts_with(&here(&PANIC_LINE)), "{failed:?}");
+    assert_eq!(reporting.unhandled_count(), 0);
+}
+
+fn failures(events: &[Captured]) -> Vec<Captured> {
+    events
+        .iter()
+        .filter(|event| event.fields.get("message").map(String::as_str) == Some("request failed"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn msg_names_its_caller_and_map_err_from_names_core() {
+    let error = Error::msg("x");
+    assert_eq!(error.location().unwrap().file(), file!());
+    assert_eq!(error.type_name(), None);
+    let read = std::fs::read("/definitely/not/here");
+    let mapped: unhandled::Result<Vec<u8>> = read.map_err(Error::from);
+    // A function path goes through core's untracked `FnOnce` shim: the location is core's.
+    let error = mapped.unwrap_err();
+    let location = error.location().unwrap();
+    assert_ne!(location.file(), file!(), "{location}");
+}
