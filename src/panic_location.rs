@@ -13,9 +13,19 @@
 //! caught and counted, without a location. A build with `panic = "abort"` ends the process at the
 //! panic; no layer can catch it.
 
-use std::{any::Any, cell::RefCell, sync::Arc};
+use std::{
+    any::Any,
+    cell::RefCell,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
-use crate::{error::PanicSite, handoff};
+use crate::{
+    error::{Noted, PanicSite},
+    handoff,
+};
 
 /// Notes kept per thread: panics noted but caught by someone else are dropped oldest first.
 const KEPT: usize = 4;
@@ -25,6 +35,10 @@ struct Note {
     key: usize,
     site: Arc<PanicSite>,
 }
+
+/// Whether the noting hook was installed: a caught string panic without a note then means that a
+/// hook set later replaced it.
+static HOOKED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static NOTES: RefCell<Vec<Note>> = const { RefCell::new(Vec::new()) };
@@ -49,6 +63,7 @@ pub(crate) fn install() {
             note(info);
             previous(info);
         }));
+        HOOKED.store(true, Ordering::Relaxed);
     });
 }
 
@@ -99,22 +114,31 @@ fn key_of(payload: &(dyn Any + Send)) -> usize {
 
 /// The location the hook noted for the panic whose caught payload is `payload`, taken: the
 /// error handler that catches it for good.
-pub(crate) fn take(payload: &(dyn Any + Send)) -> Option<Arc<PanicSite>> {
+pub(crate) fn take(payload: &(dyn Any + Send)) -> Noted {
     let key = key_of(payload);
-    NOTES
+    let noted = NOTES
         .try_with(|notes| {
             let mut notes = notes.try_borrow_mut().ok()?;
             let index = notes.iter().rposition(|note| note.key == key)?;
             Some(notes.remove(index).site)
         })
         .ok()
-        .flatten()
+        .flatten();
+    outcome(noted, key)
+}
+
+fn outcome(noted: Option<Arc<PanicSite>>, key: usize) -> Noted {
+    match noted {
+        Some(site) => Noted::At(site),
+        None if key != 0 && HOOKED.load(Ordering::Relaxed) => Noted::Lost,
+        None => Noted::Unknown,
+    }
 }
 
 /// The same, left in place: for a logging layer, which resumes the unwind.
-pub(crate) fn peek(payload: &(dyn Any + Send)) -> Option<Arc<PanicSite>> {
+pub(crate) fn peek(payload: &(dyn Any + Send)) -> Noted {
     let key = key_of(payload);
-    NOTES
+    let noted = NOTES
         .try_with(|notes| {
             let notes = notes.try_borrow().ok()?;
             notes
@@ -124,5 +148,6 @@ pub(crate) fn peek(payload: &(dyn Any + Send)) -> Option<Arc<PanicSite>> {
                 .map(|note| Arc::clone(&note.site))
         })
         .ok()
-        .flatten()
+        .flatten();
+    outcome(noted, key)
 }

@@ -73,11 +73,23 @@ pub(crate) struct PanicSite {
     pub(crate) column: u32,
 }
 
+/// What the panic hook noted of a caught panic ([`crate::panic_location`]).
+pub(crate) enum Noted {
+    /// Its location.
+    At(Arc<PanicSite>),
+    /// Nothing, though the hook was installed: a hook set later replaced it.
+    Lost,
+    /// Nothing to know: the hook is off, or the payload is not a string.
+    Unknown,
+}
+
 /// What an error records of where it was made and of what type its cause is.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Origin {
     pub(crate) location: Option<Site>,
     pub(crate) type_name: Option<&'static str>,
+    /// The error is of a panic whose location a later panic hook kept from being noted.
+    pub(crate) lost: bool,
 }
 
 /// Where an error was made: its maker's caller, or the panic it was made from.
@@ -108,6 +120,7 @@ impl Origin {
         Self {
             location: Some(Site::Caller(std::panic::Location::caller())),
             type_name: type_name_of::<C>(),
+            lost: false,
         }
     }
 
@@ -116,14 +129,21 @@ impl Origin {
         Self {
             location: None,
             type_name: type_name_of::<C>(),
+            lost: false,
         }
     }
 
     /// The location the panic hook noted for a panic, if any.
-    pub(crate) fn of_panic(site: Option<Arc<PanicSite>>) -> Self {
+    pub(crate) fn of_panic(noted: Noted) -> Self {
+        let (location, lost) = match noted {
+            Noted::At(site) => (Some(Site::Panic(site)), false),
+            Noted::Lost => (None, true),
+            Noted::Unknown => (None, false),
+        };
         Self {
-            location: site.map(Site::Panic),
+            location,
             type_name: None,
+            lost,
         }
     }
 }

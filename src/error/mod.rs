@@ -40,7 +40,7 @@ mod panic;
 
 use self::chain::OneLink;
 pub use self::location::Location;
-pub(crate) use self::location::{Origin, PanicSite};
+pub(crate) use self::location::{Noted, Origin, PanicSite};
 pub(crate) use self::{
     chain::{CUT, Chain, Links, cut_at, past_axum, sources, text_at_most, text_of, unwrap_axum},
     panic::{BodyFailure, Panicked, panic_message},
@@ -258,15 +258,12 @@ impl Error {
     }
 
     /// An unhandled error made from a caught panic's payload.
-    /// `site` is where the panic hook noted it ([`crate::panic_location`]).
-    pub(crate) fn from_panic(
-        payload: &(dyn std::any::Any + Send),
-        site: Option<Arc<PanicSite>>,
-    ) -> Self {
+    /// `noted` is what the panic hook noted of it ([`crate::panic_location`]).
+    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send), noted: Noted) -> Self {
         Self::made(
             StatusCode::INTERNAL_SERVER_ERROR,
             Box::new(Panicked::from_payload(payload)),
-            Origin::of_panic(site),
+            Origin::of_panic(noted),
         )
     }
 
@@ -285,10 +282,10 @@ impl Error {
     pub(crate) fn from_body(status: StatusCode, failure: BodyFailure) -> Self {
         match failure {
             BodyFailure::Yielded(cause) => Self::with(status, Cause::Known(cause)),
-            BodyFailure::Panicked(message, site) => Self::made(
+            BodyFailure::Panicked(message, noted) => Self::made(
                 status,
                 Box::new(Panicked::in_body(message)),
-                Origin::of_panic(site),
+                Origin::of_panic(noted),
             ),
         }
     }
@@ -321,6 +318,12 @@ impl Error {
     /// ```
     pub fn type_name(&self) -> Option<&'static str> {
         self.inner.origin.type_name
+    }
+
+    /// Whether this is a panic's error whose location a panic hook set later kept from being
+    /// noted ([`crate::panic_location`]).
+    pub(crate) fn location_lost(&self) -> bool {
+        self.inner.origin.lost
     }
 
     /// The status the response carries.

@@ -27,6 +27,11 @@ pub(crate) const GRPC_FIX: &str = "this gRPC status has no source; where the han
      give it its cause (`status.set_source(Arc::new(error))`) and enable unhandled's cargo feature \
      `tonic`, so that the report shows the cause's chain";
 
+/// What the report's `sample.location` says of a panic whose location was lost.
+pub(crate) const LOCATION_LOST: &str = "unknown: a panic hook set after the first \
+     ErrorHandlerLayer was built replaced unhandled's; set it before building the layer, or have \
+     it call the hook it replaces (std::panic::take_hook)";
+
 /// Emits the report for `pending`, saying it covers the last `window`: through `tracing`, or on
 /// standard error where `report_to` says so.
 pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending: &Pending) {
@@ -48,7 +53,13 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
     let kind = sample.map(|sample| sample.kind.as_str());
     let status = sample.map(|sample| sample.error.status_code().as_u16());
     let trace_id = sample.and_then(|sample| sample.trace_id);
-    let location = sample.and_then(|sample| sample.error.location());
+    let location = sample.and_then(|sample| match sample.error.location() {
+        Some(location) => Some(location.to_string()),
+        None => sample
+            .error
+            .location_lost()
+            .then(|| LOCATION_LOST.to_owned()),
+    });
     let type_name = sample.and_then(|sample| sample.error.type_name());
     let message = format_args!(
         "Observed {} unhandled error{s} in the last {window} that no logging layer reported; {FIX}",
@@ -65,7 +76,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
             .field("sample.kind", kind)
             .field("sample.status", status)
             .field("sample.error", chain.as_deref())
-            .field("sample.location", location)
+            .field("sample.location", location.as_deref())
             .field("sample.type", type_name)
             .field("sample.fix", attach_fix)
             .field("sample.trace_id", trace_id)
@@ -84,7 +95,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
         sample.kind = kind,
         sample.status = status,
         sample.error = chain.as_deref(),
-        sample.location = location.map(field::display),
+        sample.location = location.as_deref(),
         sample.type = type_name,
         sample.fix = attach_fix,
         sample.trace_id = trace_id.map(field::display),

@@ -94,28 +94,12 @@ fn routes() -> Router {
         .layer(axum::middleware::from_fn(middleware_panics))
 }
 
-async fn get_path(address: std::net::SocketAddr, path: &str) -> StatusCode {
-    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
-    tokio::spawn(connection);
-    let request = axum::http::Request::get(path)
-        .header("host", "localhost")
-        .body(http_body_util::Empty::<axum::body::Bytes>::new())
-        .unwrap();
-    // A body that breaks can end the connection before its head is read: no status then.
-    let response = sender.send_request(request).await;
-    response.map_or(StatusCode::INTERNAL_SERVER_ERROR, |response| {
-        response.status()
-    })
-}
-
 /// One failure of `path` counted and reported: the report.
 async fn report_of(path: &str) -> Captured {
     let (events, _guard) = capture();
     let reporting = support::quiet_reporting();
     let address = support::serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
-    let status = get_path(address, path).await;
+    let status = support::get_status(address, path).await;
     assert!(
         status.is_server_error() || path == "/stream-panic",
         "{path}: {status}"
@@ -172,7 +156,7 @@ async fn logging_layer_s_failure_event_names_the_line_and_the_type() {
         .layer(ErrorHandlerLayer::new(reporting.clone()));
     let address = support::serve(app).await;
     assert_eq!(
-        get_path(address, "/io").await,
+        support::get_status(address, "/io").await,
         StatusCode::INTERNAL_SERVER_ERROR
     );
     support::eventually(|| !failures(&events.all()).is_empty()).await;
@@ -182,7 +166,7 @@ async fn logging_layer_s_failure_event_names_the_line_and_the_type() {
     assert_eq!(failed[0].field("exception.type"), "std::io::error::Error");
     assert_eq!(reporting.unhandled_count(), 0);
     // A panic inside the logging layer: logged with its line, then resumed and caught outside.
-    let status = get_path(address, "/panic/7").await;
+    let status = support::get_status(address, "/panic/7").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     support::eventually(|| failures(&events.all()).len() == 2).await;
     let failed = failures(&events.all());

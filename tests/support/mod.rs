@@ -242,6 +242,24 @@ pub async fn serve(app: Router) -> std::net::SocketAddr {
     address
 }
 
+/// Sends `GET path` to the server at `address` over HTTP/1.1 with hyper's client; the status. A
+/// body that breaks can end the connection before its head is read: a 500 then, as the client saw
+/// no status.
+pub async fn get_status(address: std::net::SocketAddr, path: &str) -> StatusCode {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let request = Request::get(path)
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<axum::body::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await;
+    response.map_or(StatusCode::INTERNAL_SERVER_ERROR, |response| {
+        response.status()
+    })
+}
+
 /// The value of the counter's series with these labels in a Prometheus exposition, if any.
 pub fn exported(text: &str, method: &str, route: &str, kind: &str) -> Option<u64> {
     let series = format!(
