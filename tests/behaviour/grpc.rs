@@ -499,6 +499,9 @@ async fn behind_logging_layer_a_server_error_is_logged_not_counted_and_a_client_
             .find(|event| event.fields.get("kind").map(String::as_str) == Some("panic"))
             .expect("the panic is logged");
         assert_eq!(panic.field("route"), serving.unanswered_route());
+        // The tonic handler's panic, with its line (the health check's `panic!` in this file).
+        let location = panic.field("location");
+        assert!(location.starts_with(&format!("{}:", file!())), "{location}");
     }
 }
 
