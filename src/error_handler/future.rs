@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 
 use super::{
     body::WatchedBody,
-    handle::{handle, with_rendered},
+    handle::{caught, handle, with_rendered},
 };
 use crate::head::RequestHead;
 use crate::{
@@ -23,7 +23,6 @@ use crate::{
     grpc,
     handler::ServerErrorHandler,
     handoff::{Failure, RenderedStatus, Scope, needs_watching},
-    panic_location, unwind,
 };
 
 pin_project! {
@@ -102,12 +101,7 @@ where
                         scope.claim(Failure::service::<E>(), Error::from_service(error)),
                         ErrorKind::Service,
                     ),
-                    Err(payload) => {
-                        let error = Error::from_panic(&*payload, panic_location::take(&*payload));
-                        let error = scope.claim(Failure::panic(&*payload), error);
-                        unwind::discard(payload);
-                        (error, ErrorKind::Panic)
-                    }
+                    Err(payload) => (caught(&scope, payload), ErrorKind::Panic),
                 };
                 this.head.set_app_logged(scope.leave());
                 (error, kind)

@@ -4,7 +4,13 @@
 use axum::{body::Body, http::Response};
 
 use crate::{
-    context::ErrorKind, error::Error, grpc, handler::ServerErrorHandler, head::RequestHead, unwind,
+    context::ErrorKind,
+    error::Error,
+    grpc,
+    handler::ServerErrorHandler,
+    handoff::{Failure, Scope},
+    head::RequestHead,
+    panic_location, unwind,
 };
 
 /// Asks `handler` for the response; `None` when it defers, or panics itself. The error is marked
@@ -32,4 +38,15 @@ pub(super) fn with_rendered(
     error.set_rendered(kind);
     response.extensions_mut().insert(error);
     response
+}
+
+/// The error of a panic caught in `scope`, with its location, marked logged when a logging layer
+/// inside noted it; the payload is discarded. Out of line, so that the success path stays short.
+#[cold]
+#[inline(never)]
+pub(super) fn caught(scope: &Scope, payload: unwind::Payload) -> Error {
+    let error = Error::from_panic(&*payload, panic_location::take(&*payload));
+    let error = scope.claim(Failure::panic(&*payload), error);
+    unwind::discard(payload);
+    error
 }

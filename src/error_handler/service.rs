@@ -16,9 +16,8 @@ use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     handler::ServerErrorHandler,
-    handoff::{Failure, Scope},
+    handoff::Scope,
     head::RequestHead,
-    panic_location, unwind,
 };
 
 /// Middleware that sends every failure of `S` to the [`ServerErrorHandler`] `H` and returns the
@@ -109,9 +108,7 @@ where
                 ResponseFuture::new(future, head, handler)
             }
             Err(payload) => {
-                let error = Error::from_panic(&*payload, panic_location::take(&*payload));
-                let error = scope.claim(Failure::panic(&*payload), error);
-                unwind::discard(payload);
+                let error = super::handle::caught(&scope, payload);
                 head.set_app_logged(scope.leave());
                 ResponseFuture::failed(error, ErrorKind::Panic, head, handler)
             }
