@@ -16,16 +16,10 @@
 use std::{
     any::Any,
     cell::RefCell,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::atomic::{AtomicBool, Ordering},
 };
 
-use crate::{
-    error::{Noted, PanicSite},
-    handoff,
-};
+use crate::{error::Site, handoff};
 
 /// Notes kept per thread: panics noted but caught by someone else are dropped oldest first.
 const KEPT: usize = 4;
@@ -33,7 +27,8 @@ const KEPT: usize = 4;
 struct Note {
     /// The address of the panic's message, 0 for a payload that is not a string.
     key: usize,
-    site: Arc<PanicSite>,
+    /// Always a [`Site::Panic`].
+    site: Site,
 }
 
 /// Whether the noting hook was installed: a caught string panic without a note then means that a
@@ -87,11 +82,11 @@ fn note(info: &std::panic::PanicHookInfo<'_>) {
         return;
     };
     let key = key_of(info.payload());
-    let site = Arc::new(PanicSite {
+    let site = Site::Panic {
         file: location.file().into(),
         line: location.line(),
         column: location.column(),
-    });
+    };
     let _ = NOTES.try_with(|notes| {
         if let Ok(mut notes) = notes.try_borrow_mut() {
             if notes.len() >= KEPT {
@@ -112,42 +107,32 @@ fn key_of(payload: &(dyn Any + Send)) -> usize {
     }
 }
 
-/// The location the hook noted for the panic whose caught payload is `payload`, taken: the
-/// error handler that catches it for good.
-pub(crate) fn take(payload: &(dyn Any + Send)) -> Noted {
-    let key = key_of(payload);
-    let noted = NOTES
-        .try_with(|notes| {
-            let mut notes = notes.try_borrow_mut().ok()?;
-            let index = notes.iter().rposition(|note| note.key == key)?;
-            Some(notes.remove(index).site)
-        })
-        .ok()
-        .flatten();
-    outcome(noted, key)
-}
-
-fn outcome(noted: Option<Arc<PanicSite>>, key: usize) -> Noted {
-    match noted {
-        Some(site) => Noted::At(site),
-        None if key != 0 && HOOKED.load(Ordering::Relaxed) => Noted::Lost,
-        None => Noted::Unknown,
-    }
+/// What the hook noted of the panic whose caught payload is `payload`, taken: for the error
+/// handler that catches it for good. [`Site::Lost`] where the hook is installed and noted nothing
+/// of a string panic, which a hook set later replacing it explains; `None` where there is nothing
+/// to know (the hook is off, or the payload is not a string).
+pub(crate) fn take(payload: &(dyn Any + Send)) -> Option<Site> {
+    noted(payload, true)
 }
 
 /// The same, left in place: for a logging layer, which resumes the unwind.
-pub(crate) fn peek(payload: &(dyn Any + Send)) -> Noted {
+pub(crate) fn peek(payload: &(dyn Any + Send)) -> Option<Site> {
+    noted(payload, false)
+}
+
+fn noted(payload: &(dyn Any + Send), take: bool) -> Option<Site> {
     let key = key_of(payload);
-    let noted = NOTES
+    let found = NOTES
         .try_with(|notes| {
-            let notes = notes.try_borrow().ok()?;
-            notes
-                .iter()
-                .rev()
-                .find(|note| note.key == key)
-                .map(|note| Arc::clone(&note.site))
+            let mut notes = notes.try_borrow_mut().ok()?;
+            let index = notes.iter().rposition(|note| note.key == key)?;
+            Some(match take {
+                true => notes.remove(index).site,
+                false => notes[index].site.clone(),
+            })
         })
         .ok()
         .flatten();
-    outcome(noted, key)
+    let lost = key != 0 && HOOKED.load(Ordering::Relaxed);
+    found.or(lost.then_some(Site::Lost))
 }

@@ -64,50 +64,38 @@ impl fmt::Display for Location<'_> {
     }
 }
 
-/// Where a caught panic happened: the panic hook's location, copied (one small allocation per
-/// panic), by [`crate::panic_location`].
-#[derive(Debug)]
-pub(crate) struct PanicSite {
-    pub(crate) file: Box<str>,
-    pub(crate) line: u32,
-    pub(crate) column: u32,
-}
-
-/// What the panic hook noted of a caught panic ([`crate::panic_location`]).
-pub(crate) enum Noted {
-    /// Its location.
-    At(Arc<PanicSite>),
-    /// Nothing, though the hook was installed: a hook set later replaced it.
-    Lost,
-    /// Nothing to know: the hook is off, or the payload is not a string.
-    Unknown,
-}
-
 /// What an error records of where it was made and of what type its cause is.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Origin {
-    pub(crate) location: Option<Site>,
+    pub(crate) site: Option<Site>,
     pub(crate) type_name: Option<&'static str>,
-    /// The error is of a panic whose location a later panic hook kept from being noted.
-    pub(crate) lost: bool,
 }
 
-/// Where an error was made: its maker's caller, or the panic it was made from.
+/// Where an error was made: its maker's caller, or the panic it was made from, as the panic hook
+/// noted it ([`crate::panic_location`]).
 #[derive(Clone, Debug)]
 pub(crate) enum Site {
     Caller(&'static std::panic::Location<'static>),
-    Panic(Arc<PanicSite>),
+    /// The panic hook's location, its file copied: the one allocation a panic's location costs.
+    Panic {
+        file: Arc<str>,
+        line: u32,
+        column: u32,
+    },
+    /// None, though the hook is installed: a hook set later replaced it.
+    Lost,
 }
 
 impl Site {
-    pub(crate) fn location(&self) -> Location<'_> {
+    pub(crate) fn location(&self) -> Option<Location<'_>> {
         match self {
-            Self::Caller(location) => Location::from(*location),
-            Self::Panic(site) => Location {
-                file: &site.file,
-                line: site.line,
-                column: site.column,
-            },
+            Self::Caller(location) => Some(Location::from(*location)),
+            Self::Panic { file, line, column } => Some(Location {
+                file,
+                line: *line,
+                column: *column,
+            }),
+            Self::Lost => None,
         }
     }
 }
@@ -118,32 +106,24 @@ impl Origin {
     #[inline]
     pub(crate) fn here<C>() -> Self {
         Self {
-            location: Some(Site::Caller(std::panic::Location::caller())),
+            site: Some(Site::Caller(std::panic::Location::caller())),
             type_name: type_name_of::<C>(),
-            lost: false,
         }
     }
 
     /// No location, and the type of `C`: an error the crate made from one the service returned.
     pub(crate) fn of_type<C>() -> Self {
         Self {
-            location: None,
+            site: None,
             type_name: type_name_of::<C>(),
-            lost: false,
         }
     }
 
-    /// The location the panic hook noted for a panic, if any.
-    pub(crate) fn of_panic(noted: Noted) -> Self {
-        let (location, lost) = match noted {
-            Noted::At(site) => (Some(Site::Panic(site)), false),
-            Noted::Lost => (None, true),
-            Noted::Unknown => (None, false),
-        };
+    /// What the panic hook noted of a panic, if anything.
+    pub(crate) fn of_panic(site: Option<Site>) -> Self {
         Self {
-            location,
+            site,
             type_name: None,
-            lost,
         }
     }
 }

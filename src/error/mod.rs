@@ -40,7 +40,7 @@ mod panic;
 
 use self::chain::OneLink;
 pub use self::location::Location;
-pub(crate) use self::location::{Noted, Origin, PanicSite};
+pub(crate) use self::location::{Origin, Site};
 pub(crate) use self::{
     chain::{CUT, Chain, Links, cut_at, past_axum, sources, text_at_most, text_of, unwrap_axum},
     panic::{BodyFailure, Panicked, panic_message},
@@ -139,7 +139,7 @@ impl Error {
     pub fn msg(message: impl fmt::Display) -> Self {
         let origin = Origin {
             type_name: None,
-            ..Origin::here::<()>()
+            ..Origin::here::<Message>()
         };
         Self::made(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -175,21 +175,18 @@ impl Error {
 
     /// An error with `status` caused by `cause`, made where `origin` says.
     pub(crate) fn made(status: StatusCode, cause: BoxError, origin: Origin) -> Self {
-        let mut error = Self::with(status, Cause::Known(cause));
-        if let Some(inner) = Arc::get_mut(&mut error.inner) {
-            inner.origin = origin;
-        }
-        error
+        Self::with(status, Cause::Known(cause), origin)
     }
 
     pub(crate) fn from_parts(status: StatusCode, cause: Option<BoxError>) -> Self {
-        Self::with(status, cause.map_or(Cause::Intentional, Cause::Known))
+        let cause = cause.map_or(Cause::Intentional, Cause::Known);
+        Self::with(status, cause, Origin::default())
     }
 
     /// An error of a response with `status` whose `cause` says only that status: a
     /// [`Status`](ErrorKind::Status) failure, with that cause's text.
     pub(crate) fn status_only(status: StatusCode, cause: BoxError) -> Self {
-        Self::with(status, Cause::StatusOnly(cause))
+        Self::with(status, Cause::StatusOnly(cause), Origin::default())
     }
 
     /// A failure with no cause attached: a 5xx response the application built itself.
@@ -225,13 +222,13 @@ impl Error {
         })
     }
 
-    fn with(status: StatusCode, cause: Cause) -> Self {
+    fn with(status: StatusCode, cause: Cause, origin: Origin) -> Self {
         Self {
             inner: Arc::new(Inner {
                 status,
                 cause,
                 logged: AtomicBool::new(false),
-                origin: Origin::default(),
+                origin,
             }),
             rendered: None,
         }
@@ -258,12 +255,12 @@ impl Error {
     }
 
     /// An unhandled error made from a caught panic's payload.
-    /// `noted` is what the panic hook noted of it ([`crate::panic_location`]).
-    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send), noted: Noted) -> Self {
+    /// `site` is what the panic hook noted of it ([`crate::panic_location`]).
+    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send), site: Option<Site>) -> Self {
         Self::made(
             StatusCode::INTERNAL_SERVER_ERROR,
             Box::new(Panicked::from_payload(payload)),
-            Origin::of_panic(noted),
+            Origin::of_panic(site),
         )
     }
 
@@ -281,30 +278,28 @@ impl Error {
     /// the one the client received, and is never intentional.
     pub(crate) fn from_body(status: StatusCode, failure: BodyFailure) -> Self {
         match failure {
-            BodyFailure::Yielded(cause) => Self::with(status, Cause::Known(cause)),
-            BodyFailure::Panicked(message, noted) => Self::made(
+            BodyFailure::Yielded(cause) => Self::made(status, cause, Origin::default()),
+            BodyFailure::Panicked(message, site) => Self::made(
                 status,
                 Box::new(Panicked::in_body(message)),
-                Origin::of_panic(noted),
+                Origin::of_panic(site),
             ),
         }
     }
 
     /// Where the error was made: the line of the `?`, [`Error::new`], [`Error::msg`],
     /// [`Error::with_cause`] or [`ResponseExt::with_cause`](crate::ResponseExt::with_cause) that
-    /// made it. `None` for an error the crate made itself (a panic, a service error, a 5xx
-    /// response without a cause). See [`Location`] for what loses it.
+    /// made it, or of the panic it was made from (as the panic hook noted it). `None` for the
+    /// other errors the crate makes itself (a service error, a 5xx response without a cause, a
+    /// body's error) and for a panic whose location was not noted. See [`Location`] for what
+    /// loses it.
     ///
     /// ```
     /// let error = unhandled::Error::msg("the cache is cold");
     /// assert_eq!(error.location().unwrap().line(), line!() - 1);
     /// ```
     pub fn location(&self) -> Option<Location<'_>> {
-        self.inner
-            .origin
-            .location
-            .as_ref()
-            .map(location::Site::location)
+        self.inner.origin.site.as_ref().and_then(Site::location)
     }
 
     /// The type name of the cause the error was made from (`std::io::error::Error`,
@@ -323,7 +318,7 @@ impl Error {
     /// Whether this is a panic's error whose location a panic hook set later kept from being
     /// noted ([`crate::panic_location`]).
     pub(crate) fn location_lost(&self) -> bool {
-        self.inner.origin.lost
+        matches!(self.inner.origin.site, Some(Site::Lost))
     }
 
     /// The status the response carries.
@@ -403,8 +398,7 @@ where
 {
     #[track_caller]
     fn from(cause: E) -> Self {
-        let origin = Origin::here::<E>();
-        Self::made(StatusCode::INTERNAL_SERVER_ERROR, cause.into(), origin)
+        Self::new(cause)
     }
 }
 

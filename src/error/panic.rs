@@ -13,7 +13,7 @@ pub(crate) enum BodyFailure {
     Yielded(BoxError),
     /// It panicked while polled, with this message ([`panic_message`]), where the panic hook
     /// noted ([`crate::panic_location`]).
-    Panicked(String, super::Noted),
+    Panicked(String, Option<super::Site>),
 }
 
 /// The cause of an error made from a caught panic: its message.

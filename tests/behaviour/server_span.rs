@@ -147,6 +147,12 @@ async fn failed_request_span_has_error_status_with_a_description() {
         attributes(&spans[0])["http.response.status_code"],
         Value::I64(500)
     );
+    // The cause's type, where the error names it; the status description above is unchanged.
+    let exception_type = attributes(&spans[0])["exception.type"].to_string();
+    assert!(
+        exception_type.ends_with("support::LoadFailed"),
+        "{exception_type}"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
