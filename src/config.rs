@@ -224,6 +224,16 @@ pub(crate) fn count_error_responses_from_env() -> Result<Option<bool>, ConfigErr
     read(COUNT_ERROR_RESPONSES_VAR, value, parse_switch)
 }
 
+/// The switch from [`PANIC_LOCATIONS_VAR`]: `Ok(None)` when it is unset.
+pub(crate) fn panic_locations_from_env() -> Result<Option<bool>, ConfigError> {
+    let parse = |value: &str| parse_switch_of(PANIC_LOCATIONS_VAR, value);
+    read(
+        PANIC_LOCATIONS_VAR,
+        std::env::var_os(PANIC_LOCATIONS_VAR),
+        parse,
+    )
+}
+
 fn read<T>(
     variable: &'static str,
     value: Option<OsString>,

@@ -33,6 +33,10 @@ pub const REPORT_TARGET: &str = "unhandled";
 /// [`CUT`]), the last ones first; the note that the first line of a process adds is within it.
 const MAX_LINE: usize = 8192;
 
+/// The most bytes a backtrace's frames add below a line, and one frame at most.
+const MAX_FRAMES_TEXT: usize = 16384;
+const MAX_FRAME: usize = 512;
+
 /// Room kept at the end of every line for the first line's note and the newline.
 const NOTE_ROOM: usize = 640;
 
@@ -47,6 +51,8 @@ pub(crate) struct Line {
     level: Level,
     target: &'static str,
     text: String,
+    /// Backtrace frames, each after a line break ([`Line::frames`]).
+    frames: String,
 }
 
 impl Line {
@@ -63,6 +69,7 @@ impl Line {
             level,
             target,
             text,
+            frames: String::new(),
         }
     }
 
@@ -90,6 +97,23 @@ impl Line {
         self
     }
 
+    /// Adds `frames` below the line, each on its own line, indented and escaped: the only line
+    /// breaks a report writes. They share the line's bound, one frame at most a line's width.
+    pub(crate) fn frames(mut self, frames: &[String]) -> Self {
+        let mut room = MAX_FRAMES_TEXT;
+        for frame in frames {
+            if room < 8 + CUT.len() {
+                break;
+            }
+            let budget = room.min(MAX_FRAME) - 6;
+            let before = self.frames.len();
+            self.frames.push_str("\n    ");
+            push_escaped(&mut self.frames, frame, budget);
+            room = room.saturating_sub(self.frames.len() - before);
+        }
+        self
+    }
+
     /// Writes the line, in one write; the first line of the process also says why it is on
     /// standard error (`report_to`: chosen, or nothing records it) and how to move it.
     pub(crate) fn write(mut self, report_to: ReportTo) {
@@ -99,6 +123,7 @@ impl Line {
             self.text
                 .push_str(&note(self.level, self.target, report_to));
         }
+        self.text.push_str(&self.frames);
         self.text.push('\n');
         let _ = std::io::stderr().lock().write_all(self.text.as_bytes());
     }

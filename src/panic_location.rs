@@ -16,10 +16,10 @@
 use std::{
     any::Any,
     cell::RefCell,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU8, Ordering},
 };
 
-use crate::{error::Site, handoff};
+use crate::{backtraces, error::Site, handoff};
 
 /// Notes kept per thread: panics noted but caught by someone else are dropped oldest first.
 const KEPT: usize = 4;
@@ -31,6 +31,36 @@ struct Note {
     site: Site,
 }
 
+/// Whether the hook notes anything: [`UNDECIDED`] until a builder or the hook's installation
+/// reads [`PANIC_LOCATIONS_VAR`](crate::config::PANIC_LOCATIONS_VAR).
+static SWITCH: AtomicU8 = AtomicU8::new(UNDECIDED);
+const UNDECIDED: u8 = 0;
+const OFF: u8 = 1;
+const ON: u8 = 2;
+
+/// Turns the noting on or off for the process (the builder's
+/// [`panic_locations`](crate::ReportingErrorHandlerBuilder::panic_locations)).
+pub(crate) fn switch(on: bool) {
+    SWITCH.store(if on { ON } else { OFF }, Ordering::Relaxed);
+}
+
+fn on() -> bool {
+    match SWITCH.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => {
+            let on = enabled();
+            let _ = SWITCH.compare_exchange(
+                UNDECIDED,
+                if on { ON } else { OFF },
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            SWITCH.load(Ordering::Relaxed) == ON
+        }
+    }
+}
+
 /// Whether the noting hook was installed: a caught string panic without a note then means that a
 /// hook set later replaced it.
 static HOOKED: AtomicBool = AtomicBool::new(false);
@@ -39,7 +69,8 @@ thread_local! {
     static NOTES: RefCell<Vec<Note>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Installs the noting hook, once per process, unless [`PANIC_LOCATIONS_VAR`] turns it off.
+/// Installs the noting hook, once per process, unless the builder or [`PANIC_LOCATIONS_VAR`]
+/// turns it off.
 ///
 /// [`PANIC_LOCATIONS_VAR`]: crate::config::PANIC_LOCATIONS_VAR
 pub(crate) fn install() {
@@ -49,10 +80,10 @@ pub(crate) fn install() {
     if std::thread::panicking() {
         return;
     }
+    if !on() {
+        return;
+    }
     INSTALLED.call_once(|| {
-        if !enabled() {
-            return;
-        }
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             note(info);
@@ -75,7 +106,7 @@ fn enabled() -> bool {
 
 /// The hook's part: never panics (a panic in a hook aborts the process).
 fn note(info: &std::panic::PanicHookInfo<'_>) {
-    if !handoff::in_scope() {
+    if !handoff::in_scope() || SWITCH.load(Ordering::Relaxed) == OFF {
         return;
     }
     let Some(location) = info.location() else {
@@ -86,6 +117,7 @@ fn note(info: &std::panic::PanicHookInfo<'_>) {
         file: location.file().into(),
         line: location.line(),
         column: location.column(),
+        backtrace: backtraces::capture(location.file(), location.line(), location.column()),
     };
     let _ = NOTES.try_with(|notes| {
         if let Ok(mut notes) = notes.try_borrow_mut() {
@@ -133,6 +165,6 @@ fn noted(payload: &(dyn Any + Send), take: bool) -> Option<Site> {
         })
         .ok()
         .flatten();
-    let lost = key != 0 && HOOKED.load(Ordering::Relaxed);
+    let lost = key != 0 && HOOKED.load(Ordering::Relaxed) && SWITCH.load(Ordering::Relaxed) != OFF;
     found.or(lost.then_some(Site::Lost))
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use axum::{Router, http::StatusCode, routing::get};
 use unhandled::{
     ReportingErrorHandler, ReportingErrorHandlerBuilder,
-    config::{COUNT_ERROR_RESPONSES_VAR, INTERVAL_VAR, REPORT_TO_VAR},
+    config::{COUNT_ERROR_RESPONSES_VAR, INTERVAL_VAR, PANIC_LOCATIONS_VAR, REPORT_TO_VAR},
 };
 
 /// Runs [`child_reports_what_it_read`] with the variable set to `value` (or unset); its lines.
@@ -25,7 +25,8 @@ fn run_child(name: &str, variables: &[(&str, Option<&str>)]) -> Vec<String> {
     command
         .env_remove(INTERVAL_VAR)
         .env_remove(COUNT_ERROR_RESPONSES_VAR)
-        .env_remove(REPORT_TO_VAR);
+        .env_remove(REPORT_TO_VAR)
+        .env_remove(PANIC_LOCATIONS_VAR);
     for (variable, value) in variables {
         if let Some(value) = value {
             command.env(variable, value);
@@ -59,6 +60,82 @@ fn child_reports_what_it_read() {
     for event in events.all() {
         println!("CHILD event: {} {}", event.level, event.field("error"));
     }
+}
+
+/// Set by the parent to have the child turn panic locations off with the builder.
+const BUILDER_OFF: &str = "UNHANDLED_TEST_PANIC_LOCATIONS_BUILDER_OFF";
+
+#[test]
+#[ignore = "run as a child process by the other tests of this file"]
+fn child_reports_a_panic_s_location() {
+    let (events, _guard) = support::capture();
+    let builder = ReportingErrorHandlerBuilder::from_env()
+        .interval(std::time::Duration::from_secs(3600))
+        .report_to(unhandled::ReportTo::Tracing);
+    let builder = match std::env::var_os(BUILDER_OFF) {
+        Some(_) => builder.panic_locations(false),
+        None => builder,
+    };
+    let reporting = builder.build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let app = Router::new()
+            .route("/panic", get(support::panics))
+            .layer(unhandled::ErrorHandlerLayer::new(reporting.clone()));
+        support::send(&app, "/panic").await;
+        reporting.shutdown().await;
+    });
+    println!("CHILD counted: {}", reporting.unhandled_count());
+    for event in events.all() {
+        if let Some(location) = event.fields.get("sample.location") {
+            println!("CHILD location: {location}");
+        } else if event.fields.contains_key("count") {
+            println!("CHILD location: none");
+        }
+        if let Some(error) = event.fields.get("error") {
+            println!("CHILD event: {} {error}", event.level);
+        }
+    }
+}
+
+#[test]
+fn panic_locations_are_on_by_default_and_off_by_variable_or_builder() {
+    let run = |value, builder_off| {
+        let mut variables = vec![(PANIC_LOCATIONS_VAR, value)];
+        if builder_off {
+            variables.push((BUILDER_OFF, Some("1")));
+        }
+        run_child("child_reports_a_panic_s_location", &variables)
+    };
+    let on = run(None, false);
+    assert_eq!(on[0], "counted: 1");
+    assert!(
+        on[1].starts_with("location: tests/support/mod.rs:"),
+        "{on:?}"
+    );
+    for off in [
+        run(Some("0"), false),
+        run(Some("off"), false),
+        run(None, true),
+    ] {
+        // Counted all the same, and the report does not claim a hook replaced ours.
+        assert_eq!(off, ["counted: 1", "location: none"]);
+    }
+    // A bad value is named once, and the default (on) kept.
+    let bad = run(Some("maybe"), false);
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert_eq!(bad[0], "counted: 1");
+    assert!(
+        bad[1].starts_with("event: WARN invalid UNHANDLED_PANIC_LOCATIONS=\"maybe\""),
+        "{bad:?}"
+    );
+    assert!(
+        bad[2].starts_with("location: tests/support/mod.rs:"),
+        "{bad:?}"
+    );
 }
 
 #[test]

@@ -25,6 +25,8 @@ fn run(setup: &str, vars: &[(&str, &str)]) -> Output {
     all.extend_from_slice(vars);
     let removed = [
         "RUST_LOG",
+        "RUST_LIB_BACKTRACE",
+        "RUST_BACKTRACE",
         "UNHANDLED_ERRORS_REPORT_TO",
         "UNHANDLED_COUNT_ERROR_RESPONSES",
     ];
@@ -50,7 +52,7 @@ fn stderr_report(output: &Output) -> String {
         " WARN unhandled: ",
         "count=3",
         "interval=1s",
-        "top=\"GET /fail error ×3\"",
+        "top=\"GET /fail error at tests/report_output.rs:",
         "sample.method=GET",
         "sample.route=/fail",
         "sample.kind=error",
@@ -204,10 +206,102 @@ fn the_misordered_logging_layer_warning_reaches_standard_error_without_a_subscri
     );
 }
 
+/// The lines right after the report on standard error that are its backtrace's frames.
+fn frames_after_report(stderr: &str) -> Vec<&str> {
+    let mut lines = stderr.lines().skip_while(|line| !line.contains(REPORT));
+    assert!(lines.next().is_some(), "no report in:\n{stderr}");
+    lines.take_while(|line| line.starts_with("    ")).collect()
+}
+
+#[test]
+fn with_rust_backtrace_the_report_is_followed_by_frames_naming_the_handler() {
+    let output = run("none", &[("RUST_BACKTRACE", "1")]);
+    stderr_report(&output);
+    let frames = frames_after_report(&output.stderr);
+    assert!(
+        frames[0].contains("report_output::fail"),
+        "the first frame is not the handler's:\n{}",
+        output.stderr
+    );
+    assert!(frames.len() <= 33, "{frames:#?}");
+    for frame in &frames {
+        assert!(!frame.contains(REPORT), "{frame}");
+    }
+}
+
+#[test]
+fn a_panic_s_backtrace_starts_at_the_handler_that_panicked() {
+    let output = run("panic", &[("RUST_BACKTRACE", "1")]);
+    let frames = frames_after_report(&output.stderr);
+    assert!(
+        frames[0].contains("report_output::panicking"),
+        "the first frame is not the handler's:\n{}",
+        output.stderr
+    );
+    // The default hook, which ours chains, still printed the panic itself.
+    assert!(
+        output
+            .stderr
+            .contains("panicked at tests/report_output.rs:"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn without_backtrace_variables_the_report_has_no_frames() {
+    for vars in [
+        &[("RUST_BACKTRACE", "0")][..],
+        &[("RUST_LIB_BACKTRACE", "0"), ("RUST_BACKTRACE", "1")],
+    ] {
+        let output = run("none", vars);
+        stderr_report(&output);
+        assert_eq!(
+            frames_after_report(&output.stderr),
+            Vec::<&str>::new(),
+            "{vars:?}"
+        );
+    }
+}
+
+#[test]
+fn through_tracing_the_backtrace_is_the_sample_backtrace_field() {
+    let output = run("warn", &[("RUST_BACKTRACE", "1")]);
+    subscriber_report(&output);
+    let line = lines_with(&output.stdout, REPORT)[0];
+    assert!(line.contains("sample.backtrace"), "{line}");
+    // One field: its frames are separated by escaped line breaks.
+    assert!(
+        line.contains("report_output::fail::{{closure}} at "),
+        "{line}"
+    );
+    assert!(line.contains(r"\n"), "{line}");
+}
+
+#[test]
+fn a_storm_of_ten_thousand_failures_captures_one_backtrace_per_group() {
+    let output = run("storm", &[("RUST_BACKTRACE", "1")]);
+    let counted: Vec<&str> = lines_with(&output.stdout, "storm:")
+        .into_iter()
+        .filter_map(|line| line.split_once("storm: ").map(|(_, counted)| counted))
+        .collect();
+    assert_eq!(
+        counted,
+        ["10000 failures, 2 with a backtrace"],
+        "{}",
+        output.stdout
+    );
+}
+
 /// A handler failing as an application's does.
 async fn fail() -> unhandled::Result<()> {
     let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
     Err(unhandled::Error::new(LoadFailed(refused)))
+}
+
+async fn panicking() -> &'static str {
+    let cached: Option<&'static str> = std::env::var_os("UNHANDLED_TEST_NEVER_SET").map(|_| "x");
+    cached.expect("the user 7 is cached")
 }
 
 #[derive(Debug)]
@@ -240,13 +334,59 @@ async fn fail_times(address: std::net::SocketAddr, count: usize) {
     }
 }
 
+/// 10,000 failures at two sites (a `?` and a panic), each seen by the application's own handler
+/// behind the reporter, which counts those that carry a backtrace.
+fn storm() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tower::ServiceExt;
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    static WITH_BACKTRACE: AtomicU64 = AtomicU64::new(0);
+    let counting = |error: &unhandled::Error, _: &unhandled::ErrorContext<'_>| {
+        SEEN.fetch_add(1, Ordering::Relaxed);
+        if error.backtrace().is_some() {
+            WITH_BACKTRACE.fetch_add(1, Ordering::Relaxed);
+        }
+        None
+    };
+    // The default hook would print 5,000 panics with their backtraces: not the point here. Set
+    // before the layer is built, this hook is chained by unhandled's.
+    std::panic::set_hook(Box::new(|_| {}));
+    let reporting = unhandled::ReportingErrorHandler::builder()
+        .interval(Duration::from_secs(3600))
+        .wrap(counting);
+    async fn panics() -> &'static str {
+        panic!("storm")
+    }
+    let app = Router::new()
+        .route("/fail", get(fail))
+        .route("/panic", get(panics))
+        .layer(unhandled::ErrorHandlerLayer::new(reporting));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for index in 0..10_000 {
+            let path = if index % 2 == 0 { "/fail" } else { "/panic" };
+            let request = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 500);
+        }
+    });
+    println!(
+        "storm: {} failures, {} with a backtrace",
+        SEEN.load(Ordering::Relaxed),
+        WITH_BACKTRACE.load(Ordering::Relaxed)
+    );
+}
+
 /// The child: one tracing setup, a real axum server on 127.0.0.1, three failures, one interval.
 #[test]
 #[ignore = "run as a child process by the tests above"]
 fn child() {
     let setup = std::env::var(SETUP).unwrap();
     match setup.as_str() {
-        "none" | "none-twice" | "warn-later" | "misordered" => {}
+        "none" | "none-twice" | "warn-later" | "misordered" | "panic" => {}
+        "storm" => return storm(),
         "axum-examples" => tracing_subscriber::registry()
             .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 format!("{}=debug,tower_http=debug", env!("CARGO_CRATE_NAME")).into()
@@ -264,7 +404,10 @@ fn child() {
         .unwrap();
     runtime.block_on(async {
         let layer = unhandled::layer();
-        let mut app = Router::new().route("/fail", get(fail));
+        let mut app = match setup.as_str() {
+            "panic" => Router::new().route("/fail", get(panicking)),
+            _ => Router::new().route("/fail", get(fail)),
+        };
         if setup == "misordered" {
             app = app.layer(layer).layer(unhandled::LoggingLayer::new());
         } else {

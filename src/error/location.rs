@@ -1,6 +1,8 @@
 //! Where an error was made: the line of the `?`, `Error::new` or `with_cause` that made it.
 
-use std::{fmt, sync::Arc};
+use std::{backtrace::Backtrace, fmt, sync::Arc};
+
+use crate::backtraces;
 
 /// The place in the application's source where an [`Error`](crate::Error) was made: the `?`
 /// expression, or the call of [`Error::new`](crate::Error::new), [`Error::msg`](crate::Error::msg),
@@ -73,14 +75,20 @@ pub(crate) struct Origin {
 
 /// Where an error was made: its maker's caller, or the panic it was made from, as the panic hook
 /// noted it ([`crate::panic_location`]).
+///
+/// Each carries the backtrace taken there, where [`backtraces`] took one.
 #[derive(Clone, Debug)]
 pub(crate) enum Site {
-    Caller(&'static std::panic::Location<'static>),
+    Caller {
+        at: &'static std::panic::Location<'static>,
+        backtrace: Option<Arc<Backtrace>>,
+    },
     /// The panic hook's location, its file copied: the one allocation a panic's location costs.
     Panic {
         file: Arc<str>,
         line: u32,
         column: u32,
+        backtrace: Option<Arc<Backtrace>>,
     },
     /// None, though the hook is installed: a hook set later replaced it.
     Lost,
@@ -89,12 +97,21 @@ pub(crate) enum Site {
 impl Site {
     pub(crate) fn location(&self) -> Option<Location<'_>> {
         match self {
-            Self::Caller(location) => Some(Location::from(*location)),
-            Self::Panic { file, line, column } => Some(Location {
+            Self::Caller { at, .. } => Some(Location::from(*at)),
+            Self::Panic {
+                file, line, column, ..
+            } => Some(Location {
                 file,
                 line: *line,
                 column: *column,
             }),
+            Self::Lost => None,
+        }
+    }
+
+    pub(crate) fn backtrace(&self) -> Option<&Backtrace> {
+        match self {
+            Self::Caller { backtrace, .. } | Self::Panic { backtrace, .. } => backtrace.as_deref(),
             Self::Lost => None,
         }
     }
@@ -105,8 +122,12 @@ impl Origin {
     #[track_caller]
     #[inline]
     pub(crate) fn here<C>() -> Self {
+        let at = std::panic::Location::caller();
         Self {
-            site: Some(Site::Caller(std::panic::Location::caller())),
+            site: Some(Site::Caller {
+                at,
+                backtrace: backtraces::capture(at.file(), at.line(), at.column()),
+            }),
             type_name: type_name_of::<C>(),
         }
     }

@@ -5,10 +5,11 @@ use std::{fmt::Write, time::Duration};
 use tracing::{Level, field};
 
 use super::groups::Pending;
-use crate::grpc::GrpcStatus;
 use crate::{
+    backtraces,
     config::ReportTo,
     context::ErrorKind,
+    grpc::GrpcStatus,
     level::{enabled_at, event_at},
     notice::{Line, REPORT_TARGET as TARGET},
 };
@@ -61,6 +62,10 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
             .then(|| LOCATION_LOST.to_owned()),
     });
     let type_name = sample.and_then(|sample| sample.error.type_name());
+    // Resolved here, on the reporter's task: names and lines come from the debug info.
+    let frames = sample
+        .and_then(|sample| sample.error.backtrace())
+        .map(backtraces::frames);
     let message = format_args!(
         "Observed {} unhandled error{s} in the last {window} that no logging layer reported; {FIX}",
         pending.count
@@ -80,6 +85,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
             .field("sample.type", type_name)
             .field("sample.fix", attach_fix)
             .field("sample.trace_id", trace_id)
+            .frames(frames.as_deref().unwrap_or_default())
             .write(report_to);
         return;
     }
@@ -87,8 +93,8 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
         target: TARGET,
         level,
         count = pending.count,
-        interval = %window,
-        top = %top,
+        interval = window.as_str(),
+        top = top.as_str(),
         sample.method = method,
         sample.path = path,
         sample.route = route,
@@ -99,6 +105,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
         sample.type = type_name,
         sample.fix = attach_fix,
         sample.trace_id = trace_id.map(field::display),
+        sample.backtrace = frames.map(|frames| frames.join("\n")).as_deref(),
         fix = FIX,
         "{message}",
     );

@@ -1,15 +1,20 @@
-//! The breakdown of counted errors by (method, route, kind), bounded in size, recorded without a
-//! lock.
+//! The breakdown of counted errors by (method, route, kind, location), bounded in size, recorded
+//! without a lock.
 //!
 //! Counting an error of a group that exists reads the group table and writes only memory of this
-//! thread's own: the group's [`StripedCounter`] cell (the striped counter is what Armeria's
-//! `LongAdder` is), and, once per report interval and group, the sample slot. Opening a group
-//! (its first error) takes a lock; so does reading for the report. The groups are never removed,
-//! so a slot, once set, stays; the table holds at most [`MAX_GROUPS`].
+//! thread's own: the group's and its series' [`StripedCounter`] cells (the striped counter is what
+//! Armeria's `LongAdder` is), and, once per report interval and group, the sample slot. Opening a
+//! group (its first error) takes a lock; so does reading for the report. The groups are never
+//! removed, so a slot, once set, stays; the table holds at most [`MAX_GROUPS`].
+//!
+//! A group is a place in the report; a series is a set of metric labels. Two failure sites on one
+//! route are two groups of one series: the metric has no location label, because a build's paths
+//! and a label per line would make its cardinality the code's size. So each series keeps its own
+//! count, which its groups share, and publishes that.
 
 use std::{
     sync::{
-        OnceLock,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread,
@@ -22,7 +27,7 @@ use tokio::time::Instant;
 use crate::{
     config::MAX_GROUPS,
     context::{ErrorContext, ErrorKind},
-    error::Error,
+    error::{Error, Location},
     metric::{self, PUBLISH_BATCH},
     striped::StripedCounter,
     trace::TraceId,
@@ -50,7 +55,7 @@ impl Breakdown {
     }
 }
 
-/// The errors of one (method, route, kind) group since the reporter was built.
+/// The errors of one (method, route, kind, location) group since the reporter was built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ErrorGroup {
@@ -60,6 +65,9 @@ pub struct ErrorGroup {
     pub route: String,
     /// Where the errors came from.
     pub kind: ErrorKind,
+    /// Where in the code they were made, as `file:line:column` ([`Error::location`]); `None`
+    /// where that is not known.
+    pub location: Option<String>,
     /// How many were counted.
     pub count: u64,
 }
@@ -86,6 +94,17 @@ impl Sample {
             trace_id: context.trace_id(),
         }
     }
+
+    /// How much the sample tells whoever reads the report: a panic, or an error with a cause, says
+    /// what went wrong; a location, where. A 5xx response without a cause says neither.
+    fn informs(&self) -> u8 {
+        let what = match self.kind {
+            ErrorKind::Status => false,
+            ErrorKind::Panic => true,
+            _ => self.error.cause().is_some(),
+        };
+        u8::from(what) * 2 + u8::from(self.error.location().is_some())
+    }
 }
 
 /// What accumulated since the last report.
@@ -97,8 +116,9 @@ pub(crate) struct Pending {
     pub(crate) top: Vec<(String, u64)>,
     /// Errors in groups not named in `top`.
     pub(crate) rest: u64,
-    /// The first error since the last report of the largest group that has one. `None` only when
-    /// every thread that took a sample was still storing it as the report was read.
+    /// Of the first errors since the last report of each group, the one that tells most
+    /// ([`Sample::informs`]), of the largest such group. `None` only when every thread that took
+    /// a sample was still storing it as the report was read.
     pub(crate) sample: Option<Sample>,
 }
 
@@ -112,20 +132,24 @@ struct Tally {
     sample: Mutex<Option<Sample>>,
 }
 
+/// Two cells per core, at most 32: there are two counters per group, up to `MAX_GROUPS`.
+fn cells() -> usize {
+    let cores = thread::available_parallelism().map_or(1, usize::from);
+    cores.saturating_mul(2).min(32)
+}
+
 impl Tally {
     fn new() -> Self {
-        // Two cells per core, at most 32: there is a counter per group, up to `MAX_GROUPS`.
-        let cores = thread::available_parallelism().map_or(1, usize::from);
         Self {
-            count: StripedCounter::with_cells(cores.saturating_mul(2).min(32)),
+            count: StripedCounter::with_cells(cells()),
             sample_wanted: AtomicBool::new(true),
             sample: Mutex::new(None),
         }
     }
 
     /// Counts `error`, keeping it as the sample when one is wanted and `keep` (some report will
-    /// show it); the new count of this thread's cell.
-    fn add(&self, error: &Error, context: &ErrorContext<'_>, keep: bool) -> u64 {
+    /// show it).
+    fn add(&self, error: &Error, context: &ErrorContext<'_>, keep: bool) {
         if keep
             && self.sample_wanted.load(Ordering::Relaxed)
             && self.sample_wanted.swap(false, Ordering::Acquire)
@@ -135,7 +159,7 @@ impl Tally {
                 *slot = Some(Sample::new(error, context));
             }
         }
-        self.count.increment_cell()
+        self.count.increment_cell();
     }
 
     /// The sample, asking the next error for a new one.
@@ -146,43 +170,100 @@ impl Tally {
     }
 }
 
+/// The count of one metric label set, which every group with those labels adds to.
+#[derive(Debug)]
+struct Series {
+    count: StripedCounter,
+    counter: metric::GroupCounter,
+}
+
+impl Series {
+    fn new(counter: metric::GroupCounter) -> Arc<Self> {
+        Arc::new(Self {
+            count: StripedCounter::with_cells(cells()),
+            counter,
+        })
+    }
+
+    /// Counts one error and publishes the series' count, unless this thread's cell is past
+    /// [`PUBLISH_BATCH`] errors and not at a multiple of it; `false` when it did not.
+    #[inline]
+    fn add(&self) -> bool {
+        let cell = self.count.increment_cell();
+        let publish = cell <= PUBLISH_BATCH || cell % PUBLISH_BATCH == 0;
+        if publish {
+            self.counter.publish(self.count.sum(), 1);
+        }
+        publish
+    }
+
+    fn publish(&self) {
+        let total = self.count.sum();
+        if total > 0 {
+            self.counter.publish(total, 0);
+        }
+    }
+}
+
+/// A group's location, its file copied when the group opened.
+#[derive(Debug)]
+struct At {
+    file: Box<str>,
+    line: u32,
+    column: u32,
+}
+
+impl At {
+    fn of(location: Option<Location<'_>>) -> Option<Self> {
+        location.map(|location| Self {
+            file: location.file().into(),
+            line: location.line(),
+            column: location.column(),
+        })
+    }
+
+    fn is(at: &Option<Self>, location: Option<Location<'_>>) -> bool {
+        match (at, location) {
+            (None, None) => true,
+            (Some(at), Some(location)) => {
+                at.line == location.line()
+                    && at.column == location.column()
+                    && *at.file == *location.file()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
 #[derive(Debug)]
 struct Group {
     method: &'static str,
     route: Box<str>,
     kind: ErrorKind,
-    counter: metric::GroupCounter,
+    at: Option<At>,
+    series: Arc<Series>,
     tally: Tally,
-}
-
-/// Counts `error` in `tally` and publishes its count to `counter`, unless this thread's cell is
-/// past [`PUBLISH_BATCH`] errors and not at a multiple of it; `false` when it did not.
-#[inline]
-fn count(
-    tally: &Tally,
-    counter: &metric::GroupCounter,
-    error: &Error,
-    context: &ErrorContext<'_>,
-    keep: bool,
-) -> bool {
-    let cell = tally.add(error, context, keep);
-    let publish = cell <= PUBLISH_BATCH || cell % PUBLISH_BATCH == 0;
-    if publish {
-        counter.publish(tally.count.sum(), 1);
-    }
-    publish
 }
 
 impl Group {
     /// Method labels come from one static table, so the same label is mostly the same pointer.
-    fn is(&self, method: &'static str, route: &str, kind: ErrorKind) -> bool {
+    fn labels_are(&self, method: &'static str, route: &str, kind: ErrorKind) -> bool {
         self.kind == kind
             && (std::ptr::eq(self.method, method) || self.method == method)
             && *self.route == *route
     }
 
     fn label(&self) -> String {
-        format!("{} {} {}", self.method, self.route, self.kind)
+        match &self.at {
+            Some(at) => format!("{} {} {} at {at}", self.method, self.route, self.kind),
+            None => format!("{} {} {}", self.method, self.route, self.kind),
+        }
     }
 }
 
@@ -194,10 +275,11 @@ pub(crate) struct Groups {
     len: AtomicUsize,
     /// Taken to open a group.
     opening: Mutex<()>,
-    /// The errors of groups beyond [`MAX_GROUPS`], exported as one fixed series
-    /// ([`metric::GroupCounter::overflow`]) whatever their labels would have been.
+    /// The errors of groups beyond [`MAX_GROUPS`].
     other: Tally,
-    other_counter: metric::GroupCounter,
+    /// Those of them whose labels no group has, exported as one fixed series
+    /// ([`metric::GroupCounter::overflow`]) whatever their labels would have been.
+    other_series: Arc<Series>,
     /// Whether errors leave samples: only when a report will show them (the interval is not zero).
     keep_samples: bool,
     report: Mutex<Reported>,
@@ -219,7 +301,7 @@ impl Groups {
             len: AtomicUsize::new(0),
             opening: Mutex::new(()),
             other: Tally::new(),
-            other_counter: metric::GroupCounter::overflow(),
+            other_series: Series::new(metric::GroupCounter::overflow()),
             keep_samples,
             report: Mutex::new(Reported {
                 groups: Vec::new(),
@@ -242,44 +324,56 @@ impl Groups {
             context.route_label(),
             context.kind(),
         );
+        let location = error.location();
         let keep = self.keep_samples;
-        let find = || self.opened().find(|group| group.is(method, route, kind));
-        let existing = |group: &Group| count(&group.tally, &group.counter, error, context, keep);
+        let find = || {
+            self.opened()
+                .find(|group| group.labels_are(method, route, kind) && At::is(&group.at, location))
+        };
+        let count = |group: &Group| {
+            group.tally.add(error, context, keep);
+            group.series.add()
+        };
         if let Some(group) = find() {
-            return existing(group);
+            return count(group);
         }
         let _opening = self.opening.lock();
         if let Some(group) = find() {
-            return existing(group);
+            return count(group);
         }
+        let series = self
+            .opened()
+            .find(|group| group.labels_are(method, route, kind))
+            .map(|group| Arc::clone(&group.series));
         let len = self.len.load(Ordering::Acquire);
         let Some(slot) = self.slots.get(len) else {
             drop(_opening);
-            return count(&self.other, &self.other_counter, error, context, keep);
+            self.other.add(error, context, keep);
+            // A site beyond the bound still counts in its labels' series where one exists.
+            return series.as_ref().unwrap_or(&self.other_series).add();
         };
         let group = slot.get_or_init(|| Group {
             method,
             route: route.into(),
             kind,
-            counter: metric::GroupCounter::new(context),
+            at: At::of(location),
+            series: series.unwrap_or_else(|| Series::new(metric::GroupCounter::new(context))),
             tally: Tally::new(),
         });
         self.len.store(len + 1, Ordering::Release);
-        count(&group.tally, &group.counter, error, context, keep)
+        count(group)
     }
 
-    /// Publishes every group's count to the metric of the recorder in force.
+    /// Publishes every series' count to the metric of the recorder in force.
     pub(crate) fn publish(&self) {
         // Pairs with the counting threads' increments: what they counted before they saw no
         // publication pending is in these sums.
         std::sync::atomic::fence(Ordering::SeqCst);
+        // A series of several groups is published once per group: the same absolute count.
         for group in self.opened() {
-            group.counter.publish(group.tally.count.sum(), 0);
+            group.series.publish();
         }
-        let other = self.other.count.sum();
-        if other > 0 {
-            self.other_counter.publish(other, 0);
-        }
+        self.other_series.publish();
     }
 
     /// Every error counted so far.
@@ -312,16 +406,28 @@ impl Groups {
         }
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(std::mem::replace(&mut reported.since, now));
+        // Stable: groups of one size stay in the order they first failed.
         pending.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
-        // Every group with new errors gives its sample back, so that the next one is fresh.
-        let mut samples = pending.iter().map(|(group, _)| group.tally.take_sample());
-        let mut sample = samples.by_ref().flatten().next();
-        // Under a guard: an error's `Drop` is the application's code.
-        samples.for_each(|other| {
-            crate::unwind::catch(move || drop(other));
-        });
+        // Every group with new errors gives its sample back, so that the next one is fresh, and
+        // may take a backtrace again.
+        crate::backtraces::next_interval();
+        let mut samples: Vec<Sample> = pending
+            .iter()
+            .filter_map(|(group, _)| group.tally.take_sample())
+            .collect();
         if other > 0 {
-            sample = sample.or(self.other.take_sample());
+            samples.extend(self.other.take_sample());
+        }
+        // The first of the most telling, so of the largest group among those.
+        let best = samples
+            .iter()
+            .enumerate()
+            .max_by_key(|(index, sample)| (sample.informs(), std::cmp::Reverse(*index)))
+            .map(|(index, _)| index);
+        let sample = best.map(|index| samples.swap_remove(index));
+        // Under a guard: an error's `Drop` is the application's code.
+        for other in samples {
+            crate::unwind::catch(move || drop(other));
         }
         let top: Vec<(String, u64)> = pending
             .iter()
@@ -346,6 +452,7 @@ impl Groups {
                     method: group.method,
                     route: group.route.to_string(),
                     kind: group.kind,
+                    location: group.at.as_ref().map(At::to_string),
                     count: group.tally.count.sum(),
                 })
                 .collect(),
@@ -387,7 +494,12 @@ mod tests {
         }
         let pending = groups.take().unwrap();
         assert_eq!(pending.count, 4);
-        assert_eq!(pending.top[0], ("GET /b panic".to_owned(), 3));
+        assert!(
+            pending.top[0]
+                .0
+                .starts_with("GET /b panic at src/reporting/groups.rs:")
+        );
+        assert_eq!(pending.top[0].1, 3);
         assert_eq!(pending.sample.unwrap().route, "/b");
         assert!(groups.take().is_none());
         assert_eq!(groups.breakdown().total(), 4);
@@ -403,6 +515,60 @@ mod tests {
         groups.record(&Error::msg("third"), &context);
         let sample = groups.take().unwrap().sample.unwrap();
         assert_eq!(sample.error.to_string(), "second");
+    }
+
+    #[test]
+    fn two_sites_on_one_route_are_two_groups_of_one_series() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        let groups = Groups::new(true);
+        let context = ErrorContext::new(&Method::GET, "/o/1", Some("/o/{id}"), ErrorKind::Error);
+        metrics::with_local_recorder(&recorder, || {
+            groups.record(&Error::msg("first site"), &context);
+            for _ in 0..2 {
+                groups.record(&Error::msg("second site"), &context);
+            }
+        });
+        let breakdown = groups.breakdown();
+        assert_eq!(breakdown.groups.len(), 2);
+        let counts: Vec<u64> = breakdown.groups.iter().map(|group| group.count).collect();
+        assert_eq!(counts, [1, 2]);
+        let at = |group: &ErrorGroup| group.location.clone().unwrap();
+        assert_ne!(at(&breakdown.groups[0]), at(&breakdown.groups[1]));
+        assert!(at(&breakdown.groups[0]).starts_with("src/reporting/groups.rs:"));
+        let pending = groups.take().unwrap();
+        assert_eq!(pending.top.len(), 2);
+        assert!(
+            pending.top[0]
+                .0
+                .starts_with("GET /o/{id} error at src/reporting/groups.rs:")
+        );
+        // One series, with both sites' errors: the metric has no location label.
+        let series = format!(
+            r#"{}{{method="GET",route="/o/{{id}}",kind="error"}} 3"#,
+            crate::METRIC_NAME
+        );
+        let text = metrics.render();
+        assert!(
+            text.lines().any(|line| line == series),
+            "{series} not in\n{text}"
+        );
+        assert_eq!(text.matches(crate::METRIC_NAME).count() - 2, 1, "{text}");
+    }
+
+    #[test]
+    fn the_sample_is_the_most_telling_failure_not_the_largest_group() {
+        let groups = Groups::new(true);
+        let status = ErrorContext::new(&Method::GET, "/s", Some("/s"), ErrorKind::Status);
+        for _ in 0..2 {
+            let error = Error::without_cause(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+            groups.record(&error, &status);
+        }
+        let panic = ErrorContext::new(&Method::GET, "/p", Some("/p"), ErrorKind::Panic);
+        groups.record(&Error::msg("handler panicked: boom"), &panic);
+        let pending = groups.take().unwrap();
+        assert_eq!(pending.top[0], ("GET /s status".to_owned(), 2));
+        assert_eq!(pending.sample.unwrap().route, "/p");
     }
 
     #[test]

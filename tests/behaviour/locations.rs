@@ -82,8 +82,51 @@ async fn middleware_panics(
     next.run(request).await
 }
 
+static FIRST_SITE_LINE: AtomicU32 = AtomicU32::new(0);
+static SECOND_SITE_LINE: AtomicU32 = AtomicU32::new(0);
+
+/// One route, two places that fail.
+async fn two_sites(
+    axum::extract::Path(site): axum::extract::Path<String>,
+) -> unhandled::Result<()> {
+    if site == "first" {
+        FIRST_SITE_LINE.store(line!() + 1, Ordering::Relaxed);
+        Err(std::io::Error::other("the first site"))?;
+    }
+    SECOND_SITE_LINE.store(line!() + 1, Ordering::Relaxed);
+    Err(std::io::Error::other("the second site"))?
+}
+
+static NESTED_LINE: AtomicU32 = AtomicU32::new(0);
+static UNWOUND_LINE: AtomicU32 = AtomicU32::new(0);
+
+/// Catches a panic of its own, then panics for good.
+async fn nested() -> &'static str {
+    let _ = std::panic::catch_unwind(|| panic!("caught inside the handler"));
+    NESTED_LINE.store(line!() + 1, Ordering::Relaxed);
+    panic!("the handler's own panic")
+}
+
+/// Catches a panic in its `Drop`, which runs while the handler's panic unwinds.
+struct CatchesWhileDropped;
+
+impl Drop for CatchesWhileDropped {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| panic!("caught in a drop during unwinding"));
+    }
+}
+
+async fn unwound() -> &'static str {
+    let _guard = CatchesWhileDropped;
+    UNWOUND_LINE.store(line!() + 1, Ordering::Relaxed);
+    panic!("the panic being unwound")
+}
+
 fn routes() -> Router {
     Router::new()
+        .route("/two/{site}", get(two_sites))
+        .route("/nested", get(nested))
+        .route("/unwound", get(unwound))
         .route("/io", get(io))
         .route("/anyhow", get(with_anyhow))
         .route("/custom", get(custom))
@@ -145,6 +188,49 @@ async fn a_panic_s_line_is_the_sample_s_in_the_handler_the_body_and_a_middleware
         assert!(location.starts_with(&here(line)), "{path}: {location}");
         assert!(!report.fields.contains_key("sample.type"), "{report:?}");
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn another_panic_caught_meanwhile_does_not_lend_its_line() {
+    for (path, line) in [("/nested", &NESTED_LINE), ("/unwound", &UNWOUND_LINE)] {
+        let report = report_of(path).await;
+        let location = report.field("sample.location");
+        assert!(location.starts_with(&here(line)), "{path}: {location}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn two_sites_on_one_route_are_two_groups_with_their_own_counts() {
+    let (events, _guard) = capture();
+    let reporting = support::quiet_reporting();
+    let address = support::serve(routes().layer(ErrorHandlerLayer::new(reporting.clone()))).await;
+    for path in ["/two/first", "/two/second", "/two/first"] {
+        assert_eq!(support::get_status(address, path).await, 500);
+    }
+    support::eventually(|| reporting.unhandled_count() == 3).await;
+    let groups = reporting.breakdown().groups;
+    let sites: Vec<(&str, Option<&str>, u64)> = groups
+        .iter()
+        .map(|group| (group.route.as_str(), group.location.as_deref(), group.count))
+        .collect();
+    assert_eq!(sites.len(), 2, "{sites:?}");
+    assert!(sites.iter().all(|(route, _, _)| *route == "/two/{site}"));
+    assert!(
+        sites[0].1.unwrap().starts_with(&here(&FIRST_SITE_LINE)),
+        "{sites:?}"
+    );
+    assert_eq!(sites[0].2, 2);
+    assert!(
+        sites[1].1.unwrap().starts_with(&here(&SECOND_SITE_LINE)),
+        "{sites:?}"
+    );
+    assert_eq!(sites[1].2, 1);
+    reporting.shutdown().await;
+    let reports = events.reports();
+    let top = reports[0].field("top");
+    let first = format!("GET /two/{{site}} error at {}", sites[0].1.unwrap());
+    let second = format!("GET /two/{{site}} error at {}", sites[1].1.unwrap());
+    assert_eq!(top, format!("{first} ×2, {second} ×1"));
 }
 
 #[tokio::test(flavor = "current_thread")]
