@@ -126,6 +126,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// The value the setting keeps when `from_env` ignores this one: its default.
+    pub(crate) fn default_kept(&self) -> &'static str {
+        match self.variable {
+            INTERVAL_VAR => "10s",
+            REPORT_TO_VAR => "auto",
+            PANIC_LOCATIONS_VAR => "on",
+            _ => "true",
+        }
+    }
+}
+
 /// Parses an interval exactly as [`INTERVAL_VAR`] is read: a humantime duration of at least one
 /// second, or `0`; the error names [`INTERVAL_VAR`]. Use it to accept the same syntax from your
 /// own configuration.

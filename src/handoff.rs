@@ -68,6 +68,9 @@ impl Failure {
 struct Note {
     scope: u64,
     failure: Failure,
+    /// `None` when the logging layer logged it; the level of the event the filter disabled when
+    /// it did not.
+    filtered: Option<tracing::Level>,
 }
 
 struct State {
@@ -127,8 +130,13 @@ impl Scope {
     /// is used up.
     pub(crate) fn claim(&self, failure: Failure, error: Error) -> Error {
         let noted = STATE.with(|state| state.note.take());
-        if noted.is_some_and(|note| note.scope == self.id && note.failure == failure) {
-            error.mark_logged();
+        match noted.filter(|note| note.scope == self.id && note.failure == failure) {
+            Some(Note { filtered: None, .. }) => error.mark_logged(),
+            Some(Note {
+                filtered: Some(level),
+                ..
+            }) => error.mark_filtered(level),
+            None => {}
         }
         error
     }
@@ -181,6 +189,23 @@ pub(crate) fn app_logged() {
 /// A logging layer's poll of its inner service, on this thread: an error handler inside it
 /// leaves the [`RenderedStatus`] marker on the 5xx responses it saw, so that the logging layer
 /// can tell that it comes too late to keep them from being counted.
+/// The threshold of the subscriber layer last added to a subscriber, as
+/// [`verbosity`](crate::error::verbosity) gives it, plus one; 0 while none is.
+static SUBSCRIBER_LAYER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Notes that a [subscriber layer](crate::subscriber) with `threshold` was added to a subscriber:
+/// the report then no longer advises adding one.
+pub(crate) fn subscriber_layer_added(threshold: tracing::Level) {
+    let noted = crate::error::verbosity(threshold) + 1;
+    SUBSCRIBER_LAYER.store(noted, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The threshold of the subscriber layer added, if one was.
+pub(crate) fn subscriber_layer() -> Option<tracing::Level> {
+    let noted = SUBSCRIBER_LAYER.load(std::sync::atomic::Ordering::Relaxed);
+    noted.checked_sub(1).map(crate::error::level_of)
+}
+
 pub(crate) struct Watch {
     outer: bool,
 }
@@ -201,10 +226,23 @@ impl Drop for Watch {
 
 /// Notes that `failure` was logged, for the error handler whose scope is in force (if any).
 pub(crate) fn note_logged(failure: Failure) {
+    note(failure, None);
+}
+
+/// Notes that a logging layer saw `failure` but the filter disabled its event at `level`.
+pub(crate) fn note_filtered(failure: Failure, level: tracing::Level) {
+    note(failure, Some(level));
+}
+
+fn note(failure: Failure, filtered: Option<tracing::Level>) {
     STATE.with(|state| {
         let scope = state.current.get();
         if scope != 0 {
-            state.note.set(Some(Note { scope, failure }));
+            state.note.set(Some(Note {
+                scope,
+                failure,
+                filtered,
+            }));
         }
     });
 }

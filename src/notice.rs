@@ -221,14 +221,15 @@ fn escaped(c: char, buffer: &mut [u8; 12]) -> &str {
 
 /// Says that an invalid configuration value was ignored and its default kept.
 pub(crate) fn config_value_ignored(report_to: ReportTo, error: &ConfigError) {
-    let variable = error.variable();
+    let (variable, default) = (error.variable(), error.default_kept());
+    let message = format_args!("using the default for {variable}, {default}");
     if report_to.to_tracing(|| tracing::enabled!(target: REPORT_TARGET, Level::WARN)) {
-        tracing::warn!(target: REPORT_TARGET, %error, variable, "using the default for {variable}");
+        tracing::warn!(target: REPORT_TARGET, %error, variable, default, "{message}");
     } else {
-        let message = format_args!("using the default for {variable}");
         Line::new(Level::WARN, REPORT_TARGET, &message)
             .field("error", Some(error))
             .field("variable", Some(&variable))
+            .field("default", Some(&default))
             .write(report_to);
     }
 }

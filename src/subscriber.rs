@@ -4,11 +4,19 @@
 //! `tracing::error!` in their own `IntoResponse`, a `from_fn` middleware that logs the error it
 //! finds in the response. Without this layer each such failure is logged *and* counted, and the
 //! periodic report says that nothing reported it. With it, a failure counts as logged when the
-//! subscriber recorded an event at `WARN` or more severe (the threshold is [`layer_at`]'s) while
+//! subscriber recorded an event at `ERROR` (the threshold is [`layer_at`]'s) while
 //! the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) was serving that request: in the handler,
 //! in a middleware inside the error handler's layer, in the application's `IntoResponse`, over
 //! any number of polls. A [`ServerErrorHandler`](crate::ServerErrorHandler) still sees the
 //! failure, and [`Error::is_logged`](crate::Error::is_logged) tells it.
+//!
+//! `ERROR` is the default because it is where applications log a failure
+//! (`#[instrument(err)]`, axum's examples, an `IntoResponse` that logs its 500s) and where their
+//! libraries do not log trouble they recover from: sqlx warns of a slow statement (target
+//! `sqlx::query`) and of a slow pool acquire (`sqlx::pool::acquire`) at `WARN`, hyper and h2 log
+//! at `DEBUG` and below. [`layer_at(Level::WARN)`](layer_at) widens it to an application that
+//! logs its failures at `WARN`; then any library's warning during the request counts as well,
+//! and a slow query followed by a 500 that nobody logs is not counted.
 //!
 //! Not logged:
 //! - an event that the subscriber's filters drop (a global filter such as an `EnvFilter` added
@@ -71,7 +79,7 @@ use crate::handoff;
 /// they evaluate on every call.
 pub type SubscriberLayer<S> = Filtered<ErrorLogs, Threshold, S>;
 
-/// The layer that makes an application's own error logs (`WARN` or more severe) count as logged;
+/// The layer that makes an application's own error logs (`ERROR` events) count as logged;
 /// add it to the registry beside the layers that write the log. See the [module docs](self).
 ///
 /// ```
@@ -86,37 +94,43 @@ pub fn layer<S>() -> SubscriberLayer<S>
 where
     S: Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    layer_at(Level::WARN)
+    layer_at(Level::ERROR)
 }
 
 /// [`layer()`] with another threshold: events at `level` or more severe count as logging the
-/// request's failure.
+/// request's failure. A threshold below `ERROR` lets the warnings of the libraries the request
+/// uses count too (see the [module docs](self)).
 ///
 /// ```
 /// use tracing::Level;
 /// use tracing_subscriber::{fmt, prelude::*};
 ///
-/// // Only ERROR events count: an application that logs expected trouble at WARN.
+/// // An application that logs its failures at WARN, and whose libraries warn of nothing else.
 /// let subscriber = tracing_subscriber::registry()
 ///     .with(fmt::layer())
-///     .with(unhandled::subscriber::layer_at(Level::ERROR));
+///     .with(unhandled::subscriber::layer_at(Level::WARN));
 /// # drop(subscriber);
 /// ```
 pub fn layer_at<S>(level: Level) -> SubscriberLayer<S>
 where
     S: Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    ErrorLogs { _private: () }.with_filter(Threshold { level })
+    ErrorLogs { threshold: level }.with_filter(Threshold { level })
 }
 
 /// Notes each event it sees for the error handler serving the request on this thread; used
 /// behind [`Threshold`] (see [`layer()`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorLogs {
-    _private: (),
+    threshold: Level,
 }
 
 impl<S: Subscriber> Layer<S> for ErrorLogs {
+    /// Added to a subscriber: the report no longer advises adding it.
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        handoff::subscriber_layer_added(self.threshold);
+    }
+
     fn on_event(&self, _event: &Event<'_>, _cx: Context<'_, S>) {
         handoff::app_logged();
     }

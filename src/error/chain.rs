@@ -191,16 +191,27 @@ fn same(a: &(dyn StdError + 'static), b: &(dyn StdError + 'static)) -> bool {
 
 /// An error and each of its sources, `outer: inner: innermost`, ended by a marker where the walk
 /// was cut or looped ([`Links`]).
+///
+/// A source whose text the link printed before it already ends with is left out: many error types
+/// embed their source in their own `Display` (sqlx's `error returned from database: {source}`,
+/// a `thiserror` variant with `#[error("loading: {0}")]`), and the chain would say it twice.
 pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut links = Links::from(Some(self.0));
-        if let Some(first) = links.next() {
-            fmt::Display::fmt(first, f)?;
-        }
+        let mut printed = match links.next() {
+            Some(first) => text_of(first),
+            None => String::new(),
+        };
+        f.write_str(&printed)?;
         for source in links.by_ref() {
-            write!(f, ": {source}")?;
+            let text = text_of(source);
+            if ends_with_whole(&printed, text.trim_end_matches(CUT)) {
+                continue;
+            }
+            write!(f, ": {text}")?;
+            printed = text;
         }
         match links.end() {
             End::Whole => Ok(()),
@@ -208,6 +219,14 @@ impl fmt::Display for Chain<'_> {
             End::Loops => f.write_str(": …[the source chain loops back]"),
         }
     }
+}
+
+/// Whether `text` ends with `end`, and `end` is not the tail of a longer word there.
+fn ends_with_whole(text: &str, end: &str) -> bool {
+    let Some(before) = text.strip_suffix(end) else {
+        return false;
+    };
+    !end.is_empty() && !before.ends_with(char::is_alphanumeric)
 }
 
 /// One link's own text, for `Debug`.
@@ -280,6 +299,36 @@ mod tests {
                 .chain_text()
                 .ends_with(": …[source chain cut after 32 links]")
         );
+    }
+
+    /// An error that prints its source in its own text, as sqlx's database error does.
+    #[derive(Debug)]
+    struct Embeds(std::io::Error);
+
+    impl fmt::Display for Embeds {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "error returned from database: {}", self.0)
+        }
+    }
+
+    impl StdError for Embeds {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_source_the_link_already_printed_is_printed_once() {
+        let limit = std::io::Error::other("LIMIT must not be negative at line 398");
+        let error = Error::new(Embeds(limit));
+        let once = "error returned from database: LIMIT must not be negative at line 398";
+        assert_eq!(error.chain_text(), once);
+        assert_eq!(format!("{error:#}"), once);
+        // A source whose text ends the link's only inside a word is still printed.
+        assert!(ends_with_whole("loading: refused", "refused"));
+        assert!(ends_with_whole("refused", "refused"));
+        assert!(!ends_with_whole("connection unrefused", "refused"));
+        assert!(!ends_with_whole("refused", ""));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU8, Ordering},
     },
 };
 
@@ -99,8 +99,38 @@ impl Clone for Error {
 struct Inner {
     status: StatusCode,
     cause: Cause,
-    logged: AtomicBool,
+    /// [`NOT_LOGGED`], [`LOGGED`], or [`FILTERED`] plus the level a logging layer would have
+    /// logged it at.
+    logged: AtomicU8,
     origin: Origin,
+}
+
+const NOT_LOGGED: u8 = 0;
+const LOGGED: u8 = 1;
+/// A logging layer saw the failure but the filter disabled its event: `FILTERED` + 0 for `ERROR`
+/// … + 4 for `TRACE`.
+const FILTERED: u8 = 2;
+
+/// `ERROR` as 0 … `TRACE` as 4.
+pub(crate) fn verbosity(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 0,
+        tracing::Level::WARN => 1,
+        tracing::Level::INFO => 2,
+        tracing::Level::DEBUG => 3,
+        _ => 4,
+    }
+}
+
+/// The level of a [`verbosity`].
+pub(crate) fn level_of(verbosity: u8) -> tracing::Level {
+    [
+        tracing::Level::ERROR,
+        tracing::Level::WARN,
+        tracing::Level::INFO,
+        tracing::Level::DEBUG,
+        tracing::Level::TRACE,
+    ][usize::from(verbosity.min(4))]
 }
 
 /// What an [`Error`] knows of why it happened.
@@ -203,14 +233,14 @@ impl Error {
             let mut kept = spare.take();
             let reused = kept.as_mut().and_then(Arc::get_mut).map(|inner| {
                 inner.status = status;
-                *inner.logged.get_mut() = false;
+                *inner.logged.get_mut() = NOT_LOGGED;
             });
             let inner = match kept {
                 Some(inner) if reused.is_some() => inner,
                 _ => Arc::new(Inner {
                     status,
                     cause: Cause::Missing,
-                    logged: AtomicBool::new(false),
+                    logged: AtomicU8::new(NOT_LOGGED),
                     origin: Origin::default(),
                 }),
             };
@@ -227,7 +257,7 @@ impl Error {
             inner: Arc::new(Inner {
                 status,
                 cause,
-                logged: AtomicBool::new(false),
+                logged: AtomicU8::new(NOT_LOGGED),
                 origin,
             }),
             rendered: None,
@@ -373,14 +403,33 @@ impl Error {
     /// counts it. A logging layer or a custom [`ServerErrorHandler`](crate::ServerErrorHandler)
     /// calls this once it has written the error somewhere a person will read it.
     pub fn mark_logged(&self) {
-        self.inner.logged.store(true, Ordering::Release);
+        self.inner.logged.store(LOGGED, Ordering::Release);
+    }
+
+    /// Marks that a logging layer saw this error but the filter disabled its event at `level`:
+    /// still not logged, and the report says which filter directive would log it.
+    pub(crate) fn mark_filtered(&self, level: tracing::Level) {
+        let filtered = FILTERED + verbosity(level);
+        let _ = self.inner.logged.compare_exchange(
+            NOT_LOGGED,
+            filtered,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// The level at which a logging layer would have logged this error, had the filter let it:
+    /// as [`verbosity`] gives it.
+    pub(crate) fn filtered_at(&self) -> Option<u8> {
+        let state = self.inner.logged.load(Ordering::Relaxed);
+        state.checked_sub(FILTERED)
     }
 
     /// Whether [`mark_logged`](Self::mark_logged) was called on this error or a clone of it: by
     /// [`LoggingLayer`](crate::LoggingLayer), by the error handler layer when the application
     /// logged the failure itself ([`unhandled::subscriber`](crate::subscriber)), or by hand.
     pub fn is_logged(&self) -> bool {
-        self.inner.logged.load(Ordering::Acquire)
+        self.inner.logged.load(Ordering::Acquire) == LOGGED
     }
 
     /// The whole chain on one line, `outer: inner: innermost`; the status when there is no cause.

@@ -8,7 +8,7 @@ use super::{outcome::Outcome, span};
 use crate::{
     context::ErrorKind,
     grpc,
-    handoff::{self, Failure},
+    handoff::Failure,
 };
 
 impl Outcome {
@@ -45,9 +45,8 @@ impl Outcome {
         if let Some(error) = grpc::failure_in(status, trailers, None) {
             let kind = error.returned_kind();
             let text = error.chain_text();
-            if self.failed(span, kind, Some(status), &text, code, Some(&error)) {
-                handoff::note_logged(Failure::Body);
-            }
+            let logged = self.failed(span, kind, Some(status), &text, code, Some(&error));
+            self.hand_over(Failure::Body, logged);
             return;
         }
         span::close(span, status);

@@ -86,14 +86,18 @@ impl Outcome {
             self.close_rpc(span, true, grpc_code);
         }
         let kind = kind.unwrap_or(ErrorKind::Status);
-        if self.failed(span, kind, Some(status), &text, grpc_code, unhandled) && rendered.is_none()
-        {
+        let logged = self.failed(span, kind, Some(status), &text, grpc_code, unhandled);
+        if rendered.is_none() {
+            let mark = |error: &Error| match logged {
+                true => error.mark_logged(),
+                false => error.mark_filtered(self.levels.failure),
+            };
             match error {
-                Some(error) => error.mark_logged(),
+                Some(error) => mark(error),
                 None => {
-                    let logged = Error::without_cause(status);
-                    logged.mark_logged();
-                    response.extensions_mut().insert(logged);
+                    let marked = Error::without_cause(status);
+                    mark(&marked);
+                    response.extensions_mut().insert(marked);
                 }
             }
         }
@@ -140,9 +144,8 @@ impl Outcome {
             return;
         }
         let text = text_of(&Chain(past_axum(error)));
-        if self.failed(span, ErrorKind::Body, Some(status), &text, None, None) {
-            handoff::note_logged(Failure::Body);
-        }
+        let logged = self.failed(span, ErrorKind::Body, Some(status), &text, None, None);
+        self.hand_over(Failure::Body, logged);
     }
 
     /// Logs a panic while the response body was polled, and leaves a note for the error handler.
@@ -156,16 +159,15 @@ impl Outcome {
             BodyFailure::Panicked(panic_message(payload), crate::panic_location::peek(payload));
         let error = Error::from_body(status, failure);
         let text = text_of(&error);
-        if self.failed(
+        let logged = self.failed(
             span,
             ErrorKind::Panic,
             Some(status),
             &text,
             None,
             Some(&error),
-        ) {
-            handoff::note_logged(Failure::panic(payload));
-        }
+        );
+        self.hand_over(Failure::panic(payload), logged);
     }
 
     pub(super) fn succeeded(
@@ -196,17 +198,28 @@ impl Outcome {
     /// Logs a service error, and leaves a note for the error handler that it was logged.
     pub(crate) fn service_failed<E: std::fmt::Display + 'static>(&self, span: &Span, error: &E) {
         let text = text_of(error);
-        if self.failed(span, ErrorKind::Service, None, &text, None, None) {
-            handoff::note_logged(Failure::service::<E>());
-        }
+        let logged = self.failed(span, ErrorKind::Service, None, &text, None, None);
+        self.hand_over(Failure::service::<E>(), logged);
     }
 
     /// Logs a panic, and leaves a note for the error handler that it was logged.
     pub(crate) fn panicked(&self, span: &Span, payload: &(dyn std::any::Any + Send)) {
         let error = Error::from_panic(payload, crate::panic_location::peek(payload));
         let text = text_of(&error);
-        if self.failed(span, ErrorKind::Panic, None, &text, None, Some(&error)) {
-            handoff::note_logged(Failure::panic(payload));
+        // The answer the error handler outside gives a panic by default, for HTTP: a 500. (A gRPC
+        // call's is INTERNAL in a 200, from the error handler rather than the service, so it
+        // names no status here, as its route does not.)
+        let status = (!self.is_grpc()).then_some(StatusCode::INTERNAL_SERVER_ERROR);
+        let logged = self.failed(span, ErrorKind::Panic, status, &text, None, Some(&error));
+        self.hand_over(Failure::panic(payload), logged);
+    }
+
+    /// Tells the error handler outside what became of `failure`: logged, or seen while the
+    /// filter disabled the failure event (the report then names the directive that enables it).
+    pub(super) fn hand_over(&self, failure: Failure, logged: bool) {
+        match logged {
+            true => handoff::note_logged(failure),
+            false => handoff::note_filtered(failure, self.levels.failure),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The periodic report: one `tracing` event at the configured level.
 
-use std::{fmt::Write, time::Duration};
+use std::{borrow::Cow, fmt::Write, time::Duration};
 
 use tracing::{Level, field};
 
@@ -10,13 +10,38 @@ use crate::{
     config::ReportTo,
     context::ErrorKind,
     grpc::GrpcStatus,
+    handoff,
     level::{enabled_at, event_at},
     notice::{Line, REPORT_TARGET as TARGET},
 };
 
-/// The advice every report ends with: the two ways a failure counts as logged.
+/// The advice a report ends with where nothing is known of the setup: the two ways a failure
+/// counts as logged.
 pub(crate) const FIX: &str = "add unhandled::LoggingLayer to log each one, or, where the \
      application logs its own errors, add unhandled::subscriber::layer() to its tracing subscriber";
+
+/// The advice a report ends with: what would log these failures in this process. A logging
+/// layer that saw them while the filter disabled its events needs a filter directive, not
+/// another layer; an installed subscriber layer is not advised again.
+fn fix(pending: &Pending) -> Cow<'static, str> {
+    if let Some(level) = pending.filtered {
+        // The report's own level too, so that one directive serves both.
+        let directive = level.max(Level::WARN).as_str().to_ascii_lowercase();
+        return Cow::Owned(format!(
+            "unhandled::LoggingLayer saw them, but the tracing filter disables its events \
+             (target \"unhandled::logging\" at {level}); enable them, e.g. \
+             RUST_LOG=unhandled={directive},<your filter>"
+        ));
+    }
+    match handoff::subscriber_layer() {
+        Some(threshold) => Cow::Owned(format!(
+            "add unhandled::LoggingLayer to log each one, or log them from the application at \
+             {threshold} or more severe while it serves the request (unhandled::subscriber::layer() \
+             is installed and saw no such event)"
+        )),
+        None => Cow::Borrowed(FIX),
+    }
+}
 
 /// What the report adds when its sample is a 5xx response without a cause.
 pub(crate) const ATTACH_FIX: &str = "no cause was attached to this response; where it is built \
@@ -66,12 +91,13 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
     let frames = sample
         .and_then(|sample| sample.error.backtrace())
         .map(backtraces::frames);
-    let message = format_args!(
-        "Observed {} unhandled error{s} in the last {window} that no logging layer reported; {FIX}",
+    let fix = fix(pending);
+    let message = format!(
+        "Observed {} unhandled error{s} in the last {window} that no logging layer reported",
         pending.count
     );
     if !report_to.to_tracing(|| enabled_at!(target: TARGET, level)) {
-        Line::new(level, TARGET, &message)
+        Line::new(level, TARGET, &format_args!("{message}; {fix}"))
             .field("count", Some(&pending.count))
             .field("interval", Some(&window))
             .field("top", Some(&top))
@@ -106,7 +132,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
         sample.fix = attach_fix,
         sample.trace_id = trace_id.map(field::display),
         sample.backtrace = frames.map(|frames| frames.join("\n")).as_deref(),
-        fix = FIX,
+        fix = &*fix,
         "{message}",
     );
 }

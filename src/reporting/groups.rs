@@ -9,13 +9,14 @@
 //!
 //! A group is a place in the report; a series is a set of metric labels. Two failure sites on one
 //! route are two groups of one series: the metric has no location label, because a build's paths
-//! and a label per line would make its cardinality the code's size. So each series keeps its own
-//! count, which its groups share, and publishes that.
+//! and a label per line would make its cardinality the code's size. The groups of one series share
+//! its counter, and publish the sum of their counts once a second one has opened; counting stays
+//! one cell increment per error.
 
 use std::{
     sync::{
         Arc, OnceLock,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
     },
     thread,
     time::Duration,
@@ -120,6 +121,9 @@ pub(crate) struct Pending {
     /// ([`Sample::informs`]), of the largest such group. `None` only when every thread that took
     /// a sample was still storing it as the report was read.
     pub(crate) sample: Option<Sample>,
+    /// The most verbose level at which a logging layer saw one of these errors but the filter
+    /// disabled its event.
+    pub(crate) filtered: Option<tracing::Level>,
 }
 
 /// The count and the sample of a group (or of "other").
@@ -132,24 +136,28 @@ struct Tally {
     sample: Mutex<Option<Sample>>,
 }
 
-/// Two cells per core, at most 32: there are two counters per group, up to `MAX_GROUPS`.
-fn cells() -> usize {
-    let cores = thread::available_parallelism().map_or(1, usize::from);
-    cores.saturating_mul(2).min(32)
+/// Whether a count whose thread's cell is now `cell` is published: the first [`PUBLISH_BATCH`]
+/// errors of each cell, then every [`PUBLISH_BATCH`]-th.
+#[inline]
+fn publishes(cell: u64) -> bool {
+    cell <= PUBLISH_BATCH || cell % PUBLISH_BATCH == 0
 }
 
 impl Tally {
     fn new() -> Self {
+        // Two cells per core, at most 32: there is a counter per group, up to `MAX_GROUPS`.
+        let cores = thread::available_parallelism().map_or(1, usize::from);
         Self {
-            count: StripedCounter::with_cells(cells()),
+            count: StripedCounter::with_cells(cores.saturating_mul(2).min(32)),
             sample_wanted: AtomicBool::new(true),
             sample: Mutex::new(None),
         }
     }
 
     /// Counts `error`, keeping it as the sample when one is wanted and `keep` (some report will
-    /// show it).
-    fn add(&self, error: &Error, context: &ErrorContext<'_>, keep: bool) {
+    /// show it); the new count of this thread's cell.
+    #[inline]
+    fn add(&self, error: &Error, context: &ErrorContext<'_>, keep: bool) -> u64 {
         if keep
             && self.sample_wanted.load(Ordering::Relaxed)
             && self.sample_wanted.swap(false, Ordering::Acquire)
@@ -159,7 +167,7 @@ impl Tally {
                 *slot = Some(Sample::new(error, context));
             }
         }
-        self.count.increment_cell();
+        self.count.increment_cell()
     }
 
     /// The sample, asking the next error for a new one.
@@ -170,45 +178,13 @@ impl Tally {
     }
 }
 
-/// The count of one metric label set, which every group with those labels adds to.
-#[derive(Debug)]
-struct Series {
-    count: StripedCounter,
-    counter: metric::GroupCounter,
-}
-
-impl Series {
-    fn new(counter: metric::GroupCounter) -> Arc<Self> {
-        Arc::new(Self {
-            count: StripedCounter::with_cells(cells()),
-            counter,
-        })
-    }
-
-    /// Counts one error and publishes the series' count, unless this thread's cell is past
-    /// [`PUBLISH_BATCH`] errors and not at a multiple of it; `false` when it did not.
-    #[inline]
-    fn add(&self) -> bool {
-        let cell = self.count.increment_cell();
-        let publish = cell <= PUBLISH_BATCH || cell % PUBLISH_BATCH == 0;
-        if publish {
-            self.counter.publish(self.count.sum(), 1);
-        }
-        publish
-    }
-
-    fn publish(&self) {
-        let total = self.count.sum();
-        if total > 0 {
-            self.counter.publish(total, 0);
-        }
-    }
-}
-
 /// A group's location, its file copied when the group opened.
 #[derive(Debug)]
 struct At {
     file: Box<str>,
+    /// The address of the file's name the first error had: the same for every error made at
+    /// this place by `?` or a panic's static location, so comparing the text is rarely needed.
+    address: usize,
     line: u32,
     column: u32,
 }
@@ -217,18 +193,21 @@ impl At {
     fn of(location: Option<Location<'_>>) -> Option<Self> {
         location.map(|location| Self {
             file: location.file().into(),
+            address: location.file().as_ptr() as usize,
             line: location.line(),
             column: location.column(),
         })
     }
 
+    #[inline]
     fn is(at: &Option<Self>, location: Option<Location<'_>>) -> bool {
         match (at, location) {
             (None, None) => true,
             (Some(at), Some(location)) => {
                 at.line == location.line()
                     && at.column == location.column()
-                    && *at.file == *location.file()
+                    && (at.address == location.file().as_ptr() as usize
+                        || *at.file == *location.file())
             }
             _ => false,
         }
@@ -247,12 +226,16 @@ struct Group {
     route: Box<str>,
     kind: ErrorKind,
     at: Option<At>,
-    series: Arc<Series>,
+    /// The counter of the group's labels, shared by the groups that have them.
+    counter: Arc<metric::GroupCounter>,
+    /// Whether another group shares `counter`, which then gets the sum of their counts.
+    siblings: AtomicBool,
     tally: Tally,
 }
 
 impl Group {
     /// Method labels come from one static table, so the same label is mostly the same pointer.
+    #[inline]
     fn labels_are(&self, method: &'static str, route: &str, kind: ErrorKind) -> bool {
         self.kind == kind
             && (std::ptr::eq(self.method, method) || self.method == method)
@@ -275,13 +258,15 @@ pub(crate) struct Groups {
     len: AtomicUsize,
     /// Taken to open a group.
     opening: Mutex<()>,
-    /// The errors of groups beyond [`MAX_GROUPS`].
-    other: Tally,
-    /// Those of them whose labels no group has, exported as one fixed series
+    /// The errors of groups beyond [`MAX_GROUPS`], exported as one fixed series
     /// ([`metric::GroupCounter::overflow`]) whatever their labels would have been.
-    other_series: Arc<Series>,
+    other: Tally,
+    other_counter: metric::GroupCounter,
     /// Whether errors leave samples: only when a report will show them (the interval is not zero).
     keep_samples: bool,
+    /// The most verbose level, plus one, at which a logging layer would have logged an error
+    /// counted since the last report, had the filter let it (0: none was filtered).
+    filtered: AtomicU8,
     report: Mutex<Reported>,
 }
 
@@ -301,8 +286,9 @@ impl Groups {
             len: AtomicUsize::new(0),
             opening: Mutex::new(()),
             other: Tally::new(),
-            other_series: Series::new(metric::GroupCounter::overflow()),
+            other_counter: metric::GroupCounter::overflow(),
             keep_samples,
+            filtered: AtomicU8::new(0),
             report: Mutex::new(Reported {
                 groups: Vec::new(),
                 other: 0,
@@ -318,50 +304,108 @@ impl Groups {
 
     /// Counts `error`, in its group and in the metric; `false` when publishing to the metric was
     /// left for later.
+    #[inline]
     pub(crate) fn record(&self, error: &Error, context: &ErrorContext<'_>) -> bool {
+        if let Some(verbosity) = error.filtered_at() {
+            self.filtered.fetch_max(verbosity + 1, Ordering::Relaxed);
+        }
         let (method, route, kind) = (
             context.method_label(),
             context.route_label(),
             context.kind(),
         );
         let location = error.location();
-        let keep = self.keep_samples;
-        let find = || {
-            self.opened()
-                .find(|group| group.labels_are(method, route, kind) && At::is(&group.at, location))
-        };
-        let count = |group: &Group| {
-            group.tally.add(error, context, keep);
-            group.series.add()
-        };
-        if let Some(group) = find() {
-            return count(group);
+        match self.find(method, route, kind, location) {
+            Some(group) => self.count(group, error, context),
+            None => self.open(error, context),
         }
+    }
+
+    /// Counts `error` in `group`, publishing the count of its labels unless this thread's cell is
+    /// past [`PUBLISH_BATCH`] errors and not at a multiple of it; `false` when it did not.
+    #[inline]
+    fn count(&self, group: &Group, error: &Error, context: &ErrorContext<'_>) -> bool {
+        let cell = group.tally.add(error, context, self.keep_samples);
+        if !publishes(cell) {
+            return false;
+        }
+        group.counter.publish(self.series_total(group), 1);
+        true
+    }
+
+    /// Opens the group of `error`'s first error, under the lock, and counts it there; or, beyond
+    /// [`MAX_GROUPS`], in "other".
+    #[cold]
+    #[inline(never)]
+    fn open(&self, error: &Error, context: &ErrorContext<'_>) -> bool {
+        let (method, route, kind) = (
+            context.method_label(),
+            context.route_label(),
+            context.kind(),
+        );
+        let location = error.location();
         let _opening = self.opening.lock();
-        if let Some(group) = find() {
-            return count(group);
+        if let Some(group) = self.find(method, route, kind, location) {
+            return self.count(group, error, context);
         }
-        let series = self
-            .opened()
-            .find(|group| group.labels_are(method, route, kind))
-            .map(|group| Arc::clone(&group.series));
         let len = self.len.load(Ordering::Acquire);
         let Some(slot) = self.slots.get(len) else {
             drop(_opening);
-            self.other.add(error, context, keep);
-            // A site beyond the bound still counts in its labels' series where one exists.
-            return series.as_ref().unwrap_or(&self.other_series).add();
+            let cell = self.other.add(error, context, self.keep_samples);
+            if !publishes(cell) {
+                return false;
+            }
+            self.other_counter.publish(self.other.count.sum(), 1);
+            return true;
         };
+        let series = self
+            .opened()
+            .find(|group| group.labels_are(method, route, kind));
+        if let Some(sibling) = series {
+            for group in self
+                .opened()
+                .filter(|group| Arc::ptr_eq(&group.counter, &sibling.counter))
+            {
+                group.siblings.store(true, Ordering::Relaxed);
+            }
+        }
         let group = slot.get_or_init(|| Group {
             method,
             route: route.into(),
             kind,
             at: At::of(location),
-            series: series.unwrap_or_else(|| Series::new(metric::GroupCounter::new(context))),
+            counter: series.map_or_else(
+                || Arc::new(metric::GroupCounter::new(context)),
+                |sibling| Arc::clone(&sibling.counter),
+            ),
+            siblings: AtomicBool::new(series.is_some()),
             tally: Tally::new(),
         });
         self.len.store(len + 1, Ordering::Release);
-        count(group)
+        self.count(group, error, context)
+    }
+
+    #[inline]
+    fn find(
+        &self,
+        method: &'static str,
+        route: &str,
+        kind: ErrorKind,
+        location: Option<Location<'_>>,
+    ) -> Option<&Group> {
+        self.opened()
+            .find(|group| group.labels_are(method, route, kind) && At::is(&group.at, location))
+    }
+
+    /// The count of `group`'s labels: its own, or with those of the groups that share its counter.
+    fn series_total(&self, group: &Group) -> u64 {
+        if !group.siblings.load(Ordering::Relaxed) {
+            return group.tally.count.sum();
+        }
+        self.opened()
+            .filter(|other| Arc::ptr_eq(&other.counter, &group.counter))
+            .map(|other| other.tally.count.sum())
+            .sum()
     }
 
     /// Publishes every series' count to the metric of the recorder in force.
@@ -371,9 +415,12 @@ impl Groups {
         std::sync::atomic::fence(Ordering::SeqCst);
         // A series of several groups is published once per group: the same absolute count.
         for group in self.opened() {
-            group.series.publish();
+            group.counter.publish(self.series_total(group), 0);
         }
-        self.other_series.publish();
+        let other = self.other.count.sum();
+        if other > 0 {
+            self.other_counter.publish(other, 0);
+        }
     }
 
     /// Every error counted so far.
@@ -435,12 +482,14 @@ impl Groups {
             .map(|(group, count)| (group.label(), *count))
             .collect();
         let rest = count - top.iter().map(|(_, count)| count).sum::<u64>();
+        let filtered = self.filtered.swap(0, Ordering::Relaxed).checked_sub(1);
         Some(Pending {
             count,
             elapsed,
             top,
             rest,
             sample,
+            filtered: filtered.map(crate::error::level_of),
         })
     }
 

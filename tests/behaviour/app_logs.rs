@@ -121,7 +121,7 @@ async fn axum_extra() -> Result<(), axum_extra::response::InternalServerError<st
 /// Logs on a later poll than the one that returns the error.
 async fn over_polls() -> unhandled::Result<()> {
     tokio::task::yield_now().await;
-    tracing::warn!("retrying the payment provider");
+    tracing::error!("the payment provider is unavailable");
     tokio::task::yield_now().await;
     tokio::task::yield_now().await;
     Err(Error::msg("payment provider unavailable"))
@@ -326,6 +326,53 @@ async fn this_crates_own_events_and_less_severe_ones_do_not_count() {
         .map(|group| group.0)
         .collect();
     assert_eq!(routes, ["/ours", "/info"]);
+}
+
+/// A request that runs a slow query (sqlx warns of it at `WARN`, as its pool does of a slow
+/// acquire) and then fails without the application logging anything.
+async fn slow_query_then_silent_500() -> unhandled::Result<()> {
+    tracing::warn!(
+        target: "sqlx::query",
+        elapsed = 1.2,
+        "slow statement: execution time exceeded alert threshold"
+    );
+    tracing::warn!(target: "sqlx::pool::acquire", "acquired connection, but time to acquire exceeded slow threshold");
+    Err(Error::msg("the order total is negative"))
+}
+
+#[tokio::test]
+async fn a_library_s_warning_does_not_count_as_the_application_logging_the_failure() {
+    let (_events, _guard) = install(Setup::With);
+    let reporting = support::quiet_reporting();
+    let app = Router::new()
+        .route("/slow", get(slow_query_then_silent_500))
+        .route(
+            "/logged",
+            get(|| async {
+                tracing::error!("loading the order failed");
+                Err::<(), _>(Error::msg("b"))
+            }),
+        )
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    send(&app, "/slow").await;
+    send(&app, "/logged").await;
+    let routes: Vec<_> = counted(&reporting)
+        .into_iter()
+        .map(|group| group.0)
+        .collect();
+    assert_eq!(routes, ["/slow"], "the default threshold is ERROR");
+}
+
+#[tokio::test]
+async fn widened_to_warn_a_library_s_warning_hides_the_failure() {
+    // What the docs warn of: the risk of `layer_at(Level::WARN)`.
+    let (_events, _guard) = install(Setup::WithThreshold(Level::WARN));
+    let reporting = support::quiet_reporting();
+    let app = Router::new()
+        .route("/slow", get(slow_query_then_silent_500))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    send(&app, "/slow").await;
+    assert_eq!(reporting.unhandled_count(), 0);
 }
 
 #[tokio::test]
