@@ -279,12 +279,33 @@ async fn main() -> Result<(), Fatal> {
         Variant::PassThrough => "pass-through: a layer that does nothing".to_owned(),
     };
     println!("listening on http://{} ({serving})", listener.local_addr()?);
+    // Stopped by Ctrl+C or by SIGTERM (how containers stop a service): the last request is
+    // answered, then the guard reports what is pending as main returns.
     axum::serve(listener, app(metrics, variant))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// Ctrl+C, or SIGTERM where there are signals.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => drop(terminate.recv().await),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
 }
 
 /// What `main` fails with: printed as its text (`Error: invalid ADDR=...`), not quoted.

@@ -29,6 +29,49 @@ use crate::{context::ErrorContext, error::Error};
 ///     .route("/", get(|| async { Err::<(), _>(Error::msg("no")) }))
 ///     .layer(ErrorHandlerLayer::new(plain_errors));
 /// ```
+///
+/// # Panics in the application's JSON shape
+///
+/// A panic, a service error and a 5xx the crate answers itself get `DefaultErrorHandler`'s plain
+/// text. An application whose errors are JSON answers them in its own shape, and leaves the
+/// responses its own error type rendered alone (`None`). Wrapped by the builder, the reporter
+/// still counts and reports each failure:
+///
+/// ```
+/// use axum::{Router, body::Body, http::{Request, header}, response::{IntoResponse, Response}, routing::get};
+/// use tower::ServiceExt;
+/// use unhandled::{Error, ErrorContext, ErrorHandlerLayer, ErrorKind, ReportingErrorHandler};
+///
+/// /// `{"error":{"code":"internal","message":"…"}}`, as the application's own errors are.
+/// fn json_errors(error: &Error, context: &ErrorContext<'_>) -> Option<Response> {
+///     if !matches!(context.kind(), ErrorKind::Panic | ErrorKind::Service) {
+///         return None; // the handler's own response, which its error type rendered
+///     }
+///     // A fixed message: the panic's text stays in the report, out of the client's reach.
+///     let body = r#"{"error":{"code":"internal","message":"Internal Server Error"}}"#;
+///     let json = [(header::CONTENT_TYPE, "application/json")];
+///     Some((error.status_code(), json, body).into_response())
+/// }
+///
+/// async fn poisoned() -> &'static str {
+///     panic!("the cache is poisoned")
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let reporting = ReportingErrorHandler::builder().wrap(json_errors);
+/// let app: Router = Router::new()
+///     .route("/", get(poisoned))
+///     .layer(ErrorHandlerLayer::new(reporting.clone()));
+///
+/// let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+/// assert_eq!(response.status(), 500);
+/// assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+/// let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+/// assert_eq!(body, r#"{"error":{"code":"internal","message":"Internal Server Error"}}"#);
+/// assert_eq!(reporting.unhandled_count(), 1); // counted all the same
+/// # }
+/// ```
 pub trait ServerErrorHandler: Clone + Send + Sync + 'static {
     /// Renders `error`, which happened while serving the request described by `context`.
     fn on_error(&self, error: &Error, context: &ErrorContext<'_>) -> Option<Response>;

@@ -189,6 +189,11 @@ fn a_bad_interval_is_named_on_standard_error_without_a_subscriber() {
     );
     assert_eq!(warning.len(), 1, "{}", output.stderr);
     assert!(warning[0].contains("\\\"ten\\\""), "{}", warning[0]);
+    assert!(
+        warning[0].contains("using the default for UNHANDLED_ERRORS_REPORT_INTERVAL, 10s"),
+        "{}",
+        warning[0]
+    );
 }
 
 #[test]
@@ -204,6 +209,228 @@ fn the_misordered_logging_layer_warning_reaches_standard_error_without_a_subscri
         "{}",
         warning[0]
     );
+}
+
+#[test]
+fn a_logging_layer_the_filter_silences_gets_the_directive_not_the_advice_to_add_it() {
+    let output = run("axum-examples-logging", &[]);
+    let lines = lines_with(&output.stderr, REPORT);
+    assert_eq!(lines.len(), 1, "{}", output.stderr);
+    let line = lines[0];
+    assert!(
+        line.contains(
+            "unhandled::LoggingLayer saw them, but the tracing filter disables its events"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains("RUST_LOG=unhandled=warn,<your filter>"),
+        "{line}"
+    );
+    assert!(!line.contains("add unhandled::LoggingLayer"), "{line}");
+    // With the directive added, the layer logs each failure and nothing is counted.
+    let rust_log = (
+        "RUST_LOG",
+        "report_output=debug,tower_http=debug,unhandled=warn",
+    );
+    let output = run("axum-examples-logging", &[rust_log]);
+    assert!(!output.stderr.contains("Observed"), "{}", output.stderr);
+    assert!(!output.stdout.contains("Observed"), "{}", output.stdout);
+    assert_eq!(
+        lines_with(&output.stdout, "request failed").len(),
+        3,
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
+fn an_installed_subscriber_layer_is_not_advised_again() {
+    let output = run("subscriber-layer", &[]);
+    let lines = lines_with(&output.stdout, REPORT);
+    assert_eq!(lines.len(), 1, "{}", output.stdout);
+    let line = lines[0];
+    assert!(
+        !line.contains("add unhandled::subscriber::layer()"),
+        "{line}"
+    );
+    assert!(
+        line.contains("unhandled::subscriber::layer() is installed"),
+        "{line}"
+    );
+    assert!(line.contains("at ERROR or more severe"), "{line}");
+}
+
+/// A logfmt reader, as strict as go-logfmt: `key`, `key=value` or `key="quoted \"value\""`
+/// separated by spaces; `None` where the line is not logfmt.
+fn logfmt(line: &str) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if_eq(&' ').is_some() {}
+        if chars.peek().is_none() {
+            return Some(pairs);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|&c| c != ' ' && c != '=' && c != '"') {
+            key.push(c);
+        }
+        if key.is_empty() {
+            return None;
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'=').is_some() {
+            if chars.next_if_eq(&'"').is_some() {
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => value.push(chars.next()?),
+                        c => value.push(c),
+                    }
+                }
+                if chars.peek().is_some_and(|&c| c != ' ') {
+                    return None;
+                }
+            } else {
+                while let Some(c) = chars.next_if(|&c| c != ' ') {
+                    if c == '"' || c == '=' {
+                        return None;
+                    }
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
+    }
+}
+
+#[test]
+fn through_fmt_every_field_of_the_report_reads_back_with_a_logfmt_reader() {
+    let output = run("logfmt", &[]);
+    let lines = lines_with(&output.stdout, REPORT);
+    assert_eq!(lines.len(), 1, "{}", output.stdout);
+    let pairs = logfmt(lines[0]).unwrap_or_else(|| panic!("not logfmt: {}", lines[0]));
+    let field = |name: &str| {
+        let found = pairs.iter().find(|(key, _)| key == name);
+        found
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_else(|| panic!("no {name}: {pairs:?}"))
+    };
+    assert_eq!(field("count"), "3");
+    assert_eq!(field("interval"), "1s");
+    let top = field("top");
+    assert!(
+        top.starts_with("GET /fail error at tests/report_output.rs:"),
+        "{top}"
+    );
+    assert!(top.ends_with(" ×3"), "{top}");
+    assert_eq!(field("sample.path"), "/fail");
+    assert_eq!(field("sample.error"), "loading user 7: connection refused");
+    assert_eq!(field("sample.type"), "report_output::LoadFailed");
+    assert!(field("fix").starts_with("add unhandled::LoggingLayer to log each one"));
+    // The message says what was observed; the advice is the `fix` field alone.
+    assert!(
+        !lines[0].contains("; add unhandled::LoggingLayer"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn the_logfmt_reader_refuses_what_is_not_logfmt() {
+    assert!(logfmt(r#"a=1 b="x y" c"#).is_some());
+    assert!(logfmt("top=GET /x panic ×1").is_some_and(|pairs| pairs[0].1 == "GET"));
+    assert!(logfmt(r#"a="unterminated"#).is_none());
+    assert!(logfmt(r#"a=x"y"#).is_none());
+}
+
+#[test]
+fn after_sigterm_a_gracefully_stopping_server_reports_the_last_interval() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SETUP, "sigterm")
+        .env("UNHANDLED_ERRORS_REPORT_INTERVAL", "1h")
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env_remove("UNHANDLED_ERRORS_REPORT_TO")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("failed three times") {
+        line.clear();
+        assert_ne!(
+            stdout.read_line(&mut line).unwrap(),
+            0,
+            "the child ended early"
+        );
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    // An hour's interval: only the shutdown can have written it.
+    let reports = lines_with(&stderr, "Observed 3 unhandled errors in the last ");
+    assert_eq!(reports.len(), 1, "{stderr}");
+    assert!(reports[0].contains("count=3 "), "{}", reports[0]);
+}
+
+/// Ctrl+C or SIGTERM, as README's graceful shutdown has it.
+async fn shutdown_signal() {
+    let ctrl_c = async { tokio::signal::ctrl_c().await.expect("a Ctrl+C handler") };
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::terminate())
+            .expect("a SIGTERM handler")
+            .recv()
+            .await;
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+/// README's graceful shutdown: three failures, then served until SIGTERM, the guard in `main`.
+fn serve_until_sigterm() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let app = Router::new()
+            .route("/fail", get(fail))
+            .layer(unhandled::layer());
+        let _flush_on_exit = unhandled::ReportingErrorHandler::global().shutdown_guard();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .unwrap()
+        });
+        fail_times(address, 3).await;
+        println!("failed three times");
+        server.await.unwrap();
+    });
 }
 
 /// The lines right after the report on standard error that are its backtrace's frames.
@@ -387,7 +614,8 @@ fn child() {
     match setup.as_str() {
         "none" | "none-twice" | "warn-later" | "misordered" | "panic" => {}
         "storm" => return storm(),
-        "axum-examples" => tracing_subscriber::registry()
+        "sigterm" => return serve_until_sigterm(),
+        "axum-examples" | "axum-examples-logging" => tracing_subscriber::registry()
             .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 format!("{}=debug,tower_http=debug", env!("CARGO_CRATE_NAME")).into()
             }))
@@ -395,6 +623,11 @@ fn child() {
             .init(),
         "fmt-init" => fmt::init(),
         "warn" => fmt().with_max_level(Level::WARN).init(),
+        "logfmt" => fmt().with_ansi(false).with_max_level(Level::WARN).init(),
+        "subscriber-layer" => tracing_subscriber::registry()
+            .with(fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::WARN))
+            .with(unhandled::subscriber::layer())
+            .init(),
         other => panic!("unknown setup {other}"),
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -410,6 +643,8 @@ fn child() {
         };
         if setup == "misordered" {
             app = app.layer(layer).layer(unhandled::LoggingLayer::new());
+        } else if setup == "axum-examples-logging" {
+            app = app.layer(unhandled::LoggingLayer::new()).layer(layer);
         } else {
             app = app.layer(layer);
         }

@@ -5,11 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use tracing::Span;
 
 use super::{outcome::Outcome, span};
-use crate::{
-    context::ErrorKind,
-    grpc,
-    handoff::Failure,
-};
+use crate::{context::ErrorKind, grpc, handoff::Failure};
 
 impl Outcome {
     /// Whether the request is a gRPC call (known only when something is logged).

@@ -332,6 +332,81 @@ fn assert_metric_text(text: &str) {
 
 // --- The periodic report ----------------------------------------------------------------------
 
+#[tokio::test(flavor = "current_thread")]
+async fn the_sample_is_the_panic_not_the_larger_group_of_cause_less_500s() {
+    let (events, _guard) = capture();
+    let reporting = support::quiet_reporting();
+    let app = Router::new()
+        .route(
+            "/plain",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .route("/panic", get(panics))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let address = support::serve(app).await;
+    for path in ["/plain", "/plain", "/panic"] {
+        assert_eq!(support::get_status(address, path).await, 500);
+    }
+    support::eventually(|| reporting.unhandled_count() == 3).await;
+    reporting.shutdown().await;
+    let reports = events.reports();
+    let report = &reports[0];
+    assert_eq!(report.field("sample.kind"), "panic", "{report:?}");
+    assert_eq!(report.field("sample.route"), "/panic");
+    // `top` keeps every group's count, the larger first.
+    let top = report.field("top");
+    assert!(
+        top.starts_with("GET /plain status ×2, GET /panic panic at "),
+        "{top}"
+    );
+}
+
+/// An error type that embeds its source in its own text, as sqlx's database error does.
+#[derive(Debug)]
+struct DatabaseError(std::io::Error);
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error returned from database: {}", self.0)
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cause_its_error_already_prints_is_printed_once_in_the_report_and_the_log_line() {
+    const ONCE: &str = "error returned from database: LIMIT must not be negative at line 398";
+    async fn query() -> unhandled::Result<()> {
+        let limit = std::io::Error::other("LIMIT must not be negative at line 398");
+        Err(DatabaseError(limit))?
+    }
+    let (events, _guard) = capture();
+    let reporting = support::quiet_reporting();
+    let logged = Router::new()
+        .route("/logged", get(query))
+        .layer(unhandled::LoggingLayer::new());
+    let app = Router::new()
+        .route("/query", get(query))
+        .merge(logged)
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let address = support::serve(app).await;
+    for path in ["/query", "/logged"] {
+        assert_eq!(support::get_status(address, path).await, 500);
+    }
+    support::eventually(|| reporting.unhandled_count() == 1).await;
+    reporting.shutdown().await;
+    assert_eq!(events.reports()[0].field("sample.error"), ONCE);
+    let failed = events
+        .all()
+        .into_iter()
+        .find(|event| event.fields.get("message").map(String::as_str) == Some("request failed"));
+    assert_eq!(failed.expect("logged").field("error"), ONCE);
+}
+
 #[tokio::test(start_paused = true)]
 async fn report_logs_count_interval_top_groups_sample_and_fix_as_fields() {
     let (events, _guard) = capture();

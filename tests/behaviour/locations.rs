@@ -258,6 +258,8 @@ async fn logging_layer_s_failure_event_names_the_line_and_the_type() {
     let failed = failures(&events.all());
     let location = failed[1].field("location");
     assert!(location.starts_with(&here(&PANIC_LINE)), "{failed:?}");
+    // The status the error handler outside answers a panic with.
+    assert_eq!(failed[1].field("status"), "500", "{failed:?}");
     assert_eq!(reporting.unhandled_count(), 0);
 }
 
