@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 
 use super::{
     body::WatchedBody,
-    handle::{caught, handle, with_rendered},
+    handle::{caught, handle, service_failed, with_rendered},
 };
 use crate::head::RequestHead;
 use crate::{
@@ -22,7 +22,7 @@ use crate::{
     error::{BoxError, Error},
     grpc,
     handler::ServerErrorHandler,
-    handoff::{Failure, RenderedStatus, Scope, needs_watching},
+    handoff::{RenderedStatus, Scope, needs_watching},
 };
 
 pin_project! {
@@ -97,10 +97,9 @@ where
                         let response = responded(this.handler, this.head, response, enclosed);
                         return Poll::Ready(Ok(response));
                     }
-                    Ok(Poll::Ready(Err(error))) => (
-                        scope.claim(Failure::service::<E>(), Error::from_service(error)),
-                        ErrorKind::Service,
-                    ),
+                    Ok(Poll::Ready(Err(error))) => {
+                        (service_failed(&scope, error), ErrorKind::Service)
+                    }
                     Err(payload) => (caught(&scope, payload), ErrorKind::Panic),
                 };
                 this.head.set_app_logged(scope.leave());

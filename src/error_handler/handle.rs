@@ -40,6 +40,17 @@ pub(super) fn with_rendered(
     response
 }
 
+/// The error of a service error returned in `scope`, marked logged when a logging layer inside
+/// noted it. Out of line, as [`caught`] is.
+#[cold]
+#[inline(never)]
+pub(super) fn service_failed<E: Into<crate::error::BoxError> + 'static>(
+    scope: &Scope,
+    error: E,
+) -> Error {
+    scope.claim(Failure::service::<E>(), Error::from_service(error))
+}
+
 /// The error of a panic caught in `scope`, with its location, marked logged when a logging layer
 /// inside noted it; the payload is discarded. Out of line, so that the success path stays short.
 #[cold]
