@@ -345,17 +345,24 @@ impl Error {
         self.inner.origin.type_name
     }
 
-    /// Whether this is a panic's error whose location a panic hook set later kept from being
-    /// noted ([`crate::panic_location`]).
     /// The backtrace taken where the error was made (or where it panicked), if one was: only
     /// where `RUST_LIB_BACKTRACE` or `RUST_BACKTRACE` ask for them (std's rules) or the builder's
     /// [`backtraces`](crate::ReportingErrorHandlerBuilder::backtraces) turns them on, and then
     /// for one failure per location per report interval. Its frames are resolved when it is
     /// first printed.
+    ///
+    /// ```
+    /// // On for the process, whatever RUST_BACKTRACE says.
+    /// let _reporting = unhandled::ReportingErrorHandler::builder().backtraces(true).build();
+    /// let error = unhandled::Error::msg("the cache is empty");
+    /// assert!(error.backtrace().is_some());
+    /// ```
     pub fn backtrace(&self) -> Option<&std::backtrace::Backtrace> {
         self.inner.origin.site.as_ref().and_then(Site::backtrace)
     }
 
+    /// Whether this is a panic's error whose location a panic hook set later kept from being
+    /// noted ([`crate::panic_location`]).
     pub(crate) fn location_lost(&self) -> bool {
         matches!(self.inner.origin.site, Some(Site::Lost))
     }

@@ -28,9 +28,12 @@
 //!   `unmatched`. Never a path a client chose.
 //! - `kind`: [`ErrorKind::as_str`](crate::ErrorKind::as_str).
 //!
-//! A reporter keeps [`MAX_GROUPS`](crate::config::MAX_GROUPS) (64) label sets. Failures beyond
-//! them are counted under one overflow series whose three labels are `_OTHER`. So a reporter
-//! exports at most 65 series, whatever clients send.
+//! A reporter keeps [`MAX_GROUPS`](crate::config::MAX_GROUPS) (64) groups: a group is a label
+//! set and a location ([`Error::location`](crate::Error::location)), so two failure sites on one
+//! route are two groups that add to one series. The metric has no location label: a build's paths
+//! and a series per line would make its cardinality the code's size. Failures beyond the groups
+//! are counted under one overflow series whose three labels are `_OTHER`. So a reporter exports
+//! at most 65 series, whatever clients send.
 //!
 //! The metric is exact for a scrape a second after the failures. A thread publishes its group's
 //! count with each of its first 64 failures of that group, then with every 64th. What a storm
@@ -39,8 +42,17 @@
 //! # The report
 //!
 //! The first counted failure starts one tokio task. Every interval in which the count grew, it
-//! writes one report: how many, the largest groups, one sample with its request, its source chain
-//! and the fix. No failure, no task. No growth, no report.
+//! writes one report: how many, the largest groups (each named by its location), one sample with
+//! its request, its source chain, its location and backtrace, and the fix. No failure, no task. No
+//! growth, no report.
+//!
+//! The sample is the one to read: of the first failure of each group since the last report, a
+//! panic or an error with a cause before a 5xx response without one, one with a location before
+//! one without, then the one of the largest group. The fix is what would log these failures in
+//! this process: where a [`LoggingLayer`](crate::LoggingLayer) saw them while the filter disabled
+//! its events, the filter directive that enables them; where the
+//! [subscriber layer](crate::subscriber) is installed, logging at its threshold, not the layer
+//! again.
 //!
 //! The report goes where a person sees it ([`ReportTo`](crate::ReportTo)). It goes through
 //! `tracing` (target [`REPORT_TARGET`](crate::REPORT_TARGET), `unhandled`) when the subscriber in
