@@ -240,10 +240,12 @@ pub(crate) fn failed(
     }
     span.record("otel.status_code", "error");
     span.record("otel.status_description", description);
-    // The conventions' low-cardinality type: a gRPC server-error code's name, else a 5xx status
-    // code, else (no status, or a body that failed after a success head) the failure's kind.
+    // The conventions' low-cardinality type: a gRPC server-error code's name, else `panic` (which
+    // says more than the 500 that answers it), else a 5xx status code, else (no status, or a body
+    // that failed after a success head) the failure's kind.
     match grpc_status.filter(|&code| crate::grpc::is_server_error(code)) {
         Some(code) => span.record("error.type", crate::grpc::code_name(code)),
+        None if kind == ErrorKind::Panic => span.record("error.type", kind.as_str()),
         None => match status.filter(StatusCode::is_server_error) {
             Some(status) => span.record("error.type", status.as_str()),
             None => span.record("error.type", kind.as_str()),
