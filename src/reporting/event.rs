@@ -29,7 +29,7 @@ fn fix(pending: &Pending) -> Cow<'static, str> {
         let directive = level.max(Level::WARN).as_str().to_ascii_lowercase();
         return Cow::Owned(format!(
             "unhandled::LoggingLayer saw them, but the tracing filter disables its events \
-             (target \"unhandled::logging\" at {level}); enable them, e.g. \
+             (target unhandled::logging at {level}); enable them, e.g. \
              RUST_LOG=unhandled={directive},<your filter>"
         ));
     }
