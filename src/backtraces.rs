@@ -40,6 +40,9 @@ static INTERVAL: AtomicU32 = AtomicU32::new(1);
 /// The most frames a report shows.
 pub(crate) const MAX_FRAMES: usize = 32;
 
+/// The most bytes of a frame's function name kept: a generic type's name can run to kilobytes.
+const MAX_FUNCTION: usize = 384;
+
 /// Turns backtraces on or off for the process, whatever std's variables say.
 pub(crate) fn force(on: bool) {
     MODE.store(if on { ON } else { OFF }, Ordering::Relaxed);
@@ -137,7 +140,7 @@ fn frames_of(text: &str) -> Vec<String> {
             if !skipping && left == 0 {
                 if let Some(frame) = frames.last_mut().filter(|frame| !frame.contains(" at ")) {
                     frame.push_str(" at ");
-                    frame.push_str(at);
+                    frame.push_str(crate::error::cut_at(at, MAX_FUNCTION));
                 }
             }
             continue;
@@ -160,7 +163,7 @@ fn frames_of(text: &str) -> Vec<String> {
             left += 1;
             continue;
         }
-        frames.push(function.to_owned());
+        frames.push(crate::error::cut_at(function, MAX_FUNCTION).to_owned());
     }
     if left > 0 {
         frames.push(format!("… {left} more frames"));

@@ -13,6 +13,12 @@
 //!   only for its own scope and the same failure. Two requests never share a scope, so two
 //!   failures with the same text can never be taken for one another; nothing is formatted.
 //!
+//! A logging layer whose failure event the filter disables notes the failure too, as *filtered*
+//! with the event's level, and marks an [`Error`](crate::Error) in the response the same way: the
+//! failure is still counted, and the report names the filter directive that would log it instead
+//! of advising a logging layer. The [subscriber layer](crate::subscriber) notes, once, that it was
+//! added to a subscriber, so that the report does not advise it again.
+//!
 //! The error handler opens the same scope around each poll of a response body it watches
 //! (`error_handler::body`), so that a logging layer's body, polled inside it, hands over the same way.
 //!

@@ -492,6 +492,27 @@ fn without_backtrace_variables_the_report_has_no_frames() {
 }
 
 #[test]
+fn rust_lib_backtrace_decides_over_rust_backtrace_as_in_std() {
+    let output = run(
+        "none",
+        &[("RUST_LIB_BACKTRACE", "1"), ("RUST_BACKTRACE", "0")],
+    );
+    stderr_report(&output);
+    assert!(
+        !frames_after_report(&output.stderr).is_empty(),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn the_builder_turns_backtraces_off_whatever_the_environment_says() {
+    let output = run("backtraces-off", &[("RUST_BACKTRACE", "1")]);
+    stderr_report(&output);
+    assert_eq!(frames_after_report(&output.stderr), Vec::<&str>::new());
+}
+
+#[test]
 fn through_tracing_the_backtrace_is_the_sample_backtrace_field() {
     let output = run("warn", &[("RUST_BACKTRACE", "1")]);
     subscriber_report(&output);
@@ -612,7 +633,7 @@ fn storm() {
 fn child() {
     let setup = std::env::var(SETUP).unwrap();
     match setup.as_str() {
-        "none" | "none-twice" | "warn-later" | "misordered" | "panic" => {}
+        "none" | "none-twice" | "warn-later" | "misordered" | "panic" | "backtraces-off" => {}
         "storm" => return storm(),
         "sigterm" => return serve_until_sigterm(),
         "axum-examples" | "axum-examples-logging" => tracing_subscriber::registry()
@@ -636,7 +657,15 @@ fn child() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let layer = unhandled::layer();
+        let layer = match setup.as_str() {
+            "backtraces-off" => {
+                let reporting = unhandled::ReportingErrorHandlerBuilder::from_env()
+                    .backtraces(false)
+                    .build();
+                unhandled::ErrorHandlerLayer::new(reporting)
+            }
+            _ => unhandled::layer(),
+        };
         let mut app = match setup.as_str() {
             "panic" => Router::new().route("/fail", get(panicking)),
             _ => Router::new().route("/fail", get(fail)),
