@@ -1,14 +1,17 @@
 //! Configuration: the environment variables, their bounds, and what a bad value gets.
 //!
 //! [`unhandled::layer()`](crate::layer()) and [`ReportingErrorHandlerBuilder::from_env`](crate::ReportingErrorHandlerBuilder::from_env) read
-//! three variables. [`ReportingErrorHandler::builder()`](crate::ReportingErrorHandler::builder)
-//! reads none: its settings come from code alone.
+//! four variables. [`ReportingErrorHandler::builder()`](crate::ReportingErrorHandler::builder)
+//! reads none of them: its settings come from code alone. (Backtraces follow std's own variables,
+//! `RUST_LIB_BACKTRACE` and `RUST_BACKTRACE`, whichever builder is used, unless
+//! [`backtraces`](crate::ReportingErrorHandlerBuilder::backtraces) forces them.)
 //!
 //! | variable | accepts | default |
 //! |---|---|---|
 //! | [`UNHANDLED_ERRORS_REPORT_INTERVAL`](INTERVAL_VAR) | a humantime duration of at least one second (`10s`, `1m 30s`, `1500ms`), or `0` to turn the report off | `10s` |
 //! | [`UNHANDLED_ERRORS_REPORT_TO`](REPORT_TO_VAR) | `auto`, `tracing` or `stderr` ([`ReportTo`]), in any case | `auto` |
 //! | [`UNHANDLED_COUNT_ERROR_RESPONSES`](COUNT_ERROR_RESPONSES_VAR) | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` | `true` |
+//! | [`UNHANDLED_PANIC_LOCATIONS`](PANIC_LOCATIONS_VAR) | the same switches; off installs no panic hook (read by `from_env`, or else when the first error-handler layer is built, unless a builder's [`panic_locations`](crate::ReportingErrorHandlerBuilder::panic_locations) decided) | on |
 //!
 //! A value that cannot be used is a [`ConfigError`]. It names the variable, the value and what
 //! would be accepted. [`from_env`](crate::ReportingErrorHandlerBuilder::from_env) writes it where a
