@@ -245,6 +245,26 @@ fn a_logging_layer_the_filter_silences_gets_the_directive_not_the_advice_to_add_
 }
 
 #[test]
+fn failures_behind_a_silenced_logging_layer_and_behind_none_get_both_pieces_of_advice() {
+    let output = run("mixed-logging", &[]);
+    let lines = lines_with(&output.stderr, "Observed 4 unhandled errors");
+    assert_eq!(lines.len(), 1, "{}", output.stderr);
+    let line = lines[0];
+    assert!(
+        line.contains("unhandled::LoggingLayer saw some of them, but the tracing filter"),
+        "{line}"
+    );
+    assert!(
+        line.contains("RUST_LOG=unhandled=warn,<your filter>"),
+        "{line}"
+    );
+    assert!(
+        line.contains("; for the other 1, add unhandled::LoggingLayer to log each one"),
+        "{line}"
+    );
+}
+
+#[test]
 fn an_installed_subscriber_layer_is_not_advised_again() {
     let output = run("subscriber-layer", &[]);
     let lines = lines_with(&output.stdout, REPORT);
@@ -636,12 +656,14 @@ fn child() {
         "none" | "none-twice" | "warn-later" | "misordered" | "panic" | "backtraces-off" => {}
         "storm" => return storm(),
         "sigterm" => return serve_until_sigterm(),
-        "axum-examples" | "axum-examples-logging" => tracing_subscriber::registry()
-            .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                format!("{}=debug,tower_http=debug", env!("CARGO_CRATE_NAME")).into()
-            }))
-            .with(fmt::layer())
-            .init(),
+        "axum-examples" | "axum-examples-logging" | "mixed-logging" => {
+            tracing_subscriber::registry()
+                .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                    format!("{}=debug,tower_http=debug", env!("CARGO_CRATE_NAME")).into()
+                }))
+                .with(fmt::layer())
+                .init()
+        }
         "fmt-init" => fmt::init(),
         "warn" => fmt().with_max_level(Level::WARN).init(),
         "logfmt" => fmt().with_ansi(false).with_max_level(Level::WARN).init(),
@@ -674,6 +696,11 @@ fn child() {
             app = app.layer(layer).layer(unhandled::LoggingLayer::new());
         } else if setup == "axum-examples-logging" {
             app = app.layer(unhandled::LoggingLayer::new()).layer(layer);
+        } else if setup == "mixed-logging" {
+            app = app
+                .layer(unhandled::LoggingLayer::new())
+                .route("/bare", get(fail))
+                .layer(layer);
         } else {
             app = app.layer(layer);
         }
@@ -684,6 +711,10 @@ fn child() {
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fail_times(address, 3).await;
+        if setup == "mixed-logging" {
+            let status = support::get_status(address, "/bare").await;
+            assert_eq!(status, 500);
+        }
         tokio::time::sleep(Duration::from_millis(1500)).await;
         if setup == "none-twice" {
             fail_times(address, 2).await;

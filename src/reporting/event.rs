@@ -24,23 +24,31 @@ pub(crate) const FIX: &str = "add unhandled::LoggingLayer to log each one, or, w
 /// layer that saw them while the filter disabled its events needs a filter directive, not
 /// another layer; an installed subscriber layer is not advised again.
 fn fix(pending: &Pending) -> Cow<'static, str> {
-    if let Some(level) = pending.filtered {
-        // The report's own level too, so that one directive serves both.
-        let directive = level.max(Level::WARN).as_str().to_ascii_lowercase();
-        return Cow::Owned(format!(
-            "unhandled::LoggingLayer saw them, but the tracing filter disables its events \
-             (target unhandled::logging at {level}); enable them, e.g. \
-             RUST_LOG=unhandled={directive},<your filter>"
-        ));
-    }
-    match handoff::subscriber_layer() {
+    let layers = match handoff::subscriber_layer() {
         Some(threshold) => Cow::Owned(format!(
             "add unhandled::LoggingLayer to log each one, or log them from the application at \
              {threshold} or more severe while it serves the request (unhandled::subscriber::layer() \
              is installed and saw no such event)"
         )),
         None => Cow::Borrowed(FIX),
+    };
+    let Some(level) = pending.filtered else {
+        return layers;
+    };
+    // The report's own level too, so that one directive serves both.
+    let directive = level.max(Level::WARN).as_str().to_ascii_lowercase();
+    let all = pending.filtered_count >= pending.count;
+    let which = if all { "them" } else { "some of them" };
+    let mut fix = format!(
+        "unhandled::LoggingLayer saw {which}, but the tracing filter disables its events \
+         (target unhandled::logging at {level}); enable them, e.g. \
+         RUST_LOG=unhandled={directive},<your filter>"
+    );
+    if !all {
+        let others = pending.count - pending.filtered_count;
+        let _ = write!(fix, "; for the other {others}, {layers}");
     }
+    Cow::Owned(fix)
 }
 
 /// What the report adds when its sample is a 5xx response without a cause.

@@ -16,7 +16,7 @@
 use std::{
     sync::{
         Arc, OnceLock,
-        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     thread,
     time::Duration,
@@ -124,6 +124,8 @@ pub(crate) struct Pending {
     /// The most verbose level at which a logging layer saw one of these errors but the filter
     /// disabled its event.
     pub(crate) filtered: Option<tracing::Level>,
+    /// How many of these errors a logging layer saw that way.
+    pub(crate) filtered_count: u64,
 }
 
 /// The count and the sample of a group (or of "other").
@@ -267,6 +269,8 @@ pub(crate) struct Groups {
     /// The most verbose level, plus one, at which a logging layer would have logged an error
     /// counted since the last report, had the filter let it (0: none was filtered).
     filtered: AtomicU8,
+    /// How many errors counted since the last report a logging layer saw that way.
+    filtered_count: AtomicU64,
     report: Mutex<Reported>,
 }
 
@@ -289,6 +293,7 @@ impl Groups {
             other_counter: metric::GroupCounter::overflow(),
             keep_samples,
             filtered: AtomicU8::new(0),
+            filtered_count: AtomicU64::new(0),
             report: Mutex::new(Reported {
                 groups: Vec::new(),
                 other: 0,
@@ -308,6 +313,7 @@ impl Groups {
     pub(crate) fn record(&self, error: &Error, context: &ErrorContext<'_>) -> bool {
         if let Some(verbosity) = error.filtered_at() {
             self.filtered.fetch_max(verbosity + 1, Ordering::Relaxed);
+            self.filtered_count.fetch_add(1, Ordering::Relaxed);
         }
         let (method, route, kind) = (
             context.method_label(),
@@ -483,6 +489,8 @@ impl Groups {
             .collect();
         let rest = count - top.iter().map(|(_, count)| count).sum::<u64>();
         let filtered = self.filtered.swap(0, Ordering::Relaxed).checked_sub(1);
+        // At most the count: an error counted after the groups were read may already be in it.
+        let filtered_count = self.filtered_count.swap(0, Ordering::Relaxed).min(count);
         Some(Pending {
             count,
             elapsed,
@@ -490,6 +498,7 @@ impl Groups {
             rest,
             sample,
             filtered: filtered.map(crate::error::level_of),
+            filtered_count,
         })
     }
 
