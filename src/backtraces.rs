@@ -17,16 +17,14 @@ use std::{
     backtrace::Backtrace,
     sync::{
         Arc,
-        atomic::{AtomicU8, AtomicU32, Ordering},
+        atomic::{AtomicU32, Ordering},
     },
 };
 
-/// Not decided yet: std's variables are read at the first failure.
-const UNDECIDED: u8 = 0;
-const OFF: u8 = 1;
-const ON: u8 = 2;
+use crate::config::Switch;
 
-static MODE: AtomicU8 = AtomicU8::new(UNDECIDED);
+/// On or off; where nothing set it, std's variables decide at the first failure.
+static MODE: Switch = Switch::new();
 
 /// How many locations are told apart; two that share a slot share its one capture per interval.
 const SLOTS: usize = 64;
@@ -45,7 +43,7 @@ const MAX_FUNCTION: usize = 384;
 
 /// Turns backtraces on or off for the process, whatever std's variables say.
 pub(crate) fn force(on: bool) {
-    MODE.store(if on { ON } else { OFF }, Ordering::Relaxed);
+    MODE.set(on);
 }
 
 /// std's rules for [`Backtrace::capture`]: `RUST_LIB_BACKTRACE` if set, else `RUST_BACKTRACE`;
@@ -54,22 +52,6 @@ fn std_asks() -> bool {
     let variable =
         std::env::var_os("RUST_LIB_BACKTRACE").or_else(|| std::env::var_os("RUST_BACKTRACE"));
     variable.is_some_and(|value| value != "0")
-}
-
-#[inline]
-fn on() -> bool {
-    match MODE.load(Ordering::Relaxed) {
-        ON => true,
-        OFF => false,
-        _ => decide(),
-    }
-}
-
-#[cold]
-fn decide() -> bool {
-    let mode = if std_asks() { ON } else { OFF };
-    let _ = MODE.compare_exchange(UNDECIDED, mode, Ordering::Relaxed, Ordering::Relaxed);
-    MODE.load(Ordering::Relaxed) == ON
 }
 
 /// Starts a new interval: each location may capture once more.
@@ -81,7 +63,7 @@ pub(crate) fn next_interval() {
 /// failure made there took one in this interval.
 #[inline]
 pub(crate) fn capture(file: &str, line: u32, column: u32) -> Option<Arc<Backtrace>> {
-    if !on() {
+    if !MODE.is_on(std_asks) {
         return None;
     }
     capture_at(file, line, column)

@@ -33,7 +33,12 @@
 //! assert!(error.to_string().contains("invalid UNHANDLED_ERRORS_REPORT_INTERVAL=\"ten\""));
 //! ```
 
-use std::{ffi::OsString, fmt, time::Duration};
+use std::{
+    ffi::OsString,
+    fmt,
+    sync::atomic::{AtomicU8, Ordering},
+    time::Duration,
+};
 
 /// The environment variable that sets the report interval, as a humantime duration such as `10s`
 /// or `1m 30s`; `0` turns the periodic report off.
@@ -247,6 +252,49 @@ pub(crate) fn panic_locations_from_env() -> Result<Option<bool>, ConfigError> {
         std::env::var_os(PANIC_LOCATIONS_VAR),
         parse,
     )
+}
+
+/// A process-wide switch that code may set (a builder) and that is otherwise decided once, at its
+/// first use, from the environment: the panic hook's and the backtraces'.
+pub(crate) struct Switch(AtomicU8);
+
+const UNDECIDED: u8 = 0;
+const OFF: u8 = 1;
+const ON: u8 = 2;
+
+impl Switch {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU8::new(UNDECIDED))
+    }
+
+    /// Turns it on or off, whatever the environment says.
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(if on { ON } else { OFF }, Ordering::Relaxed);
+    }
+
+    /// Whether it is on; `decide` says, the first time, where nothing set it.
+    #[inline]
+    pub(crate) fn is_on(&self, decide: fn() -> bool) -> bool {
+        match self.0.load(Ordering::Relaxed) {
+            ON => true,
+            OFF => false,
+            _ => self.decide(decide),
+        }
+    }
+
+    #[cold]
+    fn decide(&self, decide: fn() -> bool) -> bool {
+        let decided = if decide() { ON } else { OFF };
+        let _ = self
+            .0
+            .compare_exchange(UNDECIDED, decided, Ordering::Relaxed, Ordering::Relaxed);
+        self.0.load(Ordering::Relaxed) == ON
+    }
+
+    /// Whether it was turned off, by code or by its first use.
+    pub(crate) fn is_off(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == OFF
+    }
 }
 
 fn read<T>(

@@ -196,20 +196,20 @@ pub(crate) fn app_logged() {
 /// leaves the [`RenderedStatus`] marker on the 5xx responses it saw, so that the logging layer
 /// can tell that it comes too late to keep them from being counted.
 /// The threshold of the subscriber layer last added to a subscriber, as
-/// [`verbosity`](crate::error::verbosity) gives it, plus one; 0 while none is.
+/// [`verbosity`](crate::level::verbosity) gives it, plus one; 0 while none is.
 static SUBSCRIBER_LAYER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Notes that a [subscriber layer](crate::subscriber) with `threshold` was added to a subscriber:
 /// the report then no longer advises adding one.
 pub(crate) fn subscriber_layer_added(threshold: tracing::Level) {
-    let noted = crate::error::verbosity(threshold) + 1;
+    let noted = crate::level::verbosity(threshold) + 1;
     SUBSCRIBER_LAYER.store(noted, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The threshold of the subscriber layer added, if one was.
 pub(crate) fn subscriber_layer() -> Option<tracing::Level> {
     let noted = SUBSCRIBER_LAYER.load(std::sync::atomic::Ordering::Relaxed);
-    noted.checked_sub(1).map(crate::error::level_of)
+    noted.checked_sub(1).map(crate::level::level_of)
 }
 
 pub(crate) struct Watch {

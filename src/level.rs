@@ -1,4 +1,27 @@
-//! `tracing` macros take their level as a constant; these take it at run time.
+//! `tracing` macros take their level as a constant; these take it at run time. A level kept in
+//! an atomic is its [`verbosity`].
+
+/// `ERROR` as 0 … `TRACE` as 4: a level as one byte, for an atomic.
+pub(crate) fn verbosity(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 0,
+        tracing::Level::WARN => 1,
+        tracing::Level::INFO => 2,
+        tracing::Level::DEBUG => 3,
+        _ => 4,
+    }
+}
+
+/// The level of a [`verbosity`].
+pub(crate) fn level_of(verbosity: u8) -> tracing::Level {
+    [
+        tracing::Level::ERROR,
+        tracing::Level::WARN,
+        tracing::Level::INFO,
+        tracing::Level::DEBUG,
+        tracing::Level::TRACE,
+    ][usize::from(verbosity.min(4))]
+}
 
 /// `tracing::event!` at a run-time [`Level`](tracing::Level).
 macro_rules! event_at {

@@ -16,10 +16,10 @@
 use std::{
     any::Any,
     cell::RefCell,
-    sync::atomic::{AtomicBool, AtomicU8, Ordering},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
-use crate::{backtraces, error::Site, handoff};
+use crate::{backtraces, config::Switch, error::Site, handoff};
 
 /// Notes kept per thread: panics noted but caught by someone else are dropped oldest first.
 const KEPT: usize = 4;
@@ -31,34 +31,14 @@ struct Note {
     site: Site,
 }
 
-/// Whether the hook notes anything: [`UNDECIDED`] until a builder or the hook's installation
-/// reads [`PANIC_LOCATIONS_VAR`](crate::config::PANIC_LOCATIONS_VAR).
-static SWITCH: AtomicU8 = AtomicU8::new(UNDECIDED);
-const UNDECIDED: u8 = 0;
-const OFF: u8 = 1;
-const ON: u8 = 2;
+/// Whether the hook notes anything: set by a builder, or else decided by
+/// [`PANIC_LOCATIONS_VAR`](crate::config::PANIC_LOCATIONS_VAR) when the hook is installed.
+static SWITCH: Switch = Switch::new();
 
 /// Turns the noting on or off for the process (the builder's
 /// [`panic_locations`](crate::ReportingErrorHandlerBuilder::panic_locations)).
 pub(crate) fn switch(on: bool) {
-    SWITCH.store(if on { ON } else { OFF }, Ordering::Relaxed);
-}
-
-fn on() -> bool {
-    match SWITCH.load(Ordering::Relaxed) {
-        ON => true,
-        OFF => false,
-        _ => {
-            let on = enabled();
-            let _ = SWITCH.compare_exchange(
-                UNDECIDED,
-                if on { ON } else { OFF },
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            SWITCH.load(Ordering::Relaxed) == ON
-        }
-    }
+    SWITCH.set(on);
 }
 
 /// Whether the noting hook was installed: a caught string panic without a note then means that a
@@ -80,7 +60,7 @@ pub(crate) fn install() {
     if std::thread::panicking() {
         return;
     }
-    if !on() {
+    if !SWITCH.is_on(enabled) {
         return;
     }
     INSTALLED.call_once(|| {
@@ -106,7 +86,7 @@ fn enabled() -> bool {
 
 /// The hook's part: never panics (a panic in a hook aborts the process).
 fn note(info: &std::panic::PanicHookInfo<'_>) {
-    if !handoff::in_scope() || SWITCH.load(Ordering::Relaxed) == OFF {
+    if !handoff::in_scope() || SWITCH.is_off() {
         return;
     }
     let Some(location) = info.location() else {
@@ -165,6 +145,6 @@ fn noted(payload: &(dyn Any + Send), take: bool) -> Option<Site> {
         })
         .ok()
         .flatten();
-    let lost = key != 0 && HOOKED.load(Ordering::Relaxed) && SWITCH.load(Ordering::Relaxed) != OFF;
+    let lost = key != 0 && HOOKED.load(Ordering::Relaxed) && !SWITCH.is_off();
     found.or(lost.then_some(Site::Lost))
 }

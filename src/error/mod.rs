@@ -111,28 +111,6 @@ const LOGGED: u8 = 1;
 /// … + 4 for `TRACE`.
 const FILTERED: u8 = 2;
 
-/// `ERROR` as 0 … `TRACE` as 4.
-pub(crate) fn verbosity(level: tracing::Level) -> u8 {
-    match level {
-        tracing::Level::ERROR => 0,
-        tracing::Level::WARN => 1,
-        tracing::Level::INFO => 2,
-        tracing::Level::DEBUG => 3,
-        _ => 4,
-    }
-}
-
-/// The level of a [`verbosity`].
-pub(crate) fn level_of(verbosity: u8) -> tracing::Level {
-    [
-        tracing::Level::ERROR,
-        tracing::Level::WARN,
-        tracing::Level::INFO,
-        tracing::Level::DEBUG,
-        tracing::Level::TRACE,
-    ][usize::from(verbosity.min(4))]
-}
-
 /// What an [`Error`] knows of why it happened.
 enum Cause {
     /// None: an intentional status ([`Error::status`]).
@@ -416,7 +394,7 @@ impl Error {
     /// Marks that a logging layer saw this error but the filter disabled its event at `level`:
     /// still not logged, and the report says which filter directive would log it.
     pub(crate) fn mark_filtered(&self, level: tracing::Level) {
-        let filtered = FILTERED + verbosity(level);
+        let filtered = FILTERED + crate::level::verbosity(level);
         let _ = self.inner.logged.compare_exchange(
             NOT_LOGGED,
             filtered,
@@ -426,7 +404,7 @@ impl Error {
     }
 
     /// The level at which a logging layer would have logged this error, had the filter let it:
-    /// as [`verbosity`] gives it.
+    /// as [`verbosity`](crate::level::verbosity) gives it.
     pub(crate) fn filtered_at(&self) -> Option<u8> {
         let state = self.inner.logged.load(Ordering::Relaxed);
         state.checked_sub(FILTERED)
