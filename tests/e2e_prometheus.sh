@@ -42,13 +42,15 @@ ensure_prometheus
 cargo build --quiet --example server
 server=${CARGO_TARGET_DIR:-target}/debug/examples/server
 
-# start_server NAME: starts the demo on a free port, waits for its "listening on" line, and sets
-# $address. (Not run in a command substitution: its process id must reach $pids here.)
+# start_server NAME [INTERVAL]: starts the demo on a free port (report interval 1s unless given),
+# waits for its "listening on" line, and sets $address and $pid. (Not run in a command
+# substitution: its process id must reach $pids here.)
 start_server() {
   local name=$1
-  ADDR=127.0.0.1:0 RUST_BACKTRACE=0 RUST_LOG=warn UNHANDLED_ERRORS_REPORT_INTERVAL=1s \
+  ADDR=127.0.0.1:0 RUST_BACKTRACE=0 RUST_LOG=warn UNHANDLED_ERRORS_REPORT_INTERVAL=${2:-1s} \
     "$server" >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  pid=$!
+  pids+=("$pid")
   for _ in $(seq 100); do
     address=$(sed -n 's|^listening on http://\([0-9.:]*\).*|\1|p' "$work/$name.log")
     if [ -n "$address" ]; then return; fi
@@ -182,4 +184,13 @@ PY
 echo "== promtool check rules / test rules"
 promtool check rules examples/prometheus/alerts.yml
 promtool test rules examples/prometheus/alerts_test.yml
+echo "== SIGTERM: the demo stops gracefully and reports what is pending"
+# An hour's interval: only the shutdown can write the report.
+start_server term 1h
+send "$address" /error 1 500
+kill -TERM "$pid"
+wait "$pid" || { echo "the demo exited with $? after SIGTERM" >&2; exit 1; }
+grep -q "Observed 1 unhandled error in the last" "$work/term.log" ||
+  { echo "no report after SIGTERM:" >&2; cat "$work/term.log" >&2; exit 1; }
+echo "reported after SIGTERM"
 echo "e2e prometheus: passed"
