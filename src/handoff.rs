@@ -35,10 +35,10 @@ use std::{any::TypeId, cell::Cell, error::Error as StdError, fmt};
 
 use axum::{
     body::{Body, HttpBody},
-    http::{Method, Response},
+    http::Response,
 };
 
-use crate::{context::ErrorKind, error::Error};
+use crate::{context::ErrorKind, error::Error, head::RequestHead};
 
 /// Left by an error handler in a 5xx response without an [`Error`] that it saw (an
 /// [`ErrorKind::Status`](crate::ErrorKind::Status) failure) when another error handler or a
@@ -258,15 +258,15 @@ fn note(failure: Failure, filtered: Option<tracing::Level>) {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WatchBody;
 
-/// Whether the body of `response` to a request of `method` can fail after its head, and so must
+/// Whether the body of `response` to the request of `head` can fail after its head, and so must
 /// be watched. On the success path: one call through the body's vtable, and for a body with an
 /// exact size an extension lookup (nothing to look up when the response has no extensions).
 #[inline]
-pub(crate) fn needs_watching(response: &Response<Body>, method: &Method) -> bool {
+pub(crate) fn needs_watching(response: &Response<Body>, head: &RequestHead) -> bool {
     let exact = response.body().size_hint().exact().is_some();
     let asked = || response.extensions().get::<WatchBody>().is_some();
     // A `HEAD` response's body is dropped unpolled (by axum's router and by hyper).
-    (!exact || asked()) && method != Method::HEAD
+    (!exact || asked()) && !head.is_head()
 }
 
 /// The error a watched body yields once it failed, after the error handler saw the failure; hyper

@@ -2,10 +2,14 @@
 //!
 //! It is captured on every request but read only when something fails, so capturing must cost
 //! neither an allocation nor a write to memory other threads use. Cloning the `Uri` can allocate
-//! (a `Bytes` made from a `Vec` allocates on its first clone) and cloning `MatchedPath` bumps a
-//! reference count that every request to that route shares, so both are copied by value into one
-//! small buffer inside the response future instead. The buffer is small because the future is
-//! moved (and boxed by axum) on every request: each byte of it is copied on the success path.
+//! (a `Bytes` made from a `Vec` allocates on its first clone), cloning `MatchedPath` bumps a
+//! reference count that every request to that route shares, and cloning a method longer than 15
+//! bytes (which any client may send) allocates. So the route template and the path are copied by
+//! value into one small buffer inside the response future, a template too long for it is kept
+//! once per process ([`long_routes`]), and a long method is kept as text in the buffer, its
+//! `Method` cut. The buffer is small because
+//! the future is moved (and boxed by axum) on every request: each byte of it is copied on the
+//! success path.
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -14,23 +18,35 @@ use axum::{
 
 use crate::context::{ErrorContext, ErrorKind};
 
-/// Bytes kept for the route template and the path together.
+/// Bytes kept for a long method, the route template and the path together.
 pub(crate) const INLINE: usize = 96;
-/// Bytes of path always kept: a longer route template is shared instead of copied.
+/// Bytes of path always kept: a longer route template is kept in [`long_routes`] instead.
 pub(crate) const PATH_MIN: usize = 32;
+/// The longest method `http::Method` keeps inline: a longer one is kept as text in the buffer,
+/// since cloning it would allocate.
+const METHOD_INLINE: usize = 15;
+/// The longest method recorded, in a head and in the logging layer's span
+/// (`http.request.method_original`, the end event's `method`); a longer one is cut, without a
+/// mark, so that it stays a method.
+pub(crate) const MAX_METHOD: usize = 64;
 
 const ELLIPSIS: &str = "…";
 
 pub(crate) struct RequestHead {
+    /// The method, when at most [`METHOD_INLINE`] bytes long; else its start marked `...`, and
+    /// its text (up to [`MAX_METHOD`] bytes) is the last `method_len` bytes of `bytes`.
     method: Method,
-    /// The route template (when inline) followed by the path.
+    /// The route template (when inline), the path, and at the end a long method's text (when
+    /// `method_len` is not 0).
     bytes: [u8; INLINE],
+    method_len: u8,
     route_len: u8,
     path_len: u8,
     /// Whether a route matched: its template is the first `route_len` bytes of `bytes`, or
-    /// `shared` when it is too long for them. (A flag and an `Option` rather than a three-way
-    /// enum: the flag fits in padding, the enum would not.)
+    /// the [`long_routes`] slot `long_route` when it is too long for them.
     matched: bool,
+    /// The [`long_routes`] slot of a long template, plus one; 0 for none.
+    long_route: u8,
     /// Whether the application logged its own failure while the error handler served the
     /// request ([`unhandled::subscriber`](crate::subscriber)), in any call or poll so far: kept
     /// here, in padding, rather than in the response future, which each byte makes costlier to move.
@@ -40,7 +56,6 @@ pub(crate) struct RequestHead {
     /// Whether the router routed the gRPC call to a service ([`grpc::routes_service`]): its route
     /// is its method, taken from the path, whose service part the application registered.
     by_method: bool,
-    shared: Option<MatchedPath>,
     /// The trace id of the request's `traceparent` header; zeros when there is none (no valid
     /// trace id is all zeros, and the bytes keep the head at 160 bytes where an `Option` would not).
     #[cfg(feature = "opentelemetry")]
@@ -50,7 +65,38 @@ pub(crate) struct RequestHead {
 impl RequestHead {
     #[inline]
     pub(crate) fn capture<B>(request: &Request<B>) -> Self {
+        let method = request.method();
+        if method.as_str().len() <= METHOD_INLINE {
+            return Self::capture_with(request, method.clone(), &[]);
+        }
+        Self::capture_long_method(request)
+    }
+
+    /// [`capture`](Self::capture) for a method longer than [`METHOD_INLINE`] (a client may send
+    /// any token, and cloning a long one allocates): its text, up to [`MAX_METHOD`] bytes, is kept
+    /// at the end of the buffer, and its `Method` is its start marked `...`.
+    #[cold]
+    #[inline(never)]
+    fn capture_long_method<B>(request: &Request<B>) -> Self {
+        const MARK: &[u8] = b"...";
+        let method = request.method().as_str().as_bytes();
+        let mut cut = [0; METHOD_INLINE];
+        let keep = METHOD_INLINE - MARK.len();
+        cut[..keep].copy_from_slice(&method[..keep]);
+        cut[keep..].copy_from_slice(MARK);
+        // A method's bytes are token characters, and so is `.`: the cut one is a method too.
+        let cut = Method::from_bytes(&cut).unwrap_or_default();
+        // A method is ASCII: any byte is a character boundary.
+        Self::capture_with(request, cut, &method[..method.len().min(MAX_METHOD)])
+    }
+
+    /// The head of `request`, whose method is `method`, with `method_text` at the end of the
+    /// buffer. Inlined into both callers, so that the usual one, with no text, computes no offset.
+    #[inline(always)]
+    fn capture_with<B>(request: &Request<B>, method: Method, method_text: &[u8]) -> Self {
         let mut bytes = [0; INLINE];
+        let end = INLINE - method_text.len();
+        bytes[end..].copy_from_slice(method_text);
         let grpc = crate::grpc::is_grpc(request);
         let path = request.uri().path();
         let mut matched = request.extensions().get::<MatchedPath>();
@@ -58,32 +104,40 @@ impl RequestHead {
         // its method instead, and its path gets the whole buffer. A request that only says it is
         // gRPC keeps its template: the client chose its path, not the application.
         let by_method = grpc
-            && path.len() <= INLINE
+            && path.len() <= end
             && matched.is_some_and(|route| crate::grpc::routes_service(route.as_str(), path));
         if by_method {
             matched = None;
         }
-        let (shared, route_len) = match matched {
-            None => (None, 0),
-            Some(matched) if matched.as_str().len() <= INLINE - PATH_MIN => {
+        let (long_route, route_len) = match matched {
+            None => (0, 0),
+            Some(matched) if matched.as_str().len() <= end.saturating_sub(PATH_MIN) => {
                 let template = matched.as_str().as_bytes();
                 bytes[..template.len()].copy_from_slice(template);
-                (None, template.len())
+                (0, template.len())
             }
-            Some(matched) => (Some(matched.clone()), 0),
+            Some(matched) => match long_routes::slot(matched.as_str()) {
+                Some(slot) => (slot, 0),
+                // The table is full: the template is cut to the buffer's share, as paths are.
+                None => (
+                    0,
+                    copy_cut(matched.as_str(), &mut bytes[..end.saturating_sub(PATH_MIN)]),
+                ),
+            },
         };
-        let path_len = copy_cut(path, &mut bytes[route_len..]);
+        let path_len = copy_cut(path, &mut bytes[route_len..end]);
         Self {
-            method: request.method().clone(),
+            method,
             bytes,
-            // Both fit in a byte: together they are at most `INLINE`.
+            // All fit in a byte: together they are at most `INLINE`.
+            method_len: u8::try_from(method_text.len()).unwrap_or(0),
             route_len: u8::try_from(route_len).unwrap_or(0),
             path_len: u8::try_from(path_len).unwrap_or(0),
             matched: matched.is_some(),
+            long_route,
             app_logged: false,
             grpc,
             by_method,
-            shared,
             #[cfg(feature = "opentelemetry")]
             traceparent: request
                 .headers()
@@ -93,9 +147,29 @@ impl RequestHead {
         }
     }
 
-    /// The request method.
-    pub(crate) fn method(&self) -> &Method {
-        &self.method
+    /// The request method's text, up to [`MAX_METHOD`] bytes.
+    pub(crate) fn method_text(&self) -> &str {
+        match self.method_len {
+            0 => self.method.as_str(),
+            // Always valid: a method is ASCII.
+            len => {
+                std::str::from_utf8(&self.bytes[INLINE - usize::from(len)..]).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The request's path, as kept (cut and marked when long).
+    pub(crate) fn path(&self) -> &str {
+        let start = usize::from(self.route_len);
+        let end = start + usize::from(self.path_len);
+        // Always valid: copied from a whole `str` cut at a character boundary.
+        std::str::from_utf8(&self.bytes[start..end]).unwrap_or_default()
+    }
+
+    /// Whether the request is a `HEAD`, whose response body is never polled.
+    #[inline]
+    pub(crate) fn is_head(&self) -> bool {
+        self.method == Method::HEAD
     }
 
     /// This head, leaving an empty one in its place (of a request that is done with it), and
@@ -105,13 +179,14 @@ impl RequestHead {
         let empty = Self {
             method: Method::GET,
             bytes: [0; INLINE],
+            method_len: 0,
             route_len: 0,
             path_len: 0,
             matched: false,
+            long_route: 0,
             app_logged: false,
             grpc: false,
             by_method: false,
-            shared: None,
             #[cfg(feature = "opentelemetry")]
             traceparent: [0; 16],
         };
@@ -158,12 +233,89 @@ impl RequestHead {
         let text = std::str::from_utf8(&self.bytes[..end]).unwrap_or_default();
         let (inline_route, path) = text.split_at_checked(route_len).unwrap_or_default();
         let unrouted_answer = self.grpc && answered && !self.matched;
-        let route = match &self.shared {
+        let route = match long_routes::template(self.long_route) {
             _ if self.by_method || unrouted_answer => crate::grpc::method_route(path),
-            Some(shared) => Some(shared.as_str()),
+            Some(template) => Some(template),
             None => self.matched.then_some(inline_route),
         };
         ErrorContext::new(&self.method, path, route, kind).with_grpc(self.grpc)
+    }
+}
+
+/// Route templates longer than a head's share of its buffer, kept once per process so that a
+/// head names one by its slot. Cloning the request's `MatchedPath` instead would write its
+/// reference count, which every request to that route shares; cutting it could merge two routes
+/// into one label. The table holds an application's long templates (its routes bound them);
+/// reading it writes nothing, and only a template's first sight allocates.
+mod long_routes {
+    use std::sync::OnceLock;
+
+    /// Slots in the table; when they are all taken, a new long template is cut instead.
+    const SLOTS: usize = 64;
+    /// Slots a lookup tries, from the one the template's hash picks.
+    const PROBES: usize = 8;
+
+    static TABLE: [OnceLock<Box<str>>; SLOTS] = [const { OnceLock::new() }; SLOTS];
+
+    /// The slot of `template`, plus one, taking a free slot on its first sight; `None` when the
+    /// slots it may use are taken by other templates.
+    pub(super) fn slot(template: &str) -> Option<u8> {
+        let start = hash(template.as_bytes());
+        for probe in 0..PROBES {
+            let index = (start + probe) % SLOTS;
+            let kept = match TABLE[index].get() {
+                Some(kept) => kept,
+                None => keep(index, template),
+            };
+            if kept == template {
+                return u8::try_from(index + 1).ok();
+            }
+        }
+        None
+    }
+
+    /// The template in `slot` (plus one, as [`slot`] gives it); `None` for 0.
+    pub(super) fn template(slot: u8) -> Option<&'static str> {
+        let index = usize::from(slot).checked_sub(1)?;
+        TABLE.get(index)?.get().map(|kept| &**kept)
+    }
+
+    /// Keeps `template` in the slot at `index`, unless another thread filled it meanwhile; what
+    /// the slot holds then.
+    #[cold]
+    #[inline(never)]
+    fn keep(index: usize, template: &str) -> &'static str {
+        TABLE[index].get_or_init(|| template.into())
+    }
+
+    /// FNV-1a over the template's bytes.
+    fn hash(bytes: &[u8]) -> usize {
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        // The remainder by `SLOTS` fits any `usize`.
+        usize::try_from(hash % SLOTS as u64).unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_template_keeps_its_slot_and_a_full_table_says_so() {
+            let first = format!("/{}/{{id}}", "kept".repeat(20));
+            let kept = slot(&first).unwrap();
+            assert_eq!(slot(&first.clone()), Some(kept));
+            assert_eq!(template(kept), Some(first.as_str()));
+            assert_eq!(template(0), None);
+            // Filling every slot: the templates after that find none free.
+            let refused = (0..SLOTS * 2)
+                .map(|n| format!("/{}/{n}", "many".repeat(20)))
+                .filter(|template| slot(template).is_none())
+                .count();
+            assert!(refused >= SLOTS, "{refused}");
+            assert_eq!(slot(&first), Some(kept), "a kept template stays");
+        }
     }
 }
 
@@ -207,6 +359,32 @@ mod tests {
         let head = head("/ok");
         let context = head.context(ErrorKind::Error, false);
         assert_eq!((context.path(), context.route()), ("/ok", None));
+    }
+
+    #[test]
+    fn a_long_method_is_kept_as_text_before_route_and_path() {
+        let long = "A".repeat(100);
+        let request = Request::builder()
+            .method(long.as_str())
+            .uri("/users/7")
+            .body(())
+            .unwrap();
+        let head = RequestHead::capture(&request);
+        assert_eq!(head.method_text(), &long[..MAX_METHOD]);
+        assert!(!head.is_head());
+        let context = head.context(ErrorKind::Error, false);
+        assert_eq!(context.method().as_str(), "AAAAAAAAAAAA...");
+        assert_eq!((context.path(), context.route()), ("/users/7", None));
+        let request = Request::head("/ok").body(()).unwrap();
+        assert!(RequestHead::capture(&request).is_head());
+        let request = Request::builder()
+            .method("PURGE")
+            .uri("/ok")
+            .body(())
+            .unwrap();
+        let head = RequestHead::capture(&request);
+        let method = head.context(ErrorKind::Error, false).method().clone();
+        assert_eq!((method.as_str(), head.method_text()), ("PURGE", "PURGE"));
     }
 
     #[test]

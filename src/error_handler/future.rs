@@ -136,7 +136,7 @@ fn responded<H: ServerErrorHandler>(
     if head.is_grpc() || response.status().is_server_error() || carries_error() {
         return inspected(handler, head, response, enclosed);
     }
-    if needs_watching(&response, head.method()) {
+    if needs_watching(&response, head) {
         return WatchedBody::wrap(response, head.take(), handler.clone());
     }
     response
@@ -171,7 +171,7 @@ fn inspected<H: ServerErrorHandler>(
         };
     }
     if !status.is_server_error() {
-        if needs_watching(&response, head.method()) {
+        if needs_watching(&response, head) {
             return WatchedBody::wrap(response, head.take(), handler.clone());
         }
         return response;

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use tracing::Span;
 
 use super::{outcome::Outcome, span};
-use crate::{context::ErrorKind, grpc, handoff::Failure};
+use crate::{grpc, handoff::Failure};
 
 impl Outcome {
     /// Whether the request is a gRPC call (known only when something is logged).
@@ -23,12 +23,7 @@ impl Outcome {
     /// Records the end of a gRPC call in its span.
     pub(super) fn close_rpc(&self, span: &Span, served: bool, code: Option<u32>) {
         if let Some((_, head)) = &self.started {
-            span::close_rpc(
-                span,
-                head.context(ErrorKind::Status, false).path(),
-                served,
-                code,
-            );
+            span::close_rpc(span, head.path(), served, code);
         }
     }
 

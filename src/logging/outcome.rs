@@ -9,13 +9,10 @@ use axum::{
 };
 use tracing::{Span, field};
 
-use super::{
-    Levels, TARGET,
-    span::{self, MAX_METHOD},
-};
+use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
-    error::{BodyFailure, Chain, Error, cut_at, panic_message, past_axum, text_of},
+    error::{BodyFailure, Chain, Error, panic_message, past_axum, text_of},
     grpc,
     handoff::{self, BodyFailed, Failure, RenderedStatus, needs_watching},
     head::RequestHead,
@@ -73,8 +70,7 @@ impl Outcome {
                 self.succeeded(span, status, "request completed", grpc_code);
                 return false;
             }
-            let streams =
-                |(_, head): &(Instant, RequestHead)| needs_watching(response, head.method());
+            let streams = |(_, head): &(Instant, RequestHead)| needs_watching(response, head);
             if self.started.as_ref().is_some_and(streams) {
                 return true;
             }
@@ -184,7 +180,7 @@ impl Outcome {
         event_at!(
             target: TARGET,
             self.levels.success,
-            method = cut_at(context.method().as_str(), MAX_METHOD),
+            method = head.method_text(),
             path = context.path(),
             route = context.route_label(),
             status = status.as_u16(),
@@ -245,7 +241,7 @@ impl Outcome {
         event_at!(
             target: TARGET,
             self.levels.failure,
-            method = cut_at(context.method().as_str(), MAX_METHOD),
+            method = head.method_text(),
             path = context.path(),
             route = context.route_label(),
             status = status.map(|status| status.as_u16()),

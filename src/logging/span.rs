@@ -16,6 +16,7 @@ use super::TARGET;
 use crate::{
     context::ErrorKind,
     error::{Error, cut_at},
+    head::MAX_METHOD,
     level::span_at,
 };
 
@@ -47,10 +48,6 @@ pub(crate) struct Query {
     /// Keys whose values are `REDACTED`, beside [`REDACTED_KEYS`].
     pub(crate) redacted: &'static [Box<str>],
 }
-
-/// The longest method recorded (`http.request.method_original`, the end event's `method`); a
-/// longer one is cut.
-pub(crate) const MAX_METHOD: usize = 64;
 
 /// The longest gRPC method path a span is named after; a longer one gets an HTTP span.
 const MAX_RPC_NAME: usize = 128;
