@@ -8,7 +8,7 @@
 # RUNS runs is shown. Before counting, the script checks the server's x-unhandled-variant header.
 # Variants (examples/server.rs, UNHANDLED_BARE): bare (no layer), pass-through (a layer that does
 # nothing: axum's per-route boxing alone), layered (unhandled::layer()).
-#   bash benches/server_instructions.sh     # N=500 RUNS=3
+#   bash benches/server_instructions.sh     # N=500 RUNS=3; PATHS="/ok" for one path
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/demo.sh
@@ -41,7 +41,7 @@ count() {
   sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$work/server.log"
 }
 
-for path in /ok /error; do
+for path in ${PATHS:-/ok /error}; do
   echo
   echo "GET $path, instructions of the server per request:"
   echo

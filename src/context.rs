@@ -129,7 +129,8 @@ impl<'a> ErrorContext<'a> {
         None
     }
 
-    /// The request method.
+    /// The request method. A method longer than 15 bytes is given as its first 12 bytes marked
+    /// `...`: a client chooses the method, and cloning a longer `Method` allocates.
     pub fn method(&self) -> &'a Method {
         self.method
     }

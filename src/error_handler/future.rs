@@ -125,7 +125,10 @@ where
 /// The response the handler returned is kept unless the error handler renders another; either
 /// way it leaves with the error in its extensions, marked rendered, or for a 5xx without one and
 /// when `enclosed` by another error handler or a logging layer, with the [`RenderedStatus`] marker.
-#[inline]
+///
+/// Always inlined: out of line, the response is moved into the call and back out of it
+/// (`benches/where.sh` shows the difference).
+#[inline(always)]
 fn responded<H: ServerErrorHandler>(
     handler: &H,
     head: &mut RequestHead,
