@@ -2,7 +2,7 @@
 # and tests/soak.sh; source it from the repository's root. It defines functions only.
 
 # start_demo VARIANT LOG [COMMAND...]: starts the release demo server (target/release/examples/server)
-# on 127.0.0.1 as VARIANT (bare, pass-through or layered: examples/server.rs, UNHANDLED_BARE), run
+# on 127.0.0.1 as VARIANT (bare, pass-through, catch-panic or layered: examples/server.rs, UNHANDLED_BARE), run
 # under COMMAND when given (taskset, valgrind), its output in LOG; the report interval is
 # UNHANDLED_ERRORS_REPORT_INTERVAL, 0 when unset. Once it listens (within 60 s), sets DEMO_PID and
 # DEMO_ADDRESS, and checks that its x-unhandled-variant header names VARIANT.
@@ -12,6 +12,7 @@ start_demo() {
   case $variant in
     bare) bare=1 ;;
     pass-through) bare=pass-through ;;
+    catch-panic) bare=catch-panic ;;
     layered) bare=0 ;;
     *) echo "unknown demo variant $variant" >&2; return 1 ;;
   esac

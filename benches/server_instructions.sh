@@ -7,7 +7,8 @@
 # requests after a warm-up; the difference divided by N is the per-request count, the median of
 # RUNS runs is shown. Before counting, the script checks the server's x-unhandled-variant header.
 # Variants (examples/server.rs, UNHANDLED_BARE): bare (no layer), pass-through (a layer that does
-# nothing: axum's per-route boxing alone), layered (unhandled::layer()).
+# nothing: axum's per-route boxing alone), catch-panic (tower-http's CatchPanicLayer), layered
+# (unhandled::layer()).
 #   bash benches/server_instructions.sh     # N=500 RUNS=3; PATHS="/ok" for one path
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +48,7 @@ for path in ${PATHS:-/ok /error}; do
   echo
   printf '| variant | instructions per request | ÷ bare | added to bare |\n|---|---:|---:|---:|\n'
   base=
-  for variant in bare pass-through layered; do
+  for variant in bare pass-through catch-panic layered; do
     value=$(per_request count "$variant" "$path")
     base=${base:-$value}
     awk -v v="$variant" -v p="$value" -v b="$base" \

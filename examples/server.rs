@@ -31,8 +31,10 @@
 //! For `benches/wrk.sh` and `benches/server_instructions.sh`, `UNHANDLED_BARE=1` serves the same
 //! routes with neither `unhandled::layer()` nor the logging layer (failures go uncounted), and
 //! `UNHANDLED_BARE=pass-through` puts a layer that does nothing where they were: what any
-//! `Router::layer` costs in axum, which boxes every layered route. Every response carries
-//! `x-unhandled-variant: bare`, `pass-through` or `layered`, so that a benchmark can tell them apart.
+//! `Router::layer` costs in axum, which boxes every layered route; `UNHANDLED_BARE=catch-panic` puts
+//! tower-http's `CatchPanicLayer` there, which only catches panics. Every response carries
+//! `x-unhandled-variant: bare`, `pass-through`, `catch-panic` or `layered`, so that a benchmark can
+//! tell them apart.
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
@@ -186,6 +188,8 @@ enum Variant {
     Bare,
     /// A layer that does nothing, in place of both.
     PassThrough,
+    /// tower-http's `CatchPanicLayer`, in place of both.
+    CatchPanic,
 }
 
 impl Variant {
@@ -196,13 +200,16 @@ impl Variant {
             Err(std::env::VarError::NotPresent) | Ok("" | "0") => Ok(Self::Layered),
             Ok("1") => Ok(Self::Bare),
             Ok("pass-through") => Ok(Self::PassThrough),
+            Ok("catch-panic") => Ok(Self::CatchPanic),
             Ok(other) => Err(format!(
                 "invalid {}={other:?}: expected \"1\" (no layer), \"pass-through\" (a layer \
-                 that does nothing) or \"0\" (unhandled's layers, the default)",
+                 that does nothing), \"catch-panic\" (tower-http's CatchPanicLayer) or \"0\" \
+                 (unhandled's layers, the default)",
                 Self::VAR
             )),
             Err(std::env::VarError::NotUnicode(value)) => Err(format!(
-                "invalid {}={value:?}: not UTF-8; expected \"1\", \"pass-through\" or \"0\"",
+                "invalid {}={value:?}: not UTF-8; expected \"1\", \"pass-through\", \
+                 \"catch-panic\" or \"0\"",
                 Self::VAR
             )),
         }
@@ -213,6 +220,7 @@ impl Variant {
             Self::Layered => "layered",
             Self::Bare => "bare",
             Self::PassThrough => "pass-through",
+            Self::CatchPanic => "catch-panic",
         }
     }
 }
@@ -223,6 +231,9 @@ fn app(metrics: PrometheusHandle, variant: Variant) -> Router {
         Variant::PassThrough => routes()
             .merge(logged_routes())
             .layer(MapResponseLayer::new(|response: Response| response)),
+        Variant::CatchPanic => routes()
+            .merge(logged_routes())
+            .layer(tower_http::catch_panic::CatchPanicLayer::new()),
         Variant::Layered => {
             let logged = logged_routes().layer(LoggingLayer::new());
             routes().merge(logged).layer(unhandled::layer())
@@ -277,6 +288,7 @@ async fn main() -> Result<(), Fatal> {
         ),
         Variant::Bare => "bare: without unhandled::layer()".to_owned(),
         Variant::PassThrough => "pass-through: a layer that does nothing".to_owned(),
+        Variant::CatchPanic => "catch-panic: tower-http's CatchPanicLayer".to_owned(),
     };
     println!("listening on http://{} ({serving})", listener.local_addr()?);
     // Stopped by Ctrl+C or by SIGTERM (how containers stop a service): the last request is
