@@ -1,15 +1,16 @@
 //! The part of a request the layers keep until the response: method, path and route.
 //!
-//! It is captured on every request but read only when something fails, so capturing must cost
-//! neither an allocation nor a write to memory other threads use. Cloning the `Uri` can allocate
-//! (a `Bytes` made from a `Vec` allocates on its first clone), cloning `MatchedPath` bumps a
-//! reference count that every request to that route shares, and cloning a method longer than 15
-//! bytes (which any client may send) allocates. So the route template and the path are copied by
-//! value into one small buffer inside the response future, a template too long for it is kept
-//! once per process ([`long_routes`]), and a long method is kept as text in the buffer, its
-//! `Method` cut. The buffer is small because
-//! the future is moved (and boxed by axum) on every request: each byte of it is copied on the
-//! success path.
+//! It is captured on every request but read only when something fails. So capturing must cost
+//! neither an allocation nor a write to memory other threads use, and cloning the request's parts
+//! would cost one or the other:
+//! - cloning the `Uri` can allocate (a `Bytes` made from a `Vec` allocates on its first clone);
+//! - cloning `MatchedPath` bumps a reference count that every request to that route shares;
+//! - cloning a method longer than 15 bytes allocates, and any client may send one.
+//!
+//! Instead, the route template and the path are copied into one small buffer inside the response
+//! future. A template too long for it is kept once per process ([`long_routes`]). A long method
+//! is kept as text at the buffer's end, and its `Method` is cut. The buffer is small because the
+//! future is moved (and boxed by axum) on every request, and each of its bytes is copied then.
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -57,7 +58,7 @@ pub(crate) struct RequestHead {
     /// is its method, taken from the path, whose service part the application registered.
     by_method: bool,
     /// The trace id of the request's `traceparent` header; zeros when there is none (no valid
-    /// trace id is all zeros, and the bytes keep the head at 160 bytes where an `Option` would not).
+    /// trace id is all zeros, and the bytes keep the head at 144 bytes where an `Option` would not).
     #[cfg(feature = "opentelemetry")]
     traceparent: [u8; 16],
 }
