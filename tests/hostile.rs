@@ -779,3 +779,43 @@ async fn a_custom_handler_walks_a_cyclic_chain_in_bounded_steps() {
     );
     assert!((1..=32).contains(&links.load(Ordering::SeqCst)));
 }
+
+/// A client's long method takes the head's buffer from the route template, and more long
+/// templates than the process-wide table holds are cut into what is left: nothing. The layer still
+/// answers and counts each failure, bounded, and never panics or spins (this request once did).
+#[tokio::test(flavor = "current_thread")]
+async fn a_long_method_to_more_long_routes_than_the_table_holds_is_answered_and_counted() {
+    let reporting = support::quiet_reporting();
+    let template = |n: usize| format!("/{}/{n}/{{id}}", "a-long-route-segment".repeat(4));
+    let app = (0..80)
+        .fold(Router::new(), |app, n| {
+            app.route(
+                &template(n),
+                any(|| async { Err::<(), _>(unhandled::Error::msg("down")) }),
+            )
+        })
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    for n in 0..80 {
+        let path = template(n).replace("{id}", "7");
+        let request = Request::builder()
+            .method("A".repeat(100).as_str())
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    assert_eq!(reporting.unhandled_count(), 80);
+    let breakdown = reporting.breakdown();
+    assert!(
+        breakdown
+            .groups
+            .iter()
+            .all(|group| group.method == "_OTHER")
+    );
+    let kept = breakdown
+        .groups
+        .iter()
+        .filter(|group| group.route.starts_with("/a-long"));
+    assert!(kept.count() >= 1, "{:?}", breakdown.groups);
+}

@@ -321,10 +321,7 @@ async fn this_crates_own_events_and_less_severe_ones_do_not_count() {
         .layer(ErrorHandlerLayer::new(reporting.clone()));
     send(&app, "/ours").await;
     send(&app, "/info").await;
-    let routes: Vec<_> = counted(&reporting)
-        .into_iter()
-        .map(|group| group.0)
-        .collect();
+    let routes = counted_routes(&reporting);
     assert_eq!(routes, ["/ours", "/info"]);
 }
 
@@ -356,10 +353,7 @@ async fn a_library_s_warning_does_not_count_as_the_application_logging_the_failu
         .layer(ErrorHandlerLayer::new(reporting.clone()));
     send(&app, "/slow").await;
     send(&app, "/logged").await;
-    let routes: Vec<_> = counted(&reporting)
-        .into_iter()
-        .map(|group| group.0)
-        .collect();
+    let routes = counted_routes(&reporting);
     assert_eq!(routes, ["/slow"], "the default threshold is ERROR");
 }
 
@@ -397,10 +391,7 @@ async fn the_threshold_is_configurable() {
         .layer(ErrorHandlerLayer::new(reporting.clone()));
     send(&app, "/warn").await;
     send(&app, "/error").await;
-    let routes: Vec<_> = counted(&reporting)
-        .into_iter()
-        .map(|group| group.0)
-        .collect();
+    let routes = counted_routes(&reporting);
     assert_eq!(routes, ["/warn"]);
 }
 
@@ -467,4 +458,12 @@ async fn of_two_requests_at_once_on_one_thread_exactly_the_silent_one_is_counted
         counted(&reporting),
         vec![("/silent".to_owned(), ErrorKind::Error, 1)]
     );
+}
+
+/// The routes of the counted groups, in the order they opened.
+fn counted_routes(reporting: &unhandled::ReportingErrorHandler) -> Vec<String> {
+    counted(reporting)
+        .into_iter()
+        .map(|group| group.0)
+        .collect()
 }
