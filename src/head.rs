@@ -335,6 +335,13 @@ fn copy_cut(text: &str, into: &mut [u8]) -> usize {
         into[..text.len()].copy_from_slice(text.as_bytes());
         return text.len();
     }
+    cut(text, into)
+}
+
+/// [`copy_cut`] for a `text` longer than `into`: out of line, since few requests need it.
+#[cold]
+#[inline(never)]
+fn cut(text: &str, into: &mut [u8]) -> usize {
     // A share too small for the mark (a long method leaves a long template none) keeps nothing.
     let Some(mut end) = into.len().checked_sub(ELLIPSIS.len()) else {
         return 0;
