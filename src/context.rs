@@ -64,6 +64,9 @@ pub struct ErrorContext<'a> {
     route: Option<&'a str>,
     kind: ErrorKind,
     grpc: bool,
+    /// Where the route label was taken from the path the client sent (a gRPC method): the label
+    /// the application declared, used once such labels' budget is spent.
+    declared: Option<Option<&'a str>>,
     #[cfg(feature = "opentelemetry")]
     trace_id: Option<TraceId>,
 }
@@ -77,8 +80,33 @@ impl<'a> ErrorContext<'a> {
             route,
             kind,
             grpc: false,
+            declared: None,
             #[cfg(feature = "opentelemetry")]
             trace_id: None,
+        }
+    }
+
+    /// This context labelled by `route`, taken from the path the client sent, the route it had
+    /// being the one the application declared.
+    pub(crate) fn with_route_from_path(self, route: &'a str) -> Self {
+        Self {
+            route: Some(route),
+            declared: Some(self.route),
+            ..self
+        }
+    }
+
+    /// Whether the route label was taken from the path the client sent.
+    pub(crate) fn route_is_from_path(&self) -> bool {
+        self.declared.is_some()
+    }
+
+    /// This context with the route the application declared (its template, or none).
+    pub(crate) fn declared(self) -> Self {
+        Self {
+            route: self.declared.unwrap_or(self.route),
+            declared: None,
+            ..self
         }
     }
 
@@ -97,10 +125,13 @@ impl<'a> ErrorContext<'a> {
         Self { grpc, ..self }
     }
 
-    /// Whether the request is a gRPC call (a `POST` with `content-type: application/grpc` or
-    /// `application/grpc+…`): its response must be a gRPC status, not an HTTP error page. For
-    /// one that the router routed to a service, [`route`](Self::route) is its method,
-    /// `/package.Service/Method`; one that only says it is gRPC keeps its route template.
+    /// Whether the request is a gRPC call to be answered as one: a `POST` with `content-type:
+    /// application/grpc` or `application/grpc+…`, to a route of a service's shape
+    /// (`/package.Service/{*rest}`, as tonic registers) or to no route of the router (the layer
+    /// outside it). Its response must then be a gRPC status, not an HTTP error page. A client
+    /// that says it is gRPC to any other route is answered in HTTP, with a 5xx that monitoring
+    /// sees. Where the answer carried a server-error `grpc-status`, [`route`](Self::route) is the
+    /// call's method, `/package.Service/Method`.
     pub fn is_grpc(&self) -> bool {
         self.grpc
     }

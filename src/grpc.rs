@@ -52,6 +52,13 @@ pub(crate) fn is_grpc<B>(request: &Request<B>) -> bool {
             .is_some_and(|value| is_grpc_content_type(value.as_bytes()))
 }
 
+/// Whether a response with `headers` is a gRPC answer: its `content-type` is gRPC's.
+pub(crate) fn is_answer(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| is_grpc_content_type(value.as_bytes()))
+}
+
 fn is_grpc_content_type(value: &[u8]) -> bool {
     matches!(
         value.strip_prefix(b"application/grpc"),

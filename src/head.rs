@@ -54,9 +54,12 @@ pub(crate) struct RequestHead {
     app_logged: bool,
     /// Whether the request is a gRPC call ([`grpc::is_grpc`]): its failures are answered as gRPC.
     grpc: bool,
-    /// Whether the router routed the gRPC call to a service ([`grpc::routes_service`]): its route
-    /// is its method, taken from the path, whose service part the application registered.
+    /// Whether the router routed the gRPC call to a catch-all of a service's shape
+    /// ([`grpc::routes_service`]): where the answer is gRPC, its route is its method.
     by_method: bool,
+    /// Whether the response was a gRPC answer: `content-type: application/grpc`, set when the
+    /// response of a gRPC call is inspected.
+    grpc_answer: bool,
     /// The trace id of the request's `traceparent` header; zeros when there is none (no valid
     /// trace id is all zeros, and the bytes keep the head at 144 bytes where an `Option` would not).
     #[cfg(feature = "opentelemetry")]
@@ -102,16 +105,11 @@ impl RequestHead {
         bytes[end..].copy_from_slice(method_text);
         let grpc = crate::grpc::is_grpc(request);
         let path = request.uri().path();
-        let mut matched = request.extensions().get::<MatchedPath>();
-        // A gRPC call routed to a service's catch-all (`/package.Service/{*rest}`) is labelled by
-        // its method instead, and its path gets the whole buffer. A request that only says it is
-        // gRPC keeps its template: the client chose its path, not the application.
-        let by_method = grpc
-            && path.len() <= end
-            && matched.is_some_and(|route| crate::grpc::routes_service(route.as_str(), path));
-        if by_method {
-            matched = None;
-        }
+        let matched = request.extensions().get::<MatchedPath>();
+        // A gRPC call routed to a catch-all of a service's shape (`/package.Service/{*rest}`) may
+        // be labelled by its method, when the answer says it is gRPC ([`Self::context`]).
+        let by_method =
+            grpc && matched.is_some_and(|route| crate::grpc::routes_service(route.as_str(), path));
         let (long_route, route_len) = match matched {
             None => (0, 0),
             Some(matched) if matched.as_str().len() <= end.saturating_sub(PATH_MIN) => {
@@ -141,6 +139,7 @@ impl RequestHead {
             app_logged: false,
             grpc,
             by_method,
+            grpc_answer: false,
             #[cfg(feature = "opentelemetry")]
             traceparent: request
                 .headers()
@@ -190,6 +189,7 @@ impl RequestHead {
             app_logged: false,
             grpc: false,
             by_method: false,
+            grpc_answer: false,
             #[cfg(feature = "opentelemetry")]
             traceparent: [0; 16],
         };
@@ -201,6 +201,25 @@ impl RequestHead {
     /// Whether the request is a gRPC call.
     pub(crate) fn is_grpc(&self) -> bool {
         self.grpc
+    }
+
+    /// Whether a failure without a response of its own (a panic, a service error) is answered as
+    /// gRPC: a gRPC call to a route of a service's shape, or to no route of this router (the
+    /// layer runs outside it, as with tonic's `Server::builder().layer(..)`). A client that says
+    /// it is gRPC to any other route gets the HTTP answer, a 5xx that monitoring sees.
+    pub(crate) fn answers_grpc(&self) -> bool {
+        self.grpc && (self.by_method || !self.matched)
+    }
+
+    /// Notes whether the response of this gRPC call is a gRPC answer (`content-type:
+    /// application/grpc`): only then is a `grpc-status` in it or its trailers read.
+    pub(crate) fn set_grpc_answer(&mut self, answer: bool) {
+        self.grpc_answer = answer;
+    }
+
+    /// Whether the response was a gRPC answer ([`set_grpc_answer`](Self::set_grpc_answer)).
+    pub(crate) fn grpc_answer(&self) -> bool {
+        self.grpc_answer
     }
 
     /// Whether the application logged its own failure during the request so far.
@@ -222,12 +241,14 @@ impl RequestHead {
         None
     }
 
-    /// The context of a failure of `kind`. `answered` says that the response carried a
-    /// `grpc-status`: a gRPC call that no route of this router matched (the layer runs outside
-    /// the router, as with tonic's `Server::builder().layer(..)`) is then labelled by its method,
-    /// since tonic answers only the methods it serves with a status of their own (it answers the
-    /// others `UNIMPLEMENTED` without a message, [`grpc::is_not_served`], which is never a failure).
-    /// Any other failure of such a call (a panic, a service error) is `unmatched`.
+    /// The context of a failure of `kind`. `answered` says that the failure is the `grpc-status`
+    /// of a gRPC answer ([`set_grpc_answer`](Self::set_grpc_answer)). Only then is a gRPC call
+    /// labelled by its method, `/package.Service/Method`: routed to a catch-all of a service's
+    /// shape, or to no route of this router (the layer outside the router, as with tonic's
+    /// `Server::builder().layer(..)`, where tonic answers only the methods it serves with a status
+    /// of their own). The client chose that path, so such labels get a budget of their own in the
+    /// groups ([`ErrorContext::declared`]); any other failure keeps the route template, or
+    /// `unmatched`.
     pub(crate) fn context(&self, kind: ErrorKind, answered: bool) -> ErrorContext<'_> {
         let route_len = usize::from(self.route_len);
         let end = route_len + usize::from(self.path_len);
@@ -235,13 +256,17 @@ impl RequestHead {
         // character boundaries. One check covers route and path.
         let text = std::str::from_utf8(&self.bytes[..end]).unwrap_or_default();
         let (inline_route, path) = text.split_at_checked(route_len).unwrap_or_default();
-        let unrouted_answer = self.grpc && answered && !self.matched;
         let route = match long_routes::template(self.long_route) {
-            _ if self.by_method || unrouted_answer => crate::grpc::method_route(path),
             Some(template) => Some(template),
             None => self.matched.then_some(inline_route),
         };
-        ErrorContext::new(&self.method, path, route, kind).with_grpc(self.grpc)
+        let context =
+            ErrorContext::new(&self.method, path, route, kind).with_grpc(self.answers_grpc());
+        let by_path = answered && self.grpc_answer && self.answers_grpc();
+        match by_path.then(|| crate::grpc::method_route(path)).flatten() {
+            Some(method) => context.with_route_from_path(method),
+            None => context,
+        }
     }
 }
 

@@ -114,8 +114,9 @@ impl Line {
         self
     }
 
-    /// Writes the line, in one write; the first line of the process also says why it is on
-    /// standard error (`report_to`: chosen, or nothing records it) and how to move it.
+    /// Hands the line to standard error's thread ([`stderr`]), which writes it in one write;
+    /// never blocks. The first line of the process also says why it is on standard error
+    /// (`report_to`: chosen, or nothing records it) and how to move it.
     pub(crate) fn write(mut self, report_to: ReportTo) {
         static EXPLAINED: AtomicBool = AtomicBool::new(false);
         if !EXPLAINED.swap(true, Ordering::Relaxed) {
@@ -125,13 +126,113 @@ impl Line {
         }
         self.text.push_str(&self.frames);
         self.text.push('\n');
-        let _ = std::io::stderr().lock().write_all(self.text.as_bytes());
+        stderr::push(self.text);
     }
 
     /// The line as it would be written, without the first line's note.
     #[cfg(test)]
     fn text(&self) -> &str {
         &self.text
+    }
+}
+
+/// Waits until standard error has taken every line handed to it so far, or `deadline`: for the
+/// last report of a process, whose end would drop what is still queued.
+pub(crate) fn wait_written(deadline: std::time::Instant) -> bool {
+    stderr::wait(deadline)
+}
+
+/// Standard error's own thread: a standard error that nobody reads (a stalled log collector, a
+/// full pipe) blocks that thread alone. Lines wait in a short queue; a line that finds it full is
+/// dropped and counted, and the next line written says how many were.
+mod stderr {
+    use std::{collections::VecDeque, io::Write as _, thread, time::Instant};
+
+    use parking_lot::{Condvar, Mutex};
+
+    /// Lines that wait for standard error, at most: with each at most 24 KiB (a line and its
+    /// frames), under 1 MiB.
+    pub(super) const QUEUE: usize = 32;
+
+    struct Queue {
+        lines: VecDeque<String>,
+        /// Lines dropped since the last one written.
+        dropped: u64,
+        /// Lines handed over so far (queued, not dropped), and written so far.
+        queued: u64,
+        written: u64,
+        /// Whether the thread was started (or could not be).
+        started: bool,
+        /// Whether the thread runs.
+        running: bool,
+    }
+
+    static QUEUED: Mutex<Queue> = Mutex::new(Queue {
+        lines: VecDeque::new(),
+        dropped: 0,
+        queued: 0,
+        written: 0,
+        started: false,
+        running: false,
+    });
+    static CHANGED: Condvar = Condvar::new();
+
+    /// Queues `line` (whole, newline included), or drops and counts it when the queue is full.
+    pub(super) fn push(line: String) {
+        let mut queue = QUEUED.lock();
+        if !queue.started {
+            queue.started = true;
+            queue.running = thread::Builder::new()
+                .name("unhandled-stderr".into())
+                .spawn(run)
+                .is_ok();
+        }
+        if !queue.running || queue.lines.len() >= QUEUE {
+            queue.dropped += 1;
+            return;
+        }
+        queue.lines.push_back(line);
+        queue.queued += 1;
+        CHANGED.notify_all();
+    }
+
+    /// Waits until every line queued before the call is written, or `deadline`.
+    pub(super) fn wait(deadline: Instant) -> bool {
+        let mut queue = QUEUED.lock();
+        let target = queue.queued;
+        while queue.written < target {
+            if CHANGED.wait_until(&mut queue, deadline).timed_out() {
+                return queue.written >= target;
+            }
+        }
+        true
+    }
+
+    fn run() {
+        loop {
+            let (line, dropped) = {
+                let mut queue = QUEUED.lock();
+                while queue.lines.is_empty() {
+                    CHANGED.wait(&mut queue);
+                }
+                let line = queue.lines.pop_front().unwrap_or_default();
+                (line, std::mem::take(&mut queue.dropped))
+            };
+            let mut stderr = std::io::stderr().lock();
+            if dropped > 0 {
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                let s = if dropped == 1 { "" } else { "s" };
+                let _ = writeln!(
+                    stderr,
+                    "{now}  WARN unhandled: {dropped} line{s} of unhandled's dropped: standard \
+                     error did not take them in time (it blocked, or was slower than they came)"
+                );
+            }
+            let _ = stderr.write_all(line.as_bytes());
+            drop(stderr);
+            QUEUED.lock().written += 1;
+            CHANGED.notify_all();
+        }
     }
 }
 
@@ -231,8 +332,13 @@ pub(crate) fn config_value_ignored(report_to: ReportTo, error: &ConfigError) {
             .field("variable", Some(&variable))
             .field("default", Some(&default))
             .write(report_to);
+        // Read while the application starts, which may end at once: the line must be out first.
+        wait_written(std::time::Instant::now() + CONFIG_WAIT);
     }
 }
+
+/// How long a configuration warning waits for standard error to take it.
+const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Says once per process that a logging layer sits outside the error handler.
 pub(crate) fn logging_layer_misplaced() {

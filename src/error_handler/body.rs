@@ -108,7 +108,7 @@ impl<H: ServerErrorHandler> HttpBody for WatchedBody<H> {
             // Data and trailers frames alike pass through; a gRPC call's trailers say how it
             // ended.
             Ok(Poll::Ready(Some(Ok(frame)))) => {
-                if watch.head.is_grpc() && frame.is_trailers() {
+                if watch.head.grpc_answer() && frame.is_trailers() {
                     grpc_ended(scope, this.watch, &frame);
                 } else {
                     watch.head.set_app_logged(scope.leave());

@@ -107,7 +107,7 @@ where
             }
         };
         let response = handle(this.handler, &error, this.head, kind)
-            .unwrap_or_else(|| render_default(&error, this.head.is_grpc()));
+            .unwrap_or_else(|| render_default(&error, this.head.answers_grpc()));
         Poll::Ready(Ok(with_rendered(response, error, kind)))
     }
 }
@@ -156,7 +156,9 @@ fn inspected<H: ServerErrorHandler>(
     enclosed: bool,
 ) -> Response<Body> {
     let status = response.status();
-    if head.is_grpc() {
+    // Only a gRPC answer's `grpc-status` is read: a REST route's response is not a gRPC status.
+    if head.is_grpc() && grpc::is_answer(response.headers()) {
+        head.set_grpc_answer(true);
         grpc::attach_failure(&mut response);
     }
     if let Some(error) = response.extensions_mut().get_mut::<Error>() {

@@ -24,7 +24,7 @@ pub(super) fn handle<H: ServerErrorHandler>(
     if head.app_logged() {
         error.mark_logged();
     }
-    let answered = head.is_grpc() && grpc::GrpcStatus::is_in(error);
+    let answered = head.grpc_answer() && grpc::GrpcStatus::is_in(error);
     let context = head.context(kind, answered).with_trace_id(head.trace_id());
     unwind::catch(|| handler.on_error(error, &context)).flatten()
 }

@@ -91,7 +91,7 @@ impl HttpBody for LoggedBody {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(Some(Ok(frame)))) => {
                 // A gRPC call ends with trailers that carry its status.
-                if let Some(trailers) = frame.trailers_ref().filter(|_| log.outcome.is_grpc()) {
+                if let Some(trailers) = frame.trailers_ref().filter(|_| log.outcome.grpc_answer()) {
                     end(this.log, |log| {
                         log.outcome.grpc_trailers(&log.span, log.status, trailers);
                     });

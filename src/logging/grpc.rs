@@ -15,9 +15,16 @@ impl Outcome {
             .is_some_and(|(_, head)| head.is_grpc())
     }
 
-    /// The `grpc-status` in `headers`, for a gRPC call.
+    /// Whether the response of the gRPC call was a gRPC answer (`content-type: application/grpc`).
+    pub(crate) fn grpc_answer(&self) -> bool {
+        self.started
+            .as_ref()
+            .is_some_and(|(_, head)| head.grpc_answer())
+    }
+
+    /// The `grpc-status` in `headers`, for a gRPC answer.
     pub(super) fn grpc_code(&self, headers: &HeaderMap) -> Option<u32> {
-        self.is_grpc().then(|| grpc::code_in(headers)).flatten()
+        self.grpc_answer().then(|| grpc::code_in(headers)).flatten()
     }
 
     /// Records the end of a gRPC call in its span.

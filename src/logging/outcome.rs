@@ -42,8 +42,12 @@ impl Outcome {
     ///
     /// `true` when nothing is logged yet: a success whose body can still fail
     /// ([`needs_watching`]), to be logged when it ends ([`LoggedBody`](super::body::LoggedBody)).
-    pub(crate) fn responded(&self, span: &Span, response: &mut Response<Body>) -> bool {
-        if self.is_grpc() {
+    pub(crate) fn responded(&mut self, span: &Span, response: &mut Response<Body>) -> bool {
+        // Only a gRPC answer's `grpc-status` is read: a REST route's response is not a gRPC status.
+        if let Some((_, head)) = self.started.as_mut().filter(|(_, head)| head.is_grpc()) {
+            head.set_grpc_answer(grpc::is_answer(response.headers()));
+        }
+        if self.grpc_answer() {
             grpc::attach_failure(response);
         }
         let status = response.status();
@@ -205,7 +209,11 @@ impl Outcome {
         // The answer the error handler outside gives a panic by default, for HTTP: a 500. (A gRPC
         // call's is INTERNAL in a 200, from the error handler rather than the service, so it
         // names no status here, as its route does not.)
-        let status = (!self.is_grpc()).then_some(StatusCode::INTERNAL_SERVER_ERROR);
+        let answers_grpc = self
+            .started
+            .as_ref()
+            .is_some_and(|(_, head)| head.answers_grpc());
+        let status = (!answers_grpc).then_some(StatusCode::INTERNAL_SERVER_ERROR);
         let logged = self.failed(span, ErrorKind::Panic, status, &text, None, Some(&error));
         self.hand_over(Failure::panic(payload), logged);
     }

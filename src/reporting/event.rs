@@ -4,7 +4,7 @@ use std::{borrow::Cow, fmt::Write, time::Duration};
 
 use tracing::{Level, field};
 
-use super::groups::Pending;
+use super::{groups::Pending, offload::Late};
 use crate::{
     backtraces,
     config::ReportTo,
@@ -66,9 +66,29 @@ pub(crate) const LOCATION_LOST: &str = "unknown: a panic hook set after the firs
      ErrorHandlerLayer was built replaced unhandled's; set it before building the layer, or have \
      it call the hook it replaces (std::panic::take_hook)";
 
+/// What a report that carries the counts alone says of its sample.
+pub(crate) const LATE_PREVIOUS: &str = "no sample: the previous report had not finished when this \
+     one was due (formatting its sample, an error's Display or Debug, may block), so it was left \
+     to its own thread and this report carries the counts alone";
+/// The same, while the report left behind still runs.
+pub(crate) const LATE_STILL: &str = "no sample: an earlier report is still formatting its sample \
+     on a thread of its own (an error's Display or Debug that blocks?); reports carry the counts \
+     alone until it ends";
+
 /// Emits the report for `pending`, saying it covers the last `window`: through `tracing`, or on
-/// standard error where `report_to` says so.
-pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending: &Pending) {
+/// standard error where `report_to` says so. `late` says why a report carries no sample.
+pub(crate) fn emit(
+    level: Level,
+    report_to: ReportTo,
+    window: Duration,
+    pending: &Pending,
+    late: Late,
+) {
+    let note = match late {
+        Late::No => None,
+        Late::Previous => Some(LATE_PREVIOUS),
+        Late::Still => Some(LATE_STILL),
+    };
     let whole_millis = Duration::from_millis(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let window = humantime::format_duration(whole_millis).to_string();
     let top = top_text(pending);
@@ -95,7 +115,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
             .then(|| LOCATION_LOST.to_owned()),
     });
     let type_name = sample.and_then(|sample| sample.error.type_name());
-    // Resolved here, on the reporter's task: names and lines come from the debug info.
+    // Resolved here, on the report thread: names and lines come from the debug info.
     let frames = sample
         .and_then(|sample| sample.error.backtrace())
         .map(backtraces::frames);
@@ -109,6 +129,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
             .field("count", Some(&pending.count))
             .field("interval", Some(&window))
             .field("top", Some(&top))
+            .field("note", note)
             .field("sample.method", method)
             .field("sample.path", path)
             .field("sample.route", route)
@@ -129,6 +150,7 @@ pub(crate) fn emit(level: Level, report_to: ReportTo, window: Duration, pending:
         count = pending.count,
         interval = window.as_str(),
         top = top.as_str(),
+        note = note,
         sample.method = method,
         sample.path = path,
         sample.route = route,

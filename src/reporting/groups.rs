@@ -37,6 +37,12 @@ use crate::{
 /// How many groups the periodic report names.
 const TOP: usize = 5;
 
+/// How many of the [`MAX_GROUPS`] groups may have a route label taken from the path a client
+/// sent (a gRPC method, [`ErrorContext::route_is_from_path`]): the rest are kept for the routes the
+/// application declared, so that no client can take them. Beyond it, such a failure is counted
+/// under its declared route (its template, or `unmatched`).
+pub(crate) const PATH_GROUPS: usize = 8;
+
 /// The errors counted so far, by group. See [`ReportingErrorHandler::breakdown`].
 ///
 /// [`ReportingErrorHandler::breakdown`]: crate::ReportingErrorHandler::breakdown
@@ -280,6 +286,8 @@ pub(crate) struct Groups {
     /// The groups opened so far, in order: `slots[..len]` are set.
     slots: Box<[OnceLock<Group>]>,
     len: AtomicUsize,
+    /// How many groups have a route label taken from the path ([`PATH_GROUPS`] at most).
+    from_path: AtomicUsize,
     /// Taken to open a group.
     opening: Mutex<()>,
     /// The errors of groups beyond [`MAX_GROUPS`], exported as one fixed series
@@ -310,6 +318,7 @@ impl Groups {
         Self {
             slots: (0..MAX_GROUPS).map(|_| OnceLock::new()).collect(),
             len: AtomicUsize::new(0),
+            from_path: AtomicUsize::new(0),
             opening: Mutex::new(()),
             other: Tally::new(),
             other_counter: metric::GroupCounter::overflow(),
@@ -340,8 +349,15 @@ impl Groups {
         let key = Key::of(error, context);
         match self.find(key) {
             Some(group) => self.count(group, error, context),
+            None if context.route_is_from_path() && self.path_budget_spent() => {
+                self.record(error, &context.declared())
+            }
             None => self.open(error, context),
         }
+    }
+
+    fn path_budget_spent(&self) -> bool {
+        self.from_path.load(Ordering::Relaxed) >= PATH_GROUPS
     }
 
     /// Counts `error` in `group`, publishing the count of its labels unless this thread's cell is
@@ -367,6 +383,10 @@ impl Groups {
         if let Some(group) = self.find(key) {
             return self.count(group, error, context);
         }
+        if context.route_is_from_path() && self.path_budget_spent() {
+            drop(_opening);
+            return self.record(error, &context.declared());
+        }
         let len = self.len.load(Ordering::Acquire);
         let Some(slot) = self.slots.get(len) else {
             drop(_opening);
@@ -377,6 +397,9 @@ impl Groups {
             self.other_counter.publish(self.other.count.sum(), 1);
             return true;
         };
+        if context.route_is_from_path() {
+            self.from_path.fetch_add(1, Ordering::Relaxed);
+        }
         let series = self.opened().find(|group| group.labels_are(key));
         if let Some(sibling) = series {
             for group in self
@@ -442,8 +465,10 @@ impl Groups {
             + self.other.count.sum()
     }
 
-    /// Takes what accumulated since the last report: `None` when nothing did.
-    pub(crate) fn take(&self) -> Option<Pending> {
+    /// Takes what accumulated since the last report: `None` when nothing did. With `samples`, the
+    /// groups give their samples back (and the report shows the most telling); without, they keep
+    /// them, and nothing of the application's code runs.
+    pub(crate) fn take(&self, samples: bool) -> Option<Pending> {
         let mut reported = self.report.lock();
         let mut pending: Vec<(&Group, u64)> = Vec::new();
         for (index, group) in self.opened().enumerate() {
@@ -464,18 +489,21 @@ impl Groups {
         }
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(std::mem::replace(&mut reported.since, now));
+        // Released before any sample is dropped: an error's `Drop` is the application's code.
+        drop(reported);
         // Stable: groups of one size stay in the order they first failed.
         pending.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         // Every group with new errors gives its sample back, so that the next one is fresh, and
         // may take a backtrace again.
         crate::backtraces::next_interval();
-        let mut samples: Vec<Sample> = pending
-            .iter()
-            .filter_map(|(group, _)| group.tally.take_sample())
-            .collect();
-        if other > 0 {
-            samples.extend(self.other.take_sample());
-        }
+        let mut samples: Vec<Sample> = match samples {
+            true => pending
+                .iter()
+                .filter_map(|(group, _)| group.tally.take_sample())
+                .chain((other > 0).then(|| self.other.take_sample()).flatten())
+                .collect(),
+            false => Vec::new(),
+        };
         // The first of the most telling, so of the largest group among those.
         let best = samples
             .iter()
@@ -555,7 +583,7 @@ mod tests {
         for _ in 0..3 {
             record(&groups, "/b", ErrorKind::Panic);
         }
-        let pending = groups.take().unwrap();
+        let pending = groups.take(true).unwrap();
         assert_eq!(pending.count, 4);
         assert!(
             pending.top[0]
@@ -564,7 +592,7 @@ mod tests {
         );
         assert_eq!(pending.top[0].1, 3);
         assert_eq!(pending.sample.unwrap().route, "/b");
-        assert!(groups.take().is_none());
+        assert!(groups.take(true).is_none());
         assert_eq!(groups.breakdown().total(), 4);
     }
 
@@ -572,11 +600,11 @@ mod tests {
     fn the_first_error_since_the_last_report_is_the_sample() {
         let groups = Groups::new(true);
         record(&groups, "/a", ErrorKind::Error);
-        let _ = groups.take();
+        let _ = groups.take(true);
         let context = ErrorContext::new(&Method::GET, "/a?x", Some("/a"), ErrorKind::Error);
         groups.record(&Error::msg("second"), &context);
         groups.record(&Error::msg("third"), &context);
-        let sample = groups.take().unwrap().sample.unwrap();
+        let sample = groups.take(true).unwrap().sample.unwrap();
         assert_eq!(sample.error.to_string(), "second");
     }
 
@@ -599,7 +627,7 @@ mod tests {
         let at = |group: &ErrorGroup| group.location.clone().unwrap();
         assert_ne!(at(&breakdown.groups[0]), at(&breakdown.groups[1]));
         assert!(at(&breakdown.groups[0]).starts_with("src/reporting/groups.rs:"));
-        let pending = groups.take().unwrap();
+        let pending = groups.take(true).unwrap();
         assert_eq!(pending.top.len(), 2);
         assert!(
             pending.top[0]
@@ -629,7 +657,7 @@ mod tests {
         }
         let panic = ErrorContext::new(&Method::GET, "/p", Some("/p"), ErrorKind::Panic);
         groups.record(&Error::msg("handler panicked: boom"), &panic);
-        let pending = groups.take().unwrap();
+        let pending = groups.take(true).unwrap();
         assert_eq!(pending.top[0], ("GET /s status".to_owned(), 2));
         assert_eq!(pending.sample.unwrap().route, "/p");
     }
@@ -653,6 +681,6 @@ mod tests {
         routes.dedup();
         assert_eq!(routes.len(), MAX_GROUPS, "a group was opened twice");
         assert_eq!(breakdown.total(), 4000);
-        assert_eq!(groups.take().unwrap().count, 4000);
+        assert_eq!(groups.take(true).unwrap().count, 4000);
     }
 }

@@ -91,16 +91,25 @@ impl<H> ReportingErrorHandler<H> {
 
     /// Stops the periodic task and reports what is pending now. Counting goes on; the next error
     /// starts the task again.
+    ///
+    /// Returns within 2 seconds whatever the report does: the report is written on its own
+    /// thread, and waited for on tokio's blocking pool, never on a worker. A report that takes
+    /// longer (a sample whose `Display` never returns, a standard error nobody reads) is left to
+    /// its thread.
     pub async fn shutdown(&self) {
         if let Some(task) = self.reporter.stop_task() {
-            // Cancelled on purpose; its guard has reported by the time this resolves.
+            // Cancelled on purpose: its guard leaves the last report to this call.
             let _ = task.await;
         }
-        self.reporter.flush();
+        let reporter = self.reporter;
+        if let Some(ticket) = reporter.flush() {
+            let _ = tokio::task::spawn_blocking(move || reporter.wait(ticket)).await;
+        }
     }
 
     /// A guard that does what [`shutdown`](Self::shutdown) does, synchronously, when it drops:
-    /// keep it in `main` beside the server so that nothing pending is lost on the way out.
+    /// keep it in `main` beside the server so that nothing pending is lost on the way out. Its
+    /// drop blocks the thread it runs on for at most 2 seconds.
     pub fn shutdown_guard(&self) -> ShutdownGuard {
         ShutdownGuard {
             reporter: self.reporter,
@@ -157,7 +166,7 @@ pub struct ShutdownGuard {
 impl Drop for ShutdownGuard {
     fn drop(&mut self) {
         self.reporter.stop_task();
-        self.reporter.flush();
+        self.reporter.flush_and_wait();
     }
 }
 

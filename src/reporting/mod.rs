@@ -88,6 +88,7 @@ mod builder;
 mod event;
 mod groups;
 mod handler;
+mod offload;
 mod reporter;
 
 pub use self::{

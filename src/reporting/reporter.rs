@@ -16,9 +16,10 @@ use tracing::Level;
 
 use super::{
     event,
-    groups::{Breakdown, Groups, Pending},
+    groups::{Breakdown, Groups},
+    offload::{Late, Offload, SHUTDOWN_WAIT, TICK_WAIT},
 };
-use crate::{config::ReportTo, context::ErrorContext, error::Error, metric, unwind};
+use crate::{config::ReportTo, context::ErrorContext, error::Error, metric, notice, unwind};
 
 pub(crate) struct Reporter {
     pub(crate) interval: Duration,
@@ -31,6 +32,8 @@ pub(crate) struct Reporter {
     /// Whether a task will publish the counts that errors left unpublished.
     publish_planned: AtomicBool,
     task: Mutex<TaskSlot>,
+    /// The thread that writes the reports.
+    pub(super) offload: Offload,
 }
 
 #[derive(Default)]
@@ -56,6 +59,7 @@ impl Reporter {
             scheduled: AtomicBool::new(false),
             publish_planned: AtomicBool::new(false),
             task: Mutex::new(TaskSlot::default()),
+            offload: Offload::default(),
         }
     }
 
@@ -144,13 +148,6 @@ impl Reporter {
         Some(handle)
     }
 
-    /// One periodic tick: reports when errors were counted since the last report.
-    fn tick(&self) {
-        if let Some(pending) = self.groups.take() {
-            report(self.level, self.report_to, self.interval, pending);
-        }
-    }
-
     /// Publishes the counts that errors left unpublished.
     fn publish_planned_now(&self) {
         // Cleared first: an error that sees it clear plans another publication, and one that
@@ -159,26 +156,47 @@ impl Reporter {
         self.groups.publish();
     }
 
-    /// Reports whatever is pending now, however long it has been since the last report, and
-    /// publishes every count. With the interval at zero the report is off, and only publishes.
-    pub(crate) fn flush(&self) {
+    /// Publishes every count and asks the report thread for a report of whatever is pending now,
+    /// however long it has been since the last report; the ticket to wait for, `None` when there
+    /// is nothing to report. With the interval at zero the report is off, and only publishes.
+    pub(crate) fn flush(&'static self) -> Option<u64> {
         self.groups.publish();
-        if self.interval.is_zero() {
-            return;
+        if self.interval.is_zero() || self.groups.total() == 0 {
+            return None;
         }
-        if let Some(pending) = self.groups.take() {
-            let elapsed = pending.elapsed;
-            report(self.level, self.report_to, elapsed, pending);
+        Some(self.offload.request(self, None, false))
+    }
+
+    /// Waits, blocking, at most [`SHUTDOWN_WAIT`] for the report `ticket` and for standard error
+    /// to take its lines.
+    pub(crate) fn wait(&'static self, ticket: u64) {
+        let deadline = std::time::Instant::now() + SHUTDOWN_WAIT;
+        if self.offload.wait(self, ticket, deadline, true) {
+            notice::wait_written(deadline);
         }
     }
-}
 
-/// Emits the report of `pending` and drops it, each under [`unwind::catch`]: a subscriber that
-/// panics, or a sample error whose `Drop` does, costs this one report and never the task (nor, in
-/// a `Drop` of the task's guard, the process).
-fn report(level: Level, report_to: ReportTo, window: Duration, pending: Pending) {
-    unwind::catch(|| event::emit(level, report_to, window, &pending));
-    unwind::catch(move || drop(pending));
+    /// [`flush`](Self::flush), then [`wait`](Self::wait): blocks at most [`SHUTDOWN_WAIT`].
+    pub(crate) fn flush_and_wait(&'static self) {
+        if let Some(ticket) = self.flush() {
+            self.wait(ticket);
+        }
+    }
+
+    /// Writes the report of what accumulated since the last one, covering `window` (`None`: the
+    /// time since the last report): on the report thread ([`Offload`]), never on a worker of the
+    /// application's runtime. Unless `late` says that a report did not finish in time, the
+    /// report shows a sample, which runs the application's `Display` and resolves its backtrace.
+    pub(super) fn write_report(&self, window: Option<Duration>, late: Late) {
+        let Some(pending) = self.groups.take(late == Late::No) else {
+            return;
+        };
+        let window = window.unwrap_or(pending.elapsed);
+        // Each under a guard: a subscriber that panics, or a sample error whose `Drop` does,
+        // costs this one report and never the thread.
+        unwind::catch(|| event::emit(self.level, self.report_to, window, &pending, late));
+        unwind::catch(move || drop(pending));
+    }
 }
 
 /// Owned by the task [`Reporter::publish_later`] starts: publishes the counts when it drops.
@@ -218,21 +236,30 @@ impl TaskGuard {
                     reporter.publish_planned_now();
                 }
             }
-            reporter.tick();
+            // Asked of the report thread, and waited for on tokio's blocking pool, never on a
+            // worker, at most until the next report is due: a report still running then is left
+            // behind. (Waiting lets tokio's paused test clock wait for the report too.)
+            let ticket = reporter.offload.request(reporter, Some(interval), true);
+            let deadline = std::time::Instant::now() + interval.min(TICK_WAIT);
+            let wait = move || reporter.offload.wait(reporter, ticket, deadline, false);
+            let _ = tokio::task::spawn_blocking(wait).await;
         }
     }
 }
 
 impl Drop for TaskGuard {
+    /// Stopped by [`Reporter::stop_task`], the task leaves the last report to whoever stopped it;
+    /// dropped with its runtime, it reports what is pending, waiting at most [`SHUTDOWN_WAIT`].
     fn drop(&mut self) {
         {
             let mut slot = self.reporter.task.lock();
-            if slot.generation == self.generation {
-                slot.generation += 1;
-                slot.handle = None;
-                self.reporter.scheduled.store(false, Ordering::Release);
+            if slot.generation != self.generation {
+                return;
             }
+            slot.generation += 1;
+            slot.handle = None;
+            self.reporter.scheduled.store(false, Ordering::Release);
         }
-        self.reporter.flush();
+        self.reporter.flush_and_wait();
     }
 }

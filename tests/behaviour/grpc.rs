@@ -108,11 +108,12 @@ const BOTH: [Serving; 2] = [Serving::Axum, Serving::Tonic];
 
 impl Serving {
     /// The route of a failure that tonic did not answer with a status (a panic, a service error):
-    /// the method where the router routed the call to its service; `unmatched` where the layer
-    /// runs outside the router and cannot tell a served method from one a client made up.
+    /// the service's route template where the router routed the call to it (the method only
+    /// labels a failure the server answered as gRPC); `unmatched` where the layer runs outside
+    /// the router and cannot tell a served method from one a client made up.
     fn unanswered_route(self) -> &'static str {
         match self {
-            Self::Axum => CHECK,
+            Self::Axum => "/grpc.health.v1.Health/{*rest}",
             Self::Tonic => "unmatched",
         }
     }
