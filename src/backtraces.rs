@@ -17,7 +17,7 @@ use std::{
     backtrace::Backtrace,
     sync::{
         Arc,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
 };
 
@@ -26,10 +26,14 @@ use crate::config::Switch;
 /// On or off; where nothing set it, std's variables decide at the first failure.
 static MODE: Switch = Switch::new();
 
-/// How many locations are told apart; two that share a slot share its one capture per interval.
-const SLOTS: usize = 64;
+/// How many locations are told apart: each takes a slot of its own, found by its hash and up to
+/// [`PROBES`] slots after it, so that 64 failure sites (the groups' bound) get one each. A location
+/// that finds no slot of its own shares the one its hash picks.
+const SLOTS: usize = 256;
+const PROBES: usize = 16;
 
-/// The interval each slot last captured in.
+/// The location each slot belongs to (0: free), and the interval it last captured in.
+static KEYS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 static TAKEN: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
 
 /// The report interval in force, from 1.
@@ -72,12 +76,14 @@ pub(crate) fn capture(file: &str, line: u32, column: u32) -> Option<Arc<Backtrac
 #[cold]
 #[inline(never)]
 fn capture_at(file: &str, line: u32, column: u32) -> Option<Arc<Backtrace>> {
-    // The file of a location is static data: one location, one address.
-    let key = (file.as_ptr() as u64)
+    // The file of a location is static data: one location, one address. Never 0: 0 marks a free
+    // slot.
+    let key = ((file.as_ptr() as u64)
         ^ (u64::from(line) << 40)
         ^ (u64::from(column) << 24)
-        ^ file.len() as u64;
-    let slot = &TAKEN[(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SLOTS];
+        ^ file.len() as u64)
+        | 1 << 63;
+    let slot = &TAKEN[slot_of(key)];
     let interval = INTERVAL.load(Ordering::Relaxed);
     if slot.load(Ordering::Relaxed) == interval
         || slot.swap(interval, Ordering::Relaxed) == interval
@@ -85,6 +91,26 @@ fn capture_at(file: &str, line: u32, column: u32) -> Option<Arc<Backtrace>> {
         return None;
     }
     Some(Arc::new(Backtrace::force_capture()))
+}
+
+/// The slot of the location `key`: its own (taken now if free), else the one its hash picks.
+fn slot_of(key: u64) -> usize {
+    let start = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % SLOTS;
+    for probe in 0..PROBES {
+        let index = (start + probe) % SLOTS;
+        let owner = KEYS[index].load(Ordering::Relaxed);
+        if owner == key {
+            return index;
+        }
+        if owner == 0 {
+            match KEYS[index].compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return index,
+                Err(owner) if owner == key => return index,
+                Err(_) => {}
+            }
+        }
+    }
+    start
 }
 
 /// Frames the failure itself did not write: the error's making and the panic's machinery, which
@@ -122,7 +148,7 @@ fn frames_of(text: &str) -> Vec<String> {
             if !skipping && left == 0 {
                 if let Some(frame) = frames.last_mut().filter(|frame| !frame.contains(" at ")) {
                     frame.push_str(" at ");
-                    frame.push_str(crate::error::cut_at(at, MAX_FUNCTION));
+                    frame.push_str(crate::text::cut_at(at, MAX_FUNCTION));
                 }
             }
             continue;
@@ -145,7 +171,7 @@ fn frames_of(text: &str) -> Vec<String> {
             left += 1;
             continue;
         }
-        frames.push(crate::error::cut_at(function, MAX_FUNCTION).to_owned());
+        frames.push(crate::text::cut_at(function, MAX_FUNCTION).to_owned());
     }
     if left > 0 {
         frames.push(format!("… {left} more frames"));
@@ -162,8 +188,12 @@ mod tests {
         capture(file!(), line!(), column!())
     }
 
+    /// The interval is process-wide: the tests that advance it run one at a time.
+    static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
     #[test]
     fn one_capture_per_location_per_interval_however_many_fail() {
+        let _serial = SERIAL.lock();
         force(true);
         let captured = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..4)
@@ -178,6 +208,26 @@ mod tests {
         next_interval();
         assert!(fails_here().is_some(), "a new interval captures again");
         assert!(fails_here().is_none());
+    }
+
+    #[test]
+    fn sixty_four_sites_each_capture_once_an_interval() {
+        let _serial = SERIAL.lock();
+        force(true);
+        next_interval();
+        let file = "src/sites.rs";
+        let interval = INTERVAL.load(Ordering::Relaxed);
+        let captured = (0..64u32)
+            .filter(|&line| capture(file, line + 1, 5).is_some())
+            .count();
+        assert_eq!(captured, 64, "sites that shared a slot lost their capture");
+        let again = (0..64u32)
+            .filter(|&line| capture(file, line + 1, 5).is_some())
+            .count();
+        // Another test's report may have started a new interval meanwhile.
+        if INTERVAL.load(Ordering::Relaxed) == interval {
+            assert_eq!(again, 0);
+        }
     }
 
     #[test]

@@ -6,10 +6,19 @@
 //! body: axum's [`Body`](axum::body::Body) yields an [`axum::Error`] around the `hyper::Error` of
 //! the connection (an incomplete message, a reset, a cancelled stream). A client that goes away
 //! while the handler does anything else drops the handler's future: there is no error at all.
-//! So an error is expected exactly when its chain holds an `axum::Error` wrapping a
-//! `hyper::Error`. Everything else is counted, whatever it says: an I/O error of a database or
-//! another service, even one that reads "connection reset" or "connection closed", is a failing
+//! So an error a handler returns (or its service) is expected exactly when its chain holds an
+//! `axum::Error` wrapping a `hyper::Error`. A response body that fails while it streams is never
+//! expected, whatever it yields: what it streams is the application's or an upstream's (a proxy
+//! that forwards an upstream's body through `axum::body::Body` yields the same `axum::Error`
+//! around a `hyper::Error` when the upstream breaks), and a client that leaves drops it without
+//! an error. Everything else is counted, whatever it says: an I/O error of a database or another
+//! service, even one that reads "connection reset" or "connection closed", is a failing
 //! dependency that somebody should hear about. Nothing is formatted to decide.
+//!
+//! One case stays ambiguous: a handler that reads an upstream's body through `axum::body::Body`
+//! itself and returns that error gets the same chain as a client that left, and is not counted.
+//! Read it through the upstream client's own body type (hyper's `Incoming`, reqwest's), whose
+//! error no `axum::Error` wraps, or stream it to the client, and it is.
 
 use std::error::Error as StdError;
 

@@ -65,6 +65,7 @@ pub mod reporting;
 mod response_ext;
 mod striped;
 pub mod subscriber;
+mod text;
 mod trace;
 mod unwind;
 

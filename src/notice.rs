@@ -8,7 +8,6 @@
 
 use std::{
     fmt::{Display, Write as _},
-    io::Write as _,
     sync::atomic::{AtomicBool, Ordering},
     time::SystemTime,
 };
@@ -17,7 +16,7 @@ use tracing::Level;
 
 use crate::{
     config::{self, ConfigError, REPORT_TO_VAR, ReportTo},
-    error::{CUT, text_at_most},
+    text::{CUT, escape, push_escaped, text_at_most},
 };
 
 /// The target of the periodic report and of the configuration warning: what a filter must enable
@@ -260,64 +259,6 @@ fn needs_quotes(value: &str) -> bool {
         || value
             .chars()
             .any(|c| matches!(c, ' ' | '"' | '=' | '\\') || escape(c).is_some())
-}
-
-/// How `c` is written when it may not appear raw: C0 and C1 controls, DEL, the line and
-/// paragraph separators and the bidirectional controls (which reorder what a terminal shows).
-/// `\n`, `\r` and `\t` as in Rust, the rest as `\u{..}`; `None` for a character written as is.
-fn escape(c: char) -> Option<Escape> {
-    match c {
-        '\n' => Some(Escape::Short('n')),
-        '\r' => Some(Escape::Short('r')),
-        '\t' => Some(Escape::Short('t')),
-        '\u{0}'..='\u{1f}'
-        | '\u{7f}'..='\u{9f}'
-        | '\u{200e}'
-        | '\u{200f}'
-        | '\u{2028}'
-        | '\u{2029}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}' => Some(Escape::Unicode(c)),
-        _ => None,
-    }
-}
-
-enum Escape {
-    Short(char),
-    Unicode(char),
-}
-
-/// Appends `value` to `text` escaped: what [`escape`] names, and `\` and `"` with a backslash. At
-/// most `budget` bytes are added; a longer value is cut before a whole character or escape and
-/// ended with [`CUT`] (within the budget).
-pub(crate) fn push_escaped(text: &mut String, value: &str, budget: usize) {
-    let mut buffer = [0; 12];
-    let whole: usize = value.chars().map(|c| escaped(c, &mut buffer).len()).sum();
-    let limit = match whole <= budget {
-        true => usize::MAX,
-        false => text.len() + budget.saturating_sub(CUT.len()),
-    };
-    for c in value.chars() {
-        let piece = escaped(c, &mut buffer);
-        if text.len() + piece.len() > limit {
-            text.push_str(CUT);
-            return;
-        }
-        text.push_str(piece);
-    }
-}
-
-/// `c` as [`push_escaped`] writes it (`\u{10ffff}` at the longest), in `buffer`.
-fn escaped(c: char, buffer: &mut [u8; 12]) -> &str {
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = match escape(c) {
-        Some(Escape::Short(letter)) => write!(cursor, "\\{letter}"),
-        Some(Escape::Unicode(c)) => write!(cursor, "\\u{{{:x}}}", u32::from(c)),
-        None if matches!(c, '\\' | '"') => write!(cursor, "\\{c}"),
-        None => write!(cursor, "{c}"),
-    };
-    let len = usize::try_from(cursor.position()).unwrap_or(0);
-    std::str::from_utf8(&buffer[..len]).unwrap_or_default()
 }
 
 /// Says that an invalid configuration value was ignored and its default kept.

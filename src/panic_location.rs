@@ -84,15 +84,39 @@ fn enabled() -> bool {
     })
 }
 
+/// Notes of string panics outside any error handler's scope, process-wide, newest last: a
+/// handler that resumes one (`std::panic::resume_unwind(join_error.into_panic())`) resumes it
+/// without a hook call, and its error handler finds the panic's location here.
+static ELSEWHERE: parking_lot::Mutex<Vec<Note>> = parking_lot::Mutex::new(Vec::new());
+
+/// Notes kept in [`ELSEWHERE`].
+const KEPT_ELSEWHERE: usize = 16;
+
 /// The hook's part: never panics (a panic in a hook aborts the process).
 fn note(info: &std::panic::PanicHookInfo<'_>) {
-    if !handoff::in_scope() || SWITCH.is_off() {
+    if SWITCH.is_off() {
         return;
     }
     let Some(location) = info.location() else {
         return;
     };
     let key = key_of(info.payload());
+    if !handoff::in_scope() {
+        if key != 0 {
+            let site = Site::Panic {
+                file: location.file().into(),
+                line: location.line(),
+                column: location.column(),
+                backtrace: None,
+            };
+            let mut elsewhere = ELSEWHERE.lock();
+            if elsewhere.len() >= KEPT_ELSEWHERE {
+                elsewhere.remove(0);
+            }
+            elsewhere.push(Note { key, site });
+        }
+        return;
+    }
     let site = Site::Panic {
         file: location.file().into(),
         line: location.line(),
@@ -144,7 +168,16 @@ fn noted(payload: &(dyn Any + Send), take: bool) -> Option<Site> {
             })
         })
         .ok()
-        .flatten();
+        .flatten()
+        .or_else(|| {
+            // A panic made elsewhere and resumed here: the hook saw it, outside any scope.
+            let mut elsewhere = ELSEWHERE.lock();
+            let index = elsewhere.iter().rposition(|note| note.key == key)?;
+            Some(match take {
+                true => elsewhere.remove(index).site,
+                false => elsewhere[index].site.clone(),
+            })
+        });
     let lost = key != 0 && HOOKED.load(Ordering::Relaxed) && !SWITCH.is_off();
     found.or(lost.then_some(Site::Lost))
 }

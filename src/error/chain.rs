@@ -10,78 +10,7 @@ use super::BoxError;
 /// its own error, or a chain thousands deep, costs no more than this many steps.
 pub(crate) const MAX_CHAIN: usize = 32;
 
-/// Bytes of error text kept, in the report, the logging layer's event and the span's status: a
-/// longer text is cut there (at a character boundary) and ends with [`CUT`].
-pub(crate) const MAX_TEXT: usize = 2048;
-
-/// What ends a text cut at [`MAX_TEXT`].
-pub(crate) const CUT: &str = "…[cut]";
-
-/// `value` formatted, at most [`MAX_TEXT`] bytes of it (then [`CUT`]), or a placeholder when its
-/// `Display` panics: the reporter and the logging layer format errors they did not write, and
-/// must survive any of them. Formatting stops at the bound, so a huge text is never built.
-pub(crate) fn text_of(value: &dyn fmt::Display) -> String {
-    text_at_most(value, MAX_TEXT)
-}
-
-/// [`text_of`], with at most `limit` bytes before the [`CUT`].
-pub(crate) fn text_at_most(value: &dyn fmt::Display, limit: usize) -> String {
-    let mut text = Bounded::new(limit);
-    match crate::unwind::catch(|| fmt::write(&mut text, format_args!("{value}"))) {
-        None => String::from("<the error's Display implementation panicked>"),
-        Some(_) => text.finish(),
-    }
-}
-
-/// A `fmt::Write` that keeps at most `limit` bytes and then fails, so that the `Display` writing
-/// into it stops.
-struct Bounded {
-    text: String,
-    limit: usize,
-    cut: bool,
-}
-
-impl Bounded {
-    fn new(limit: usize) -> Self {
-        Self {
-            text: String::new(),
-            limit,
-            cut: false,
-        }
-    }
-
-    fn finish(mut self) -> String {
-        if self.cut {
-            self.text.push_str(CUT);
-        }
-        self.text
-    }
-}
-
-impl fmt::Write for Bounded {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let room = self.limit - self.text.len();
-        if text.len() <= room {
-            self.text.push_str(text);
-            return Ok(());
-        }
-        self.text.push_str(cut_at(text, room));
-        self.cut = true;
-        Err(fmt::Error)
-    }
-}
-
-/// The longest start of `text` of at most `max` bytes that ends at a character boundary.
-pub(crate) fn cut_at(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+pub(crate) use crate::text::{CUT, MAX_TEXT, cut_at, text_of};
 
 /// What a streamed body yielded, past the [`axum::Error`]s that `Body::from_stream` and
 /// `Body::new` wrap it in (each displays what it wraps, and would repeat it in the chain); at

@@ -42,7 +42,7 @@ use self::chain::OneLink;
 pub use self::location::Location;
 pub(crate) use self::location::{Origin, Site};
 pub(crate) use self::{
-    chain::{CUT, Chain, Links, cut_at, past_axum, sources, text_at_most, text_of, unwrap_axum},
+    chain::{Chain, Links, past_axum, sources, text_of, unwrap_axum},
     panic::{BodyFailure, Panicked, panic_message},
 };
 
@@ -161,8 +161,9 @@ impl Error {
         Self::from_parts(status, None)
     }
 
-    /// Attaches a cause to this error. An intentional status with a cause is counted, since the
-    /// cause is something nobody has seen yet.
+    /// Attaches a cause to this error. An intentional 5xx status with a cause is counted, since
+    /// the cause is something nobody has seen yet; a 1xx to 4xx status never is, with or without
+    /// a cause: the client's request was answered as the application meant.
     ///
     /// ```
     /// use axum::http::StatusCode;

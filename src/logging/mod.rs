@@ -116,7 +116,12 @@ impl LoggingLayer {
     /// (compared without regard to case), beside the ones redacted by default: `AWSAccessKeyId`,
     /// `Signature`, `sig`, `X-Goog-Signature` (the OpenTelemetry HTTP conventions' list),
     /// `X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`, `access_token`,
-    /// `refresh_token`, `id_token`, `client_secret`, `api_key`, `apikey` and `password`.
+    /// `refresh_token`, `id_token`, `client_secret`, `api_key`, `apikey` and `password`, and any
+    /// key whose letters and digits, percent-decoded and in lowercase, end like a secret: `token`,
+    /// `key`, `keyid`, `secret`, `password`, `passwd`, `pwd`, `passphrase`, `signature`, `sig`,
+    /// `credential(s)`, `code`, `auth`, `authorization`, `session` (so `X-API-Key`, `token`,
+    /// `code` and `%73ig` are all redacted). The query is written escaped: no control,
+    /// bidirectional or invisible character a client sent reaches the log raw.
     ///
     /// The keys live for the rest of the process: build the layer once, not per request.
     ///

@@ -4,7 +4,7 @@ use std::{borrow::Cow, fmt::Write, time::Duration};
 
 use tracing::{Level, field};
 
-use super::{groups::Pending, offload::Late};
+use super::groups::Pending;
 use crate::{
     backtraces,
     config::ReportTo,
@@ -65,6 +65,17 @@ pub(crate) const GRPC_FIX: &str = "this gRPC status has no source; where the han
 pub(crate) const LOCATION_LOST: &str = "unknown: a panic hook set after the first \
      ErrorHandlerLayer was built replaced unhandled's; set it before building the layer, or have \
      it call the hook it replaces (std::panic::take_hook)";
+
+/// Whether a report carries its sample, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Late {
+    /// The report is whole.
+    No,
+    /// The previous report had not finished when this one was due.
+    Previous,
+    /// A report left behind is still running on its own thread.
+    Still,
+}
 
 /// What a report that carries the counts alone says of its sample.
 pub(crate) const LATE_PREVIOUS: &str = "no sample: the previous report had not finished when this \

@@ -124,11 +124,25 @@ impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
         let response = unwind::catch(|| self.delegate.on_error(error, context)).flatten();
         let counted_kind =
             context.kind() != ErrorKind::Status || self.reporter.count_error_responses;
-        if counted_kind && !error.is_logged() && !error.is_intentional() && !is_expected(error) {
+        if counted_kind
+            && !error.is_logged()
+            && !error.is_intentional()
+            && !is_client_answer(error, context)
+            && !(context.kind() != ErrorKind::Body && is_expected(error))
+        {
             self.reporter.record(error, context);
         }
         response
     }
+}
+
+/// Whether `error` is an error a handler returned with a 1xx, 3xx or 4xx status
+/// (`Error::status(StatusCode::NOT_FOUND).with_cause(e)`): the answer the client gets is no
+/// server failure, whatever caused it. (A 2xx is a gRPC call's answer, whose status is its
+/// `grpc-status`; a body that fails after any head is a failure.)
+fn is_client_answer(error: &Error, context: &ErrorContext<'_>) -> bool {
+    let status = error.status_code();
+    context.kind() == ErrorKind::Error && !status.is_server_error() && !status.is_success()
 }
 
 impl<H: Clone> Clone for ReportingErrorHandler<H> {

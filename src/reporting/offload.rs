@@ -16,7 +16,16 @@ use std::{
 use parking_lot::{Condvar, Mutex};
 use tracing::Dispatch;
 
-use super::reporter::Reporter;
+pub(crate) use super::event::Late;
+
+/// What the report thread writes for: a reporter, which keeps its [`Offload`].
+pub(crate) trait Report: Sync + 'static {
+    /// The reporter's report thread.
+    fn offload(&self) -> &Offload;
+    /// Writes a report covering `window` (`None`: the time since the last report); `late` says
+    /// why it carries the counts alone.
+    fn write(&self, window: Option<Duration>, late: Late);
+}
 
 /// How long [`shutdown`](crate::ReportingErrorHandler::shutdown), a dropped
 /// [`ShutdownGuard`](crate::ShutdownGuard) and the runtime's shutdown wait for the last report:
@@ -26,17 +35,6 @@ pub(crate) const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 /// The longest the periodic task waits (on tokio's blocking pool, never on a worker) for a report
 /// it asked for: the runtime's shutdown waits at most that long for the wait to end.
 pub(crate) const TICK_WAIT: Duration = Duration::from_secs(1);
-
-/// What the report says when it carries the counts alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Late {
-    /// The report is whole.
-    No,
-    /// The previous report had not finished when this one was due.
-    Previous,
-    /// A report left behind is still running on its own thread.
-    Still,
-}
 
 /// One report to write.
 struct Job {
@@ -82,7 +80,7 @@ impl Offload {
     /// is). The ticket to wait for ([`wait`](Self::wait)).
     pub(crate) fn request(
         &self,
-        reporter: &'static Reporter,
+        reporter: &'static dyn Report,
         window: Option<Duration>,
         leave: bool,
     ) -> u64 {
@@ -103,7 +101,7 @@ impl Offload {
             let number = state.current;
             let spawned = thread::Builder::new()
                 .name("unhandled-report".into())
-                .spawn(move || reporter.offload.run(reporter, number));
+                .spawn(move || reporter.offload().run(reporter, number));
             // No thread to be had: the job waits for the next request to try again.
             if spawned.is_err() {
                 state.running = false;
@@ -118,7 +116,7 @@ impl Offload {
     /// Whether it was written.
     pub(crate) fn wait(
         &self,
-        reporter: &'static Reporter,
+        reporter: &'static dyn Report,
         ticket: u64,
         deadline: Instant,
         leave: bool,
@@ -147,7 +145,7 @@ impl Offload {
     }
 
     /// The thread numbered `number`: writes the reports it is asked for until it is left behind.
-    fn run(&self, reporter: &'static Reporter, number: u64) {
+    fn run(&self, reporter: &'static dyn Report, number: u64) {
         loop {
             let (job, late) = {
                 let mut state = self.state.lock();
@@ -169,7 +167,7 @@ impl Offload {
                 (job, late)
             };
             tracing::dispatcher::with_default(&job.dispatch, || {
-                reporter.write_report(job.window, late);
+                reporter.write(job.window, late);
             });
             let mut state = self.state.lock();
             if state.current == number {

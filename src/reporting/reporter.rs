@@ -17,7 +17,7 @@ use tracing::Level;
 use super::{
     event,
     groups::{Breakdown, Groups},
-    offload::{Late, Offload, SHUTDOWN_WAIT, TICK_WAIT},
+    offload::{Late, Offload, Report, SHUTDOWN_WAIT, TICK_WAIT},
 };
 use crate::{config::ReportTo, context::ErrorContext, error::Error, metric, notice, unwind};
 
@@ -182,12 +182,18 @@ impl Reporter {
             self.wait(ticket);
         }
     }
+}
+
+impl Report for Reporter {
+    fn offload(&self) -> &Offload {
+        &self.offload
+    }
 
     /// Writes the report of what accumulated since the last one, covering `window` (`None`: the
     /// time since the last report): on the report thread ([`Offload`]), never on a worker of the
     /// application's runtime. Unless `late` says that a report did not finish in time, the
     /// report shows a sample, which runs the application's `Display` and resolves its backtrace.
-    pub(super) fn write_report(&self, window: Option<Duration>, late: Late) {
+    fn write(&self, window: Option<Duration>, late: Late) {
         let Some(pending) = self.groups.take(late == Late::No) else {
             return;
         };

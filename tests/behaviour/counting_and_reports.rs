@@ -697,7 +697,8 @@ fn first_error_without_a_runtime_neither_panics_nor_loses_the_count() {
 }
 
 #[tokio::test]
-async fn default_error_handler_is_the_delegate_of_build_and_keeps_the_handler_response() {
+async fn default_error_handler_is_the_delegate_of_build_and_keeps_the_handler_response_and_a_4xx_with_a_cause_is_not_counted()
+ {
     let reporting = ReportingErrorHandler::builder().build();
     let _: &DefaultErrorHandler = reporting.delegate();
     let app = Router::new()
@@ -721,6 +722,20 @@ async fn default_error_handler_is_the_delegate_of_build_and_keeps_the_handler_re
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(response.headers()["retry-after"], "5");
+    // 1xx to 4xx never count, with or without a cause: the client got the answer it was meant to.
+    assert_eq!(reporting.unhandled_count(), 0);
+    // A 5xx status with a cause does (positive control).
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { Error::status(StatusCode::BAD_GATEWAY).with_cause(load_failed()) }),
+        )
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let request = axum::http::Request::get("/").body(axum::body::Body::empty());
+    let response = tower::ServiceExt::oneshot(app, request.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(reporting.unhandled_count(), 1);
 }
 
