@@ -281,27 +281,6 @@ pub(crate) fn config_value_ignored(report_to: ReportTo, error: &ConfigError) {
 /// How long a configuration warning waits for standard error to take it.
 const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Says once per process that a logging layer sits outside the error handler.
-pub(crate) fn logging_layer_misplaced() {
-    const TARGET: &str = crate::logging::TARGET;
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if WARNED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    const FIX: &str = "add the LoggingLayer before the ErrorHandlerLayer: \
-                       router.layer(unhandled::LoggingLayer::new()).layer(unhandled::layer())";
-    const MESSAGE: &str = "unhandled::LoggingLayer is outside the ErrorHandlerLayer, so the errors \
-                           it logs are still counted as unhandled; move it inside";
-    let report_to = ReportTo::from_env_or_default();
-    if report_to.to_tracing(|| tracing::enabled!(target: TARGET, Level::WARN)) {
-        tracing::warn!(target: TARGET, fix = FIX, "{MESSAGE}");
-    } else {
-        Line::new(Level::WARN, TARGET, &MESSAGE)
-            .field("fix", Some(FIX))
-            .write(report_to);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -60,7 +60,7 @@ impl Outcome {
                 .map(|_| ErrorKind::Status)
         });
         if rendered.is_some() {
-            notice::logging_layer_misplaced();
+            misplaced();
         }
         let kind = rendered.or(error.map(Error::returned_kind));
         let unhandled = error.filter(|error| !error.is_intentional());
@@ -131,7 +131,7 @@ impl Outcome {
     /// handler that it was logged; an error handler inside this layer handled it already.
     pub(crate) fn body_failed(&self, span: &Span, status: StatusCode, error: &axum::Error) {
         if let Some(failed) = BodyFailed::find(error) {
-            notice::logging_layer_misplaced();
+            misplaced();
             let text = failed.error().chain_text();
             self.failed(
                 span,
@@ -277,6 +277,32 @@ fn trace_id(span: &Span) -> Option<crate::TraceId> {
     }
 }
 
+/// The time since `started` in milliseconds, to the microsecond: `1.105`, not
+/// `1.1051520000000001` (a whole number of microseconds divided by 1,000 prints at its shortest).
 fn millis(started: &Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1000.0
+    let micros = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+    f64::from(micros) / 1000.0
 }
+
+/// Says once per process that a logging layer sits outside the error handler.
+fn misplaced() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tracing::Level;
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    const FIX: &str = "add the LoggingLayer before the ErrorHandlerLayer: \
+                       router.layer(unhandled::LoggingLayer::new()).layer(unhandled::layer())";
+    const MESSAGE: &str = "unhandled::LoggingLayer is outside the ErrorHandlerLayer, so the errors \
+                           it logs are still counted as unhandled; move it inside";
+    let report_to = crate::config::ReportTo::from_env_or_default();
+    if report_to.to_tracing(|| tracing::enabled!(target: TARGET, Level::WARN)) {
+        tracing::warn!(target: TARGET, fix = FIX, "{MESSAGE}");
+    } else {
+        notice::Line::new(Level::WARN, TARGET, &MESSAGE)
+            .field("fix", Some(FIX))
+            .write(report_to);
+    }
+}
+
