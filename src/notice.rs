@@ -150,8 +150,9 @@ mod stderr {
     use parking_lot::{Condvar, Mutex};
 
     /// Lines that wait for standard error, at most: with each at most 24 KiB (a line and its
-    /// frames), under 1 MiB.
-    pub(super) const QUEUE: usize = 32;
+    /// frames), under 200 KiB. A report interval is at least half a second, so this is seconds of
+    /// reports that a standard error which stalls can hold up before lines are dropped.
+    pub(super) const QUEUE: usize = 8;
 
     struct Queue {
         lines: VecDeque<String>,

@@ -249,3 +249,128 @@ async fn requests_that_only_claim_to_be_grpc_keep_their_route_template_as_label(
         "RSS grew by {resident_growth} bytes"
     );
 }
+
+/// A gateway's answer to a gRPC call: HTTP 200, `content-type: application/grpc`, and the
+/// server-error status `UNAVAILABLE` in its headers (Trailers-Only), as a proxy whose upstream is
+/// down answers.
+fn upstream_down() -> axum::response::Response {
+    axum::response::Response::builder()
+        .header("content-type", "application/grpc")
+        .header("grpc-status", "14")
+        .header("grpc-message", "upstream connect error")
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+/// Sends `POST` with `content-type: application/grpc` to each of `paths` on one keep-alive
+/// connection, reading each answer (its head and `content-length` body) before the next; each
+/// answer must start with `status`.
+async fn post_grpc(address: std::net::SocketAddr, paths: Vec<String>, status: &str) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    let mut line = String::new();
+    for path in paths {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\n\
+             content-length: 0\r\n\r\n"
+        );
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut length = 0;
+        let mut first = true;
+        loop {
+            line.clear();
+            stream.read_line(&mut line).await.unwrap();
+            if first {
+                assert!(line.starts_with(status), "{path}: {line}");
+                first = false;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).await.unwrap();
+    }
+}
+
+/// 10,000 gRPC-looking calls with client-chosen method names, to a REST catch-all and to the
+/// fallback, each answered as gRPC with a server-error status: at most 8 groups take a method
+/// name from the path, the rest keep the declared label, and the application's own failing route
+/// still gets its group, its sample and its series.
+#[tokio::test(flavor = "current_thread")]
+async fn client_chosen_method_names_never_push_out_the_application_s_routes() {
+    let _turn = TURNS.lock().await;
+    let (events, _capture) = support::capture();
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let reporting = support::quiet_reporting();
+    let app = Router::new()
+        .route(
+            "/orders/{id}",
+            get(|| async { Err::<(), _>(Error::msg("the orders table is locked")) }),
+        )
+        .route(
+            "/api/{*rest}",
+            axum::routing::post(|| async { upstream_down() }),
+        )
+        .fallback(|| async { upstream_down() })
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let address = support::serve(app).await;
+
+    let attacks = 5_000;
+    let routed = (0..attacks)
+        .map(|index| format!("/api/Attacker{index}"))
+        .collect();
+    post_grpc(address, routed, "HTTP/1.1 200").await;
+    let unrouted = (0..attacks)
+        .map(|index| format!("/squat.S{index}/M"))
+        .collect();
+    post_grpc(address, unrouted, "HTTP/1.1 200").await;
+    assert_eq!(
+        support::get_status(address, "/orders/7").await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    reporting.shutdown().await;
+
+    let breakdown = reporting.breakdown();
+    assert_eq!(breakdown.total(), 2 * attacks + 1);
+    assert_eq!(breakdown.other, 0, "{breakdown:?}");
+    let from_path = breakdown
+        .groups
+        .iter()
+        .filter(|group| group.route.contains("Attacker") || group.route.contains("squat"))
+        .count();
+    assert_eq!(from_path, 8, "{breakdown:#?}");
+    let declared: Vec<(&str, u64)> = breakdown
+        .groups
+        .iter()
+        .filter(|group| !group.route.contains("Attacker") && !group.route.contains("squat"))
+        .map(|group| (group.route.as_str(), group.count))
+        .collect();
+    assert_eq!(
+        declared,
+        [
+            ("/api/{*rest}", attacks - 8),
+            ("unmatched", attacks),
+            ("/orders/{id}", 1)
+        ]
+    );
+    let report = &events.reports()[0];
+    assert_eq!(report.field("sample.route"), "/orders/{id}");
+    assert_eq!(report.field("sample.error"), "the orders table is locked");
+    let text = metrics.render();
+    assert!(
+        text.contains(r#"http_server_unhandled_errors_total{method="GET",route="/orders/{id}",kind="error"} 1"#),
+        "{text}"
+    );
+    assert_eq!(series(&text).len(), 8 + 3, "{text}");
+}

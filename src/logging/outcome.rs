@@ -280,8 +280,7 @@ fn trace_id(span: &Span) -> Option<crate::TraceId> {
 /// The time since `started` in milliseconds, to the microsecond: `1.105`, not
 /// `1.1051520000000001` (a whole number of microseconds divided by 1,000 prints at its shortest).
 fn millis(started: &Instant) -> f64 {
-    let micros = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
-    f64::from(micros) / 1000.0
+    started.elapsed().as_micros() as f64 / 1000.0
 }
 
 /// Says once per process that a logging layer sits outside the error handler.
@@ -305,4 +304,3 @@ fn misplaced() {
             .write(report_to);
     }
 }
-

@@ -94,11 +94,16 @@ pub(crate) fn emit(
     window: Duration,
     pending: &Pending,
     late: Late,
+    still_mine: &dyn Fn() -> bool,
 ) {
     let note = match late {
         Late::No => None,
-        Late::Previous => Some(LATE_PREVIOUS),
-        Late::Still => Some(LATE_STILL),
+        Late::Previous => Some(Cow::Owned(format!(
+            "{LATE_PREVIOUS}; the count includes the {} failure{} that report had taken",
+            pending.carried,
+            if pending.carried == 1 { "" } else { "s" }
+        ))),
+        Late::Still => Some(Cow::Borrowed(LATE_STILL)),
     };
     let whole_millis = Duration::from_millis(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let window = humantime::format_duration(whole_millis).to_string();
@@ -130,6 +135,11 @@ pub(crate) fn emit(
     let frames = sample
         .and_then(|sample| sample.error.backtrace())
         .map(backtraces::frames);
+    // Formatted: from here on nothing of the application's code runs. A report that took too long
+    // to get here was left behind, and a later one wrote its failures.
+    if !still_mine() {
+        return;
+    }
     let fix = fix(pending);
     let message = format!(
         "Observed {} unhandled error{s} in the last {window} that no logging layer reported",
@@ -140,7 +150,7 @@ pub(crate) fn emit(
             .field("count", Some(&pending.count))
             .field("interval", Some(&window))
             .field("top", Some(&top))
-            .field("note", note)
+            .field("note", note.as_deref())
             .field("sample.method", method)
             .field("sample.path", path)
             .field("sample.route", route)
@@ -161,7 +171,7 @@ pub(crate) fn emit(
         count = pending.count,
         interval = window.as_str(),
         top = top.as_str(),
-        note = note,
+        note = note.as_deref(),
         sample.method = method,
         sample.path = path,
         sample.route = route,

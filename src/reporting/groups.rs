@@ -55,6 +55,29 @@ pub struct Breakdown {
     pub other: u64,
 }
 
+impl Pending {
+    /// A report of nothing but `carried` failures, which a report left behind took.
+    pub(crate) fn carried(carried: u64) -> Self {
+        Self {
+            count: carried,
+            carried,
+            elapsed: Duration::ZERO,
+            top: Vec::new(),
+            rest: 0,
+            sample: None,
+            filtered: None,
+            filtered_count: 0,
+        }
+    }
+
+    /// This report, carrying `carried` more failures.
+    pub(crate) fn carrying(mut self, carried: u64) -> Self {
+        self.count += carried;
+        self.carried += carried;
+        self
+    }
+}
+
 impl Breakdown {
     /// Every counted error: the groups and "other" together.
     pub fn total(&self) -> u64 {
@@ -117,7 +140,10 @@ impl Sample {
 /// What accumulated since the last report.
 #[derive(Debug)]
 pub(crate) struct Pending {
+    /// Every failure the report covers, `carried` included.
     pub(crate) count: u64,
+    /// Failures a report left behind had taken and never wrote, which this one carries.
+    pub(crate) carried: u64,
     pub(crate) elapsed: Duration,
     /// The largest groups, largest first, as `("GET /users/{id} error", count)`.
     pub(crate) top: Vec<(String, u64)>,
@@ -526,6 +552,7 @@ impl Groups {
         let filtered_count = self.filtered_count.swap(0, Ordering::Relaxed).min(count);
         Some(Pending {
             count,
+            carried: 0,
             elapsed,
             top,
             rest,

@@ -124,11 +124,13 @@ impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
         let response = unwind::catch(|| self.delegate.on_error(error, context)).flatten();
         let counted_kind =
             context.kind() != ErrorKind::Status || self.reporter.count_error_responses;
+        // A body that fails while it streams is never the client leaving ([`is_expected`]).
+        let expected = context.kind() != ErrorKind::Body && is_expected(error);
         if counted_kind
             && !error.is_logged()
             && !error.is_intentional()
             && !is_client_answer(error, context)
-            && !(context.kind() != ErrorKind::Body && is_expected(error))
+            && !expected
         {
             self.reporter.record(error, context);
         }

@@ -2,7 +2,7 @@
 //! counts, the breakdown, and the one periodic task.
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -16,7 +16,7 @@ use tracing::Level;
 
 use super::{
     event,
-    groups::{Breakdown, Groups},
+    groups::{Breakdown, Groups, Pending},
     offload::{Late, Offload, Report, SHUTDOWN_WAIT, TICK_WAIT},
 };
 use crate::{config::ReportTo, context::ErrorContext, error::Error, metric, notice, unwind};
@@ -34,6 +34,9 @@ pub(crate) struct Reporter {
     task: Mutex<TaskSlot>,
     /// The thread that writes the reports.
     pub(super) offload: Offload,
+    /// The failures the report being written took, until it writes them (0 then): a report that
+    /// is left behind leaves them to the next report, which takes them here.
+    in_flight: AtomicU64,
 }
 
 #[derive(Default)]
@@ -60,6 +63,7 @@ impl Reporter {
             publish_planned: AtomicBool::new(false),
             task: Mutex::new(TaskSlot::default()),
             offload: Offload::default(),
+            in_flight: AtomicU64::new(0),
         }
     }
 
@@ -194,13 +198,35 @@ impl Report for Reporter {
     /// application's runtime. Unless `late` says that a report did not finish in time, the
     /// report shows a sample, which runs the application's `Display` and resolves its backtrace.
     fn write(&self, window: Option<Duration>, late: Late) {
-        let Some(pending) = self.groups.take(late == Late::No) else {
-            return;
+        // A report that follows one left behind carries that one's failures.
+        let carried = match late {
+            Late::Previous => self.in_flight.swap(0, Ordering::AcqRel),
+            Late::No | Late::Still => 0,
+        };
+        let pending = match (self.groups.take(late == Late::No), carried) {
+            (Some(pending), carried) => pending.carrying(carried),
+            (None, 0) => return,
+            (None, carried) => Pending::carried(carried),
         };
         let window = window.unwrap_or(pending.elapsed);
+        if late == Late::No {
+            self.in_flight.store(pending.count, Ordering::Release);
+        }
+        // Unless a later report took them meanwhile, this one writes its failures. (One that
+        // carries the counts alone runs none of the application's code, and always writes.)
+        let still_mine = || late != Late::No || self.in_flight.swap(0, Ordering::AcqRel) != 0;
         // Each under a guard: a subscriber that panics, or a sample error whose `Drop` does,
         // costs this one report and never the thread.
-        unwind::catch(|| event::emit(self.level, self.report_to, window, &pending, late));
+        unwind::catch(|| {
+            event::emit(
+                self.level,
+                self.report_to,
+                window,
+                &pending,
+                late,
+                &still_mine,
+            );
+        });
         unwind::catch(move || drop(pending));
     }
 }
