@@ -523,6 +523,34 @@ async fn more_query_keys_can_be_redacted() {
     );
 }
 
+/// Keys that end like a secret, percent-encoded ones too, are redacted; a client's query reaches
+/// the span escaped: no bidirectional, line-breaking, C1 or invisible character raw.
+#[tokio::test(flavor = "current_thread")]
+async fn secret_like_query_keys_are_redacted_and_the_query_is_escaped() {
+    let exported = support::export_spans();
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(LoggingLayer::new())
+        .layer(ErrorHandlerLayer::default());
+    let address = support::serve(app).await;
+    let query = "token=T1&X-API-Key=T2&code=T3&%73ig=T4&user_key=T5&zip=1&q=\u{202e}x\u{85}\u{2028}\u{61c}\u{200b}\u{e0041}";
+    let head = format!("GET /?{query} HTTP/1.1");
+    assert!(
+        raw(address, head.as_bytes(), b"")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    let spans = exported.spans();
+    let recorded = &attributes(&spans[0])["url.query"];
+    assert_eq!(
+        recorded,
+        r"token=REDACTED&X-API-Key=REDACTED&code=REDACTED&%73ig=REDACTED&user_key=REDACTED&zip=1&q=\u{202e}x\u{85}\u{2028}\u{61c}\u{200b}\u{e0041}"
+    );
+    for secret in ["T1", "T2", "T3", "T4", "T5"] {
+        assert!(!recorded.contains(secret), "{recorded}");
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn span_names_follow_the_conventions_for_client_chosen_methods_and_paths() {
     let exported = support::export_spans();

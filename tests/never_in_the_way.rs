@@ -33,8 +33,9 @@ impl fmt::Display for Stuck {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
         static ENTERED: AtomicBool = AtomicBool::new(false);
         if !ENTERED.swap(true, Ordering::SeqCst) {
-            println!("DISPLAY ENTERED");
-            std::io::stdout().flush().unwrap();
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(b"DISPLAY ENTERED\n").unwrap();
+            stdout.flush().unwrap();
         }
         loop {
             std::thread::sleep(Duration::from_secs(3600));

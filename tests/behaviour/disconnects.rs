@@ -235,3 +235,70 @@ async fn an_upstream_that_resets_the_connection_is_counted() {
         ]
     );
 }
+
+/// What a proxy's streamed body yields when its upstream breaks: the upstream's `hyper::Error`,
+/// inside the `axum::Error` of the `Body` it was read through, inside the proxy's own context.
+#[derive(Debug)]
+struct UpstreamBroke(axum::Error);
+
+impl std::fmt::Display for UpstreamBroke {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("forwarding the upstream's body")
+    }
+}
+
+impl std::error::Error for UpstreamBroke {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Forwards the upstream's answer, its body streamed through `axum::body::Body`.
+async fn proxy(State(upstream): State<std::net::SocketAddr>) -> axum::body::Body {
+    use futures_util::TryStreamExt;
+    let stream = tokio::net::TcpStream::connect(upstream).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let request = axum::http::Request::get("/export")
+        .header("host", "upstream")
+        .body(http_body_util::Empty::<axum::body::Bytes>::new())
+        .unwrap();
+    let answer = sender.send_request(request).await.unwrap();
+    let body = axum::body::Body::new(answer.into_body());
+    axum::body::Body::from_stream(body.into_data_stream().map_err(UpstreamBroke))
+}
+
+/// An upstream that breaks off its body is the upstream's failure, not the client leaving: the
+/// proxy's streamed response is counted as a body failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_body_that_breaks_off_while_a_proxy_streams_it_is_counted() {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_address = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut connection, _)) = upstream.accept().await else {
+                return;
+            };
+            let mut request = [0; 256];
+            let _ = tokio::io::AsyncReadExt::read(&mut connection, &mut request).await;
+            // 100 bytes promised, 5 sent, then the connection ends.
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst";
+            let _ = connection.write_all(answer).await;
+            drop(connection);
+        }
+    });
+    let reporting = ReportingErrorHandler::builder().build();
+    let app = Router::new()
+        .route("/export", get(proxy))
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .with_state(upstream_address);
+    let address = support::serve(app).await;
+    let response = exchange(address, "GET /export", "", "").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    support::eventually(|| reporting.unhandled_count() == 1).await;
+    assert_eq!(
+        support::counted(&reporting),
+        [("/export".to_owned(), ErrorKind::Body, 1)]
+    );
+}

@@ -657,3 +657,46 @@ async fn tonic_s_own_timeout_answers_cancelled_before_the_layer_sees_anything() 
     // The layer's future was dropped, as when a client leaves: nothing to count.
     assert_eq!(reporting.unhandled_count(), 0);
 }
+
+/// A client that says it is gRPC to a REST route gets that route's HTTP answer to a panic: a
+/// `500` that HTTP monitoring sees, not a `200` with `grpc-status: 13`. A route of a service's
+/// shape still answers as gRPC.
+#[tokio::test]
+async fn a_rest_route_answers_a_grpc_looking_client_s_panic_in_http() {
+    let reporting = support::quiet_reporting();
+    let app: Router = Router::new()
+        .route(
+            "/orders",
+            axum::routing::post(|| async { panic!("the orders table is gone") as &'static str }),
+        )
+        .route(
+            "/shop.Orders/{*rest}",
+            axum::routing::post(|| async {
+                panic!("the orders service fell over") as &'static str
+            }),
+        )
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let call = |path: &str| {
+        Request::post(path)
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let rest = tower::ServiceExt::oneshot(app.clone(), call("/orders"))
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(rest.headers().get("grpc-status").is_none());
+    let service = tower::ServiceExt::oneshot(app, call("/shop.Orders/Get"))
+        .await
+        .unwrap();
+    assert_eq!(service.status(), axum::http::StatusCode::OK);
+    assert_eq!(service.headers()["grpc-status"], "13");
+    assert_eq!(
+        counted(&reporting),
+        [
+            ("/orders".to_owned(), ErrorKind::Panic, 1),
+            ("/shop.Orders/{*rest}".to_owned(), ErrorKind::Panic, 1)
+        ]
+    );
+}

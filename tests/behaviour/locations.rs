@@ -122,8 +122,23 @@ async fn unwound() -> &'static str {
     panic!("the panic being unwound")
 }
 
+static SPAWNED_PANIC_LINE: AtomicU32 = AtomicU32::new(0);
+
+/// Awaits a task that panicked and resumes its panic: `resume_unwind` calls no panic hook.
+async fn resumes() -> &'static str {
+    let task = tokio::spawn(async {
+        SPAWNED_PANIC_LINE.store(line!() + 1, Ordering::Relaxed);
+        panic!("the spawned job fell over")
+    });
+    match task.await {
+        Ok(()) => "never",
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
 fn routes() -> Router {
     Router::new()
+        .route("/resumed", get(resumes))
         .route("/two/{site}", get(two_sites))
         .route("/nested", get(nested))
         .route("/unwound", get(unwound))
@@ -180,6 +195,8 @@ async fn a_panic_s_line_is_the_sample_s_in_the_handler_the_body_and_a_middleware
     for (path, line) in [
         ("/middleware", &MIDDLEWARE_PANIC_LINE),
         ("/panic/7", &PANIC_LINE),
+        // Resumed from a task: the task's line, not "a panic hook replaced ours".
+        ("/resumed", &SPAWNED_PANIC_LINE),
         ("/stream-panic", &BODY_PANIC_LINE),
     ] {
         let report = report_of(path).await;
