@@ -9,13 +9,13 @@
 //! an `UNIMPLEMENTED` without a message is tonic's own answer to a method or service it does not
 //! serve, before any handler ran; the client asked for something that is not there.
 //!
-//! The route of a gRPC request is its method, `/package.Service/Method`, when the router routed it
-//! to a service ([`routes_service`]: tonic registers `/package.Service/{*rest}`, so the matched
-//! template names a service the application serves) and the path has that shape
-//! ([`method_route`]). Where no route matched (the layer runs outside the router), a failure that
-//! tonic answered with a status of its own is named after its method too, since tonic answers only
-//! the methods it serves that way. A request that only says it is gRPC keeps its route template,
-//! and anything else is `unmatched`: a client never chooses a label.
+//! The route of a gRPC request is its method, `/package.Service/Method` ([`method_route`]), only
+//! when the server answered it as gRPC ([`is_answer`]) with a server-error status, and the router
+//! routed it to a catch-all of a service's shape ([`routes_service`]: tonic registers
+//! `/package.Service/{*rest}`) or to no route (the layer runs outside the router, where tonic
+//! answers only the methods it serves with a status of their own). A client chose that path, so
+//! the groups give such labels a budget of their own. Any other failure keeps its route template,
+//! or `unmatched`.
 //!
 //! Reading a status needs no tonic: the code and message are headers. With the cargo feature
 //! `tonic`, the `tonic::Status` a handler's error response carries in its extensions gives the

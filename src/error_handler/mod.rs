@@ -80,14 +80,21 @@
 //! - tonic's own `UNIMPLEMENTED` without a message (a method or service it does not serve) is not;
 //! - every other code is the client's, and is not.
 //!
-//! A panic or a service error of a call is answered as gRPC: `grpc-status: 13` (`14` for a service
-//! that was not ready) and `grpc-message: Internal Server Error`, never the error's text.
+//! A `grpc-status` is read only from a gRPC answer (`content-type: application/grpc`): a REST
+//! route's response is not a gRPC status.
 //!
-//! The route of a call is its method, `/package.Service/Method`, when the router routed it to a
-//! service (tonic registers `/package.Service/{*rest}`). Outside the router (tonic's
-//! `Server::builder().layer(..)`), a call is named after its method when tonic answered it with a
-//! status of its own; a panic or a service error there is `unmatched`. A request that only says it
-//! is gRPC keeps its route's template.
+//! A panic or a service error of a call to a route of a service's shape (`/package.Service/{*rest}`,
+//! as tonic registers) or to no route of the router (the layer outside it, as with tonic's
+//! `Server::builder().layer(..)`) is answered as gRPC: `grpc-status: 13` (`14` for a service that
+//! was not ready) and `grpc-message: Internal Server Error`, never the error's text. A client that
+//! says it is gRPC to any other route gets that route's HTTP answer, a `500` that HTTP monitoring
+//! sees.
+//!
+//! The route of a call is its method, `/package.Service/Method`, only when the server answered it
+//! as gRPC with a server-error status, to a route of a service's shape or to no route. The client
+//! chose that path, so at most 8 of a reporter's 64 groups take such a label
+//! ([`reporting`](crate::reporting)); beyond them, and for a panic or a service error (which has no
+//! answer of the server's), a call keeps its route template, or `unmatched`.
 //!
 //! # Failures after the head
 //!

@@ -24,8 +24,11 @@
 //! counter's description.
 //!
 //! - `method`: one of the nine standard methods, else `_OTHER`.
-//! - `route`: the matched route template; for a gRPC call routed to a service, its method; else
-//!   `unmatched`. Never a path a client chose.
+//! - `route`: the matched route template, else `unmatched`; for a gRPC call the server answered
+//!   with a server-error status, its method ([gRPC](crate::error_handler#grpc)). A client chose
+//!   that method's path, so at most 8 groups (of the 64) take such a label; beyond them such a
+//!   failure is counted under its route template, or `unmatched`, and never takes a group of a
+//!   route the application declared.
 //! - `kind`: [`ErrorKind::as_str`](crate::ErrorKind::as_str).
 //!
 //! A reporter keeps [`MAX_GROUPS`](crate::config::MAX_GROUPS) (64) groups: a group is a label
@@ -41,10 +44,31 @@
 //!
 //! # The report
 //!
-//! The first counted failure starts one tokio task. Every interval in which the count grew, it
-//! writes one report: how many, the largest groups (each named by its location), one sample with
+//! The first counted failure starts one tokio task. Every interval in which the count grew, one
+//! report is written: how many, the largest groups (each named by its location), one sample with
 //! its request, its source chain, its location and backtrace, and the fix. No failure, no task. No
 //! growth, no report.
+//!
+//! # What runs where
+//!
+//! The report is never in the way of a request:
+//! - a request counts, and does nothing else;
+//! - the tokio task only asks for a report when it is due, and publishes counts to the metric;
+//! - the report's own thread (`unhandled-report`, one per reporter, started with the first report)
+//!   takes the groups, formats the sample (the application's `Display`) and resolves its
+//!   backtrace;
+//! - standard error's own thread (`unhandled-stderr`) writes the lines.
+//!
+//! The task waits for the report it asked for on tokio's blocking pool, never on a worker, at
+//! most a second. A report still running when the next one is due is not waited for: its thread
+//! is left to finish on its own, and the next report, on a new thread, carries the counts alone
+//! (its own and those the late report had taken, which that report then never writes) with a
+//! `note` that says so. While the thread left behind runs, reports carry the counts alone and run
+//! none of the application's code: a `Display` that never returns costs one thread, and never a
+//! second. At most 8 lines wait for standard error; a line beyond those is dropped and counted,
+//! and the next line written says how many. [`shutdown`](ReportingErrorHandler::shutdown), a
+//! dropped [`ShutdownGuard`] and the runtime's shutdown wait at most 2 seconds for the last report
+//! and its lines.
 //!
 //! The sample is the one to read: of the first failure of each group since the last report, a
 //! panic or an error with a cause before a 5xx response without one, one with a location before
