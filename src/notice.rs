@@ -274,8 +274,11 @@ pub(crate) fn config_value_ignored(report_to: ReportTo, error: &ConfigError) {
             .field("variable", Some(&variable))
             .field("default", Some(&default))
             .write(report_to);
-        // Read while the application starts, which may end at once: the line must be out first.
-        wait_written(std::time::Instant::now() + CONFIG_WAIT);
+        // Read while the application starts, which may end at once: the line should be out first.
+        // Never on a thread of a tokio runtime, which a standard error that blocks would hold.
+        if tokio::runtime::Handle::try_current().is_err() {
+            wait_written(std::time::Instant::now() + CONFIG_WAIT);
+        }
     }
 }
 
