@@ -445,7 +445,11 @@ mod tests {
     fn the_head_stays_small() {
         // It is copied with the response future on every request: 128 bytes, 144 with the trace
         // id of the feature `opentelemetry`.
-        let bound = if cfg!(feature = "opentelemetry") { 144 } else { 128 };
+        let bound = if cfg!(feature = "opentelemetry") {
+            144
+        } else {
+            128
+        };
         assert!(
             std::mem::size_of::<RequestHead>() <= bound,
             "{}",
