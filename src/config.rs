@@ -50,10 +50,12 @@ pub const INTERVAL_VAR: &str = "UNHANDLED_ERRORS_REPORT_INTERVAL";
 pub const COUNT_ERROR_RESPONSES_VAR: &str = "UNHANDLED_COUNT_ERROR_RESPONSES";
 
 /// The environment variable that turns off noting the file, line and column of panics caught by
-/// an [`ErrorHandlerLayer`](crate::ErrorHandlerLayer): `0`, `false`, `no` or `off`. It is read
-/// once, when the first error-handler layer is built, which is when the panic hook that notes
-/// them is installed (see [`Error::location`](crate::Error::location)). A bad value is written
-/// where a person sees it, and locations stay on.
+/// an [`ErrorHandlerLayer`](crate::ErrorHandlerLayer): `0`, `false`, `no` or `off`. It is read by
+/// [`from_env`](crate::ReportingErrorHandlerBuilder::from_env) (and so by
+/// [`unhandled::layer()`](crate::layer())), and else when the first error-handler layer is built,
+/// which is when the panic hook that notes them is installed (see
+/// [`Error::location`](crate::Error::location)). A bad value is written where a person sees it,
+/// and locations stay on.
 pub const PANIC_LOCATIONS_VAR: &str = "UNHANDLED_PANIC_LOCATIONS";
 
 /// The environment variable that says where the periodic report goes ([`ReportTo`]): `auto`
@@ -105,8 +107,8 @@ const REPORT_TO_EXPECTED: &str = "\"auto\" (tracing when the subscriber records 
                                   standard error), \"tracing\" or \"stderr\"";
 
 impl ConfigError {
-    /// The variable that held the value: [`INTERVAL_VAR`], [`COUNT_ERROR_RESPONSES_VAR`] or
-    /// [`REPORT_TO_VAR`].
+    /// The variable that held the value: [`INTERVAL_VAR`], [`COUNT_ERROR_RESPONSES_VAR`],
+    /// [`REPORT_TO_VAR`] or [`PANIC_LOCATIONS_VAR`].
     pub fn variable(&self) -> &str {
         self.variable
     }

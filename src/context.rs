@@ -110,7 +110,7 @@ impl<'a> ErrorContext<'a> {
         }
     }
 
-    /// This context, for a gRPC call (`grpc`) or not.
+    /// This context, marked as a gRPC call's when `grpc` is true.
     ///
     /// ```
     /// use axum::http::Method;

@@ -116,29 +116,15 @@ pub(crate) fn is_not_served(headers: &HeaderMap) -> bool {
     code_in(headers) == Some(UNIMPLEMENTED) && message_in(headers).is_empty()
 }
 
-/// The `grpc-message` in `headers`, percent-decoded; empty when there is none.
+/// The `grpc-message` in `headers`, percent-decoded (gRPC's encoding of it); empty when there is
+/// none.
 fn message_in(headers: &HeaderMap) -> String {
     let Some(value) = headers.get(GRPC_MESSAGE) else {
         return String::new();
     };
-    let bytes = value.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|&byte| (byte as char).to_digit(16));
-        match (bytes[index], hex(index + 1), hex(index + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                // Two hex digits make a byte.
-                decoded.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
-                index += 3;
-            }
-            (byte, _, _) => {
-                decoded.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
+    percent_encoding::percent_decode(value.as_bytes())
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The failure a gRPC response's status is, read from `headers` (its headers or its trailers),
@@ -308,6 +294,18 @@ impl StdError for GrpcStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_message_is_percent_decoded_and_a_stray_percent_kept() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            GRPC_MESSAGE,
+            HeaderValue::from_static("caf%C3%A9 at 100%25 %zz%"),
+        );
+        assert_eq!(message_in(&headers), "café at 100% %zz%");
+        headers.insert(GRPC_MESSAGE, HeaderValue::from_static("%FF"));
+        assert_eq!(message_in(&headers), "\u{fffd}");
+    }
     use crate::context::ErrorKind;
 
     #[test]

@@ -10,9 +10,9 @@ use crate::{context::ErrorContext, error::Error};
 ///
 /// Return `Some(response)` to answer, or `None` to defer to the default rendering: the response
 /// the handler returned with the error when there is one (so headers it added stay), else what
-/// [`DefaultErrorHandler`] describes. A handler that
-/// logs the error itself should call [`Error::mark_logged`], so that a
-/// [`ReportingErrorHandler`](crate::ReportingErrorHandler) around it does not count it.
+/// [`DefaultErrorHandler`] describes. A handler that logs the error itself should call
+/// [`Error::mark_logged`], so that a [`ReportingErrorHandler`](crate::ReportingErrorHandler) around
+/// it does not count it.
 ///
 /// Closures `Fn(&Error, &ErrorContext<'_>) -> Option<Response>` are handlers too:
 ///

@@ -192,9 +192,6 @@ pub(crate) fn app_logged() {
     });
 }
 
-/// A logging layer's poll of its inner service, on this thread: an error handler inside it
-/// leaves the [`RenderedStatus`] marker on the 5xx responses it saw, so that the logging layer
-/// can tell that it comes too late to keep them from being counted.
 /// The threshold of the subscriber layer last added to a subscriber, as
 /// [`verbosity`](crate::level::verbosity) gives it, plus one; 0 while none is.
 static SUBSCRIBER_LAYER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -212,6 +209,9 @@ pub(crate) fn subscriber_layer() -> Option<tracing::Level> {
     noted.checked_sub(1).map(crate::level::level_of)
 }
 
+/// A logging layer's poll of its inner service, on this thread: an error handler inside it
+/// leaves the [`RenderedStatus`] marker on the 5xx responses it saw, so that the logging layer
+/// can tell that it comes too late to keep them from being counted.
 pub(crate) struct Watch {
     outer: bool,
 }

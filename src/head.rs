@@ -176,9 +176,9 @@ impl RequestHead {
         self.method == Method::HEAD
     }
 
-    /// This head, leaving an empty one in its place (of a request that is done with it), and
-    /// forgetting what the application logged so far: the response body that takes it starts
-    /// anew, since nothing logged before a successful head was about the body's failure.
+    /// This head, for the response body that takes it; an empty one stays in its place. What the
+    /// application logged so far is forgotten: nothing logged before a successful head was about
+    /// the body's failure.
     pub(crate) fn take(&mut self) -> Self {
         let empty = Self {
             method: Method::GET,

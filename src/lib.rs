@@ -18,7 +18,8 @@
 //!   headers or a stream's trailers) with its method as the route, and its panics answered as a
 //!   gRPC `INTERNAL`: see [`ErrorContext::is_grpc`];
 //! - [`subscriber::layer()`], for an application that logs its own errors, makes a failure count
-//!   as logged when the application recorded an event at `WARN` or more severe while serving it.
+//!   as logged when the application recorded an event at `ERROR` while serving it
+//!   ([`subscriber::layer_at`] picks another threshold).
 //!
 //! The warning goes to the `tracing` subscriber where it records target `unhandled`, else to
 //! standard error ([`ReportTo`]), so that a new service without a subscriber still shows it.
@@ -88,11 +89,15 @@ pub use crate::{
 /// The layer to add on day one: [`ErrorHandlerLayer`] with the process-wide
 /// [`ReportingErrorHandler::global`] around [`DefaultErrorHandler`].
 ///
-/// It reads three environment variables, as [`ReportingErrorHandlerBuilder::from_env`] does:
+/// It reads four environment variables, as [`ReportingErrorHandlerBuilder::from_env`] does:
 /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](config::INTERVAL_VAR) (10 s when unset),
-/// [`UNHANDLED_ERRORS_REPORT_TO`](config::REPORT_TO_VAR) and
-/// [`UNHANDLED_COUNT_ERROR_RESPONSES`](config::COUNT_ERROR_RESPONSES_VAR). An invalid value is
-/// written where a person sees it, and that setting keeps its default.
+/// [`UNHANDLED_ERRORS_REPORT_TO`](config::REPORT_TO_VAR),
+/// [`UNHANDLED_COUNT_ERROR_RESPONSES`](config::COUNT_ERROR_RESPONSES_VAR) and
+/// [`UNHANDLED_PANIC_LOCATIONS`](config::PANIC_LOCATIONS_VAR). An invalid value is written where a
+/// person sees it, and that setting keeps its default.
+///
+/// Building it installs, once per process, the panic hook that notes a panic's location
+/// ([`ErrorHandlerLayer::new`]).
 pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
     ErrorHandlerLayer::new(ReportingErrorHandler::global())
 }

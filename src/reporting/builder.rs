@@ -64,12 +64,13 @@ impl ReportingErrorHandlerBuilder {
         }
     }
 
-    /// The defaults, with the interval from
+    /// The defaults, with the four variables where they are set: the interval from
     /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::config::INTERVAL_VAR), the switch from
-    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::config::COUNT_ERROR_RESPONSES_VAR) and where reports go
-    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR) where they are set. An invalid
-    /// value is reported at `WARN` (where the report would go) and that setting keeps its
-    /// default; use [`try_from_env`](Self::try_from_env) to refuse it instead.
+    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::config::COUNT_ERROR_RESPONSES_VAR), where reports go
+    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR), and the panic locations
+    /// from [`UNHANDLED_PANIC_LOCATIONS`](crate::config::PANIC_LOCATIONS_VAR). An invalid value is
+    /// reported at `WARN` (where the report would go) and that setting keeps its default; use
+    /// [`try_from_env`](Self::try_from_env) to refuse it instead.
     pub fn from_env() -> Self {
         let mut builder = Self::new();
         let mut invalid = Vec::new();
@@ -103,11 +104,8 @@ impl ReportingErrorHandlerBuilder {
         builder
     }
 
-    /// The defaults, with the interval from
-    /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::config::INTERVAL_VAR), the switch from
-    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::config::COUNT_ERROR_RESPONSES_VAR) and where reports go
-    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR) where they are set; an error
-    /// naming the variable, the value and what is accepted when one cannot be parsed.
+    /// The defaults, with the four variables of [`from_env`](Self::from_env) where they are set;
+    /// an error naming the variable, the value and what is accepted when one cannot be parsed.
     pub fn try_from_env() -> Result<Self, ConfigError> {
         let mut builder = Self::new();
         if let Some(report_to) = config::report_to_from_env()? {

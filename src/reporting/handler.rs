@@ -20,7 +20,10 @@ use crate::{
 ///
 /// Clones share one reporter: axum clones the handler for every request, so a clone is only a
 /// reference plus a clone of the wrapped handler, and the reporter lives for the rest of the
-/// process (a few kilobytes per [`build`](crate::ReportingErrorHandlerBuilder::build)).
+/// process. Each [`build`](crate::ReportingErrorHandlerBuilder::build) keeps one: its counters
+/// take `min(2 × cores, 32)` cache lines of 128 bytes for each of up to 65 tallies, so on a
+/// 16-core machine about 4 KiB empty and up to about 270 KiB with all 64 groups open; build it
+/// once, not per request.
 ///
 /// Pending counts are reported when the reporter shuts down: on [`shutdown`](Self::shutdown),
 /// when a [`ShutdownGuard`] drops, and when the runtime that runs the periodic task shuts down
