@@ -45,8 +45,17 @@ pub(crate) const MAX_FRAMES: usize = 32;
 /// The most bytes of a frame's function name kept: a generic type's name can run to kilobytes.
 const MAX_FUNCTION: usize = 384;
 
-/// Turns backtraces on or off for the process, whatever std's variables say.
-pub(crate) fn force(on: bool) {
+/// Turns on or off, for the whole process, the backtrace a failure takes for the report's
+/// sample, whatever std's variables say; by default as `RUST_LIB_BACKTRACE`, or else
+/// `RUST_BACKTRACE`, asks (std's rules: set and not `0`). A backtrace is taken where the failure is
+/// made, before any handler sees it: at most one failure per location per report interval takes
+/// one. Release builds need `debug = "line-tables-only"` in their profile for files and lines.
+///
+/// ```
+/// // Never, even where the environment sets RUST_BACKTRACE=1 for std's panic hook.
+/// unhandled::set_backtraces(false);
+/// ```
+pub fn set_backtraces(on: bool) {
     MODE.set(on);
 }
 
@@ -194,7 +203,7 @@ mod tests {
     #[test]
     fn one_capture_per_location_per_interval_however_many_fail() {
         let _serial = SERIAL.lock();
-        force(true);
+        set_backtraces(true);
         let captured = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..4)
                 .map(|_| scope.spawn(|| (0..10_000).filter(|_| fails_here().is_some()).count()))
@@ -213,7 +222,7 @@ mod tests {
     #[test]
     fn sixty_four_sites_each_capture_once_an_interval() {
         let _serial = SERIAL.lock();
-        force(true);
+        set_backtraces(true);
         next_interval();
         let file = "src/sites.rs";
         let interval = INTERVAL.load(Ordering::Relaxed);

@@ -1,17 +1,21 @@
 //! Configuration: the environment variables, their bounds, and what a bad value gets.
 //!
-//! [`unhandled::layer()`](crate::layer()) and [`ReportingErrorHandlerBuilder::from_env`](crate::ReportingErrorHandlerBuilder::from_env) read
-//! four variables. [`ReportingErrorHandler::builder()`](crate::ReportingErrorHandler::builder)
-//! reads none of them: its settings come from code alone. (Backtraces follow std's own variables,
-//! `RUST_LIB_BACKTRACE` and `RUST_BACKTRACE`, whichever builder is used, unless
-//! [`backtraces`](crate::ReportingErrorHandlerBuilder::backtraces) forces them.)
+//! [`ReportingErrorHandlerBuilder::from_env`](crate::ReportingErrorHandlerBuilder::from_env) reads
+//! the reporter's three variables, and [`unhandled::layer()`](crate::layer()) uses it.
+//! [`ReportingErrorHandler::builder()`](crate::ReportingErrorHandler::builder) reads none of them:
+//! its settings come from code alone. The fourth, [`UNHANDLED_PANIC_LOCATIONS`](PANIC_LOCATIONS_VAR),
+//! is the process's: the first error-handler layer built reads it, whichever builder is used, as
+//! it installs the panic hook. (Backtraces follow std's own variables, `RUST_LIB_BACKTRACE` and
+//! `RUST_BACKTRACE`, unless [`set_backtraces`](crate::set_backtraces) decides for the process.
+//! The first backtrace resolved loads the binary's debug info, which stays in memory: tens of
+//! megabytes for a debug build, the report's thread resolves it.)
 //!
 //! | variable | accepts | default |
 //! |---|---|---|
 //! | [`UNHANDLED_ERRORS_REPORT_INTERVAL`](INTERVAL_VAR) | a humantime duration of at least one second (`10s`, `1m 30s`, `1500ms`), or `0` to turn the report off | `10s` |
 //! | [`UNHANDLED_ERRORS_REPORT_TO`](REPORT_TO_VAR) | `auto`, `tracing` or `stderr` ([`ReportTo`]), in any case | `auto` |
 //! | [`UNHANDLED_COUNT_ERROR_RESPONSES`](COUNT_ERROR_RESPONSES_VAR) | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` | `true` |
-//! | [`UNHANDLED_PANIC_LOCATIONS`](PANIC_LOCATIONS_VAR) | the same switches; off installs no panic hook (read by `from_env`, or else when the first error-handler layer is built, unless a builder's [`panic_locations`](crate::ReportingErrorHandlerBuilder::panic_locations) decided) | on |
+//! | [`UNHANDLED_PANIC_LOCATIONS`](PANIC_LOCATIONS_VAR) | the same switches; off installs no panic hook (read when the first error-handler layer is built, unless [`set_panic_locations`](crate::set_panic_locations) decided) | on |
 //!
 //! A value that cannot be used is a [`ConfigError`]. It names the variable, the value and what
 //! would be accepted. [`from_env`](crate::ReportingErrorHandlerBuilder::from_env) writes it where a
@@ -50,12 +54,11 @@ pub const INTERVAL_VAR: &str = "UNHANDLED_ERRORS_REPORT_INTERVAL";
 pub const COUNT_ERROR_RESPONSES_VAR: &str = "UNHANDLED_COUNT_ERROR_RESPONSES";
 
 /// The environment variable that turns off noting the file, line and column of panics caught by
-/// an [`ErrorHandlerLayer`](crate::ErrorHandlerLayer): `0`, `false`, `no` or `off`. It is read by
-/// [`from_env`](crate::ReportingErrorHandlerBuilder::from_env) (and so by
-/// [`unhandled::layer()`](crate::layer())), and else when the first error-handler layer is built,
-/// which is when the panic hook that notes them is installed (see
-/// [`Error::location`](crate::Error::location)). A bad value is written where a person sees it,
-/// and locations stay on.
+/// an [`ErrorHandlerLayer`](crate::ErrorHandlerLayer): `0`, `false`, `no` or `off`. It is read
+/// once, when the first error-handler layer is built, which is when the panic hook that notes
+/// them is installed (see [`Error::location`](crate::Error::location)), unless
+/// [`set_panic_locations`](crate::set_panic_locations) decided first. A bad value is written where
+/// a person sees it, and locations stay on.
 pub const PANIC_LOCATIONS_VAR: &str = "UNHANDLED_PANIC_LOCATIONS";
 
 /// The environment variable that says where the periodic report goes ([`ReportTo`]): `auto`

@@ -71,6 +71,7 @@ mod trace;
 mod unwind;
 
 pub use crate::{
+    backtraces::set_backtraces,
     config::ReportTo,
     context::{ErrorContext, ErrorKind},
     error::{BoxError, Error, Location, Result},
@@ -79,6 +80,7 @@ pub use crate::{
     logging::LoggingLayer,
     metric::METRIC_NAME,
     notice::REPORT_TARGET,
+    panic_location::set_panic_locations,
     reporting::{
         Breakdown, ErrorGroup, ReportingErrorHandler, ReportingErrorHandlerBuilder, ShutdownGuard,
     },
@@ -89,15 +91,14 @@ pub use crate::{
 /// The layer to add on day one: [`ErrorHandlerLayer`] with the process-wide
 /// [`ReportingErrorHandler::global`] around [`DefaultErrorHandler`].
 ///
-/// It reads four environment variables, as [`ReportingErrorHandlerBuilder::from_env`] does:
-/// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](config::INTERVAL_VAR) (10 s when unset),
-/// [`UNHANDLED_ERRORS_REPORT_TO`](config::REPORT_TO_VAR),
-/// [`UNHANDLED_COUNT_ERROR_RESPONSES`](config::COUNT_ERROR_RESPONSES_VAR) and
+/// It reads four environment variables: the reporter's three, as
+/// [`ReportingErrorHandlerBuilder::from_env`] does
+/// ([`UNHANDLED_ERRORS_REPORT_INTERVAL`](config::INTERVAL_VAR), 10 s when unset;
+/// [`UNHANDLED_ERRORS_REPORT_TO`](config::REPORT_TO_VAR);
+/// [`UNHANDLED_COUNT_ERROR_RESPONSES`](config::COUNT_ERROR_RESPONSES_VAR)), and, where it installs
+/// the panic hook that notes a panic's location ([`ErrorHandlerLayer::new`]), once per process,
 /// [`UNHANDLED_PANIC_LOCATIONS`](config::PANIC_LOCATIONS_VAR). An invalid value is written where a
 /// person sees it, and that setting keeps its default.
-///
-/// Building it installs, once per process, the panic hook that notes a panic's location
-/// ([`ErrorHandlerLayer::new`]).
 pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
     ErrorHandlerLayer::new(ReportingErrorHandler::global())
 }

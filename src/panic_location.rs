@@ -31,13 +31,22 @@ struct Note {
     site: Site,
 }
 
-/// Whether the hook notes anything: set by a builder, or else decided by
+/// Whether the hook notes anything: set by [`set_panic_locations`], or else decided by
 /// [`PANIC_LOCATIONS_VAR`](crate::config::PANIC_LOCATIONS_VAR) when the hook is installed.
 static SWITCH: Switch = Switch::new();
 
-/// Turns the noting on or off for the process (the builder's
-/// [`panic_locations`](crate::ReportingErrorHandlerBuilder::panic_locations)).
-pub(crate) fn switch(on: bool) {
+/// Turns on or off, for the whole process, noting the file, line and column of each panic an
+/// [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) catches; by default on, unless
+/// [`UNHANDLED_PANIC_LOCATIONS`](crate::config::PANIC_LOCATIONS_VAR) says off. The notes come from
+/// a panic hook, one per process, which the first `ErrorHandlerLayer` built installs: called off
+/// before that, no hook is installed; called off later, the hook stays and notes nothing.
+///
+/// ```
+/// // An application whose own panic hook must be the only one: before any layer is built.
+/// unhandled::set_panic_locations(false);
+/// let layer = unhandled::layer();
+/// ```
+pub fn set_panic_locations(on: bool) {
     SWITCH.set(on);
 }
 
@@ -79,7 +88,7 @@ fn enabled() -> bool {
         return true;
     };
     parse_switch_of(PANIC_LOCATIONS_VAR, &value).unwrap_or_else(|error| {
-        crate::notice::config_value_ignored(crate::ReportTo::default(), &error);
+        crate::notice::config_value_ignored(crate::ReportTo::from_env_or_default(), &error);
         true
     })
 }

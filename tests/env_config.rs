@@ -62,8 +62,8 @@ fn child_reports_what_it_read() {
     }
 }
 
-/// Set by the parent to have the child turn panic locations off with the builder.
-const BUILDER_OFF: &str = "UNHANDLED_TEST_PANIC_LOCATIONS_BUILDER_OFF";
+/// Set by the parent to have the child turn panic locations off with `set_panic_locations`.
+const FUNCTION_OFF: &str = "UNHANDLED_TEST_PANIC_LOCATIONS_OFF";
 
 #[test]
 #[ignore = "run as a child process by the other tests of this file"]
@@ -72,10 +72,9 @@ fn child_reports_a_panic_s_location() {
     let builder = ReportingErrorHandlerBuilder::from_env()
         .interval(std::time::Duration::from_secs(3600))
         .report_to(unhandled::ReportTo::Tracing);
-    let builder = match std::env::var_os(BUILDER_OFF) {
-        Some(_) => builder.panic_locations(false),
-        None => builder,
-    };
+    if std::env::var_os(FUNCTION_OFF).is_some() {
+        unhandled::set_panic_locations(false);
+    }
     let reporting = builder.build();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -102,11 +101,11 @@ fn child_reports_a_panic_s_location() {
 }
 
 #[test]
-fn panic_locations_are_on_by_default_and_off_by_variable_or_builder() {
+fn panic_locations_are_on_by_default_and_off_by_variable_or_set_panic_locations() {
     let run = |value, builder_off| {
         let mut variables = vec![(PANIC_LOCATIONS_VAR, value)];
         if builder_off {
-            variables.push((BUILDER_OFF, Some("1")));
+            variables.push((FUNCTION_OFF, Some("1")));
         }
         run_child("child_reports_a_panic_s_location", &variables)
     };

@@ -526,7 +526,7 @@ fn rust_lib_backtrace_decides_over_rust_backtrace_as_in_std() {
 }
 
 #[test]
-fn the_builder_turns_backtraces_off_whatever_the_environment_says() {
+fn set_backtraces_turns_them_off_whatever_the_environment_says() {
     let output = run("backtraces-off", &[("RUST_BACKTRACE", "1")]);
     stderr_report(&output);
     assert_eq!(frames_after_report(&output.stderr), Vec::<&str>::new());
@@ -681,10 +681,8 @@ fn child() {
     runtime.block_on(async {
         let layer = match setup.as_str() {
             "backtraces-off" => {
-                let reporting = unhandled::ReportingErrorHandlerBuilder::from_env()
-                    .backtraces(false)
-                    .build();
-                unhandled::ErrorHandlerLayer::new(reporting)
+                unhandled::set_backtraces(false);
+                unhandled::layer()
             }
             _ => unhandled::layer(),
         };

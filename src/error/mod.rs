@@ -325,14 +325,13 @@ impl Error {
     }
 
     /// The backtrace taken where the error was made (or where it panicked), if one was: only
-    /// where `RUST_LIB_BACKTRACE` or `RUST_BACKTRACE` ask for them (std's rules) or the builder's
-    /// [`backtraces`](crate::ReportingErrorHandlerBuilder::backtraces) turns them on, and then
-    /// for one failure per location per report interval. Its frames are resolved when it is
-    /// first printed.
+    /// where `RUST_LIB_BACKTRACE` or `RUST_BACKTRACE` ask for them (std's rules) or
+    /// [`set_backtraces`](crate::set_backtraces) turns them on, and then for one failure per
+    /// location per report interval. Its frames are resolved when it is first printed.
     ///
     /// ```
     /// // On for the process, whatever RUST_BACKTRACE says.
-    /// let _reporting = unhandled::ReportingErrorHandler::builder().backtraces(true).build();
+    /// unhandled::set_backtraces(true);
     /// let error = unhandled::Error::msg("the cache is empty");
     /// assert!(error.backtrace().is_some());
     /// ```

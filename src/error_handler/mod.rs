@@ -179,6 +179,12 @@ pub struct ErrorHandlerLayer<H = DefaultErrorHandler> {
 
 impl<H> ErrorHandlerLayer<H> {
     /// A layer that sends every failure to `handler`.
+    ///
+    /// The first layer built in a process installs a panic hook, once, which chains the hook in
+    /// force then (std's message, the application's own keep working) and notes where each panic
+    /// inside a layer's scope happened, for [`Error::location`](crate::Error::location). Set the
+    /// application's own hook before, or turn the notes off with
+    /// [`set_panic_locations(false)`](crate::set_panic_locations) or `UNHANDLED_PANIC_LOCATIONS=0`.
     pub fn new(handler: H) -> Self {
         crate::panic_location::install();
         Self { handler }

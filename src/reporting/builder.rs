@@ -6,10 +6,9 @@ use tracing::Level;
 
 use super::{ReportingErrorHandler, reporter::Reporter};
 use crate::{
-    backtraces,
     config::{self, ConfigError, DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL, ReportTo},
     handler::{DefaultErrorHandler, ServerErrorHandler},
-    notice, panic_location,
+    notice,
 };
 
 impl ReportingErrorHandler {
@@ -46,8 +45,6 @@ pub struct ReportingErrorHandlerBuilder {
     level: Level,
     count_error_responses: bool,
     report_to: ReportTo,
-    panic_locations: Option<bool>,
-    backtraces: Option<bool>,
 }
 
 impl ReportingErrorHandlerBuilder {
@@ -59,18 +56,18 @@ impl ReportingErrorHandlerBuilder {
             level: Level::WARN,
             count_error_responses: true,
             report_to: ReportTo::Auto,
-            panic_locations: None,
-            backtraces: None,
         }
     }
 
-    /// The defaults, with the four variables where they are set: the interval from
+    /// The defaults, with the reporter's three variables where they are set: the interval from
     /// [`UNHANDLED_ERRORS_REPORT_INTERVAL`](crate::config::INTERVAL_VAR), the switch from
-    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::config::COUNT_ERROR_RESPONSES_VAR), where reports go
-    /// from [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR), and the panic locations
-    /// from [`UNHANDLED_PANIC_LOCATIONS`](crate::config::PANIC_LOCATIONS_VAR). An invalid value is
-    /// reported at `WARN` (where the report would go) and that setting keeps its default; use
-    /// [`try_from_env`](Self::try_from_env) to refuse it instead.
+    /// [`UNHANDLED_COUNT_ERROR_RESPONSES`](crate::config::COUNT_ERROR_RESPONSES_VAR), and where
+    /// reports go from [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR). An invalid
+    /// value is reported at `WARN` (where the report would go) and that setting keeps its default;
+    /// use [`try_from_env`](Self::try_from_env) to refuse it instead. The fourth variable,
+    /// [`UNHANDLED_PANIC_LOCATIONS`](crate::config::PANIC_LOCATIONS_VAR), is the process's, not a
+    /// reporter's: it is read where the panic hook is installed (the first
+    /// [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) built).
     pub fn from_env() -> Self {
         let mut builder = Self::new();
         let mut invalid = Vec::new();
@@ -89,23 +86,15 @@ impl ReportingErrorHandlerBuilder {
             Ok(None) => {}
             Err(error) => invalid.push(error),
         }
-        match config::panic_locations_from_env() {
-            Ok(Some(on)) => builder = builder.panic_locations(on),
-            Ok(None) => {}
-            Err(error) => {
-                // Decided here, so that the hook does not read the variable and warn again.
-                builder = builder.panic_locations(true);
-                invalid.push(error);
-            }
-        }
         for error in &invalid {
             notice::config_value_ignored(builder.report_to, error);
         }
         builder
     }
 
-    /// The defaults, with the four variables of [`from_env`](Self::from_env) where they are set;
-    /// an error naming the variable, the value and what is accepted when one cannot be parsed.
+    /// The defaults, with the three variables of [`from_env`](Self::from_env) where they are set;
+    /// an error naming the variable, the value and what is accepted when one of them, or
+    /// [`UNHANDLED_PANIC_LOCATIONS`](crate::config::PANIC_LOCATIONS_VAR), cannot be parsed.
     pub fn try_from_env() -> Result<Self, ConfigError> {
         let mut builder = Self::new();
         if let Some(report_to) = config::report_to_from_env()? {
@@ -117,9 +106,8 @@ impl ReportingErrorHandlerBuilder {
         if let Some(count) = config::count_error_responses_from_env()? {
             builder = builder.count_error_responses(count);
         }
-        if let Some(on) = config::panic_locations_from_env()? {
-            builder = builder.panic_locations(on);
-        }
+        // Refused here with the others; applied where the hook is installed, process-wide.
+        config::panic_locations_from_env()?;
         Ok(builder)
     }
 
@@ -181,49 +169,8 @@ impl ReportingErrorHandlerBuilder {
         self
     }
 
-    /// Whether the panic hook notes where each caught panic happened (on by default, or as
-    /// [`UNHANDLED_PANIC_LOCATIONS`](crate::config::PANIC_LOCATIONS_VAR) says). The hook is one per
-    /// process, so this is process-wide: set off before the first
-    /// [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) is built, no hook is installed; set off
-    /// later, the hook installed stays and notes nothing.
-    ///
-    /// ```
-    /// use unhandled::{ErrorHandlerLayer, ReportingErrorHandler};
-    ///
-    /// // An application whose own panic hook must be the only one.
-    /// let reporting = ReportingErrorHandler::builder().panic_locations(false).build();
-    /// let layer = ErrorHandlerLayer::new(reporting);
-    /// ```
-    pub fn panic_locations(mut self, on: bool) -> Self {
-        self.panic_locations = Some(on);
-        self
-    }
-
-    /// Whether a failure's backtrace is taken for the report's sample, whatever std's variables
-    /// say; by default, as `RUST_LIB_BACKTRACE` or else `RUST_BACKTRACE` ask (std's rules: set
-    /// and not `0`). A backtrace is taken where the failure is made, before any handler sees it,
-    /// so this is process-wide too. At most one failure per location per report interval takes
-    /// one. Release builds need `debug = "line-tables-only"` in their profile for files and lines.
-    ///
-    /// ```
-    /// use unhandled::ReportingErrorHandler;
-    ///
-    /// // Never, even where the environment sets RUST_BACKTRACE=1 for the panic hook.
-    /// let reporting = ReportingErrorHandler::builder().backtraces(false).build();
-    /// ```
-    pub fn backtraces(mut self, on: bool) -> Self {
-        self.backtraces = Some(on);
-        self
-    }
-
     /// A reporting handler around `delegate`, which renders the responses.
     pub fn wrap<H: ServerErrorHandler>(self, delegate: H) -> ReportingErrorHandler<H> {
-        if let Some(on) = self.panic_locations {
-            panic_location::switch(on);
-        }
-        if let Some(on) = self.backtraces {
-            backtraces::force(on);
-        }
         let reporter = Reporter::new(
             self.interval,
             self.level,
