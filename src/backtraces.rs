@@ -21,7 +21,7 @@ use std::{
     },
 };
 
-use crate::config::Switch;
+use crate::switch::Switch;
 
 /// On or off; where nothing set it, std's variables decide at the first failure.
 static MODE: Switch = Switch::new();

@@ -37,12 +37,7 @@
 //! assert!(error.to_string().contains("invalid UNHANDLED_ERRORS_REPORT_INTERVAL=\"ten\""));
 //! ```
 
-use std::{
-    ffi::OsString,
-    fmt,
-    sync::atomic::{AtomicU8, Ordering},
-    time::Duration,
-};
+use std::{ffi::OsString, fmt, time::Duration};
 
 /// The environment variable that sets the report interval, as a humantime duration such as `10s`
 /// or `1m 30s`; `0` turns the periodic report off.
@@ -98,16 +93,52 @@ pub struct ConfigError {
     reason: String,
 }
 
-/// What each variable accepts, as the error says it.
-const INTERVAL_EXPECTED: &str = "a duration of at least one second with a unit, such as \"10s\", \
-                                 \"1m 30s\" or \"1500ms\", or \"0\" to turn the periodic report off";
-
 /// The shortest interval [`INTERVAL_VAR`] accepts (zero aside): a report a second at most, so
 /// that a typo such as `1ns` cannot flood the log.
 const ENV_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A variable: what it accepts, as its error says it, and the default a bad value leaves.
+struct Variable {
+    name: &'static str,
+    expected: &'static str,
+    default: &'static str,
+}
+
 const SWITCH_EXPECTED: &str = "\"true\" or \"false\" (also 1/0, yes/no, on/off)";
-const REPORT_TO_EXPECTED: &str = "\"auto\" (tracing when the subscriber records the report, else \
-                                  standard error), \"tracing\" or \"stderr\"";
+
+/// The four variables.
+const VARIABLES: [Variable; 4] = [
+    Variable {
+        name: INTERVAL_VAR,
+        expected: "a duration of at least one second with a unit, such as \"10s\", \"1m 30s\" \
+                   or \"1500ms\", or \"0\" to turn the periodic report off",
+        default: "10s",
+    },
+    Variable {
+        name: REPORT_TO_VAR,
+        expected: "\"auto\" (tracing when the subscriber records the report, else standard \
+                   error), \"tracing\" or \"stderr\"",
+        default: "auto",
+    },
+    Variable {
+        name: COUNT_ERROR_RESPONSES_VAR,
+        expected: SWITCH_EXPECTED,
+        default: "true",
+    },
+    Variable {
+        name: PANIC_LOCATIONS_VAR,
+        expected: SWITCH_EXPECTED,
+        default: "on",
+    },
+];
+
+/// The row of `name` in [`VARIABLES`].
+fn variable(name: &str) -> &'static Variable {
+    VARIABLES
+        .iter()
+        .find(|variable| variable.name == name)
+        .unwrap_or(&VARIABLES[2])
+}
 
 impl ConfigError {
     /// The variable that held the value: [`INTERVAL_VAR`], [`COUNT_ERROR_RESPONSES_VAR`],
@@ -124,11 +155,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let expected = match self.variable {
-            INTERVAL_VAR => INTERVAL_EXPECTED,
-            REPORT_TO_VAR => REPORT_TO_EXPECTED,
-            _ => SWITCH_EXPECTED,
-        };
+        let expected = variable(self.variable).expected;
         write!(
             f,
             "invalid {}={:?}: {}; expected {expected}",
@@ -142,12 +169,7 @@ impl std::error::Error for ConfigError {}
 impl ConfigError {
     /// The value the setting keeps when `from_env` ignores this one: its default.
     pub(crate) fn default_kept(&self) -> &'static str {
-        match self.variable {
-            INTERVAL_VAR => "10s",
-            REPORT_TO_VAR => "auto",
-            PANIC_LOCATIONS_VAR => "on",
-            _ => "true",
-        }
+        variable(self.variable).default
     }
 }
 
@@ -229,83 +251,68 @@ pub(crate) fn parse_report_to(value: &str) -> Result<ReportTo, ConfigError> {
         .ok_or_else(|| unknown_word(REPORT_TO_VAR, value, "not a place reports go"))
 }
 
-/// Where reports go from [`REPORT_TO_VAR`]: `Ok(None)` when it is unset.
-pub(crate) fn report_to_from_env() -> Result<Option<ReportTo>, ConfigError> {
-    read(
-        REPORT_TO_VAR,
-        std::env::var_os(REPORT_TO_VAR),
-        parse_report_to,
-    )
+/// What the environment sets of a reporter, read once for
+/// [`from_env`](crate::ReportingErrorHandlerBuilder::from_env) and
+/// [`try_from_env`](crate::ReportingErrorHandlerBuilder::try_from_env): each variable's value
+/// where it is set and valid, and the errors of those that are not, in the order of
+/// [`VARIABLES`].
+#[derive(Debug)]
+pub(crate) struct FromEnv {
+    pub(crate) interval: Option<Duration>,
+    pub(crate) report_to: Option<ReportTo>,
+    pub(crate) count_error_responses: Option<bool>,
+    /// The errors of the variables set to what they do not accept. [`PANIC_LOCATIONS_VAR`] is
+    /// only checked, for `try_from_env` to refuse: the hook reads it where it is installed.
+    pub(crate) invalid: Vec<ConfigError>,
 }
 
-/// The interval from [`INTERVAL_VAR`]: `Ok(None)` when it is unset.
-pub(crate) fn interval_from_env() -> Result<Option<Duration>, ConfigError> {
-    read(INTERVAL_VAR, std::env::var_os(INTERVAL_VAR), parse_interval)
+/// Reads the reporter's variables, and checks [`PANIC_LOCATIONS_VAR`] when `all`.
+pub(crate) fn from_env(all: bool) -> FromEnv {
+    let mut invalid = Vec::new();
+    let interval = valid(value_of(INTERVAL_VAR, parse_interval), &mut invalid);
+    let report_to = valid(value_of(REPORT_TO_VAR, parse_report_to), &mut invalid);
+    let count = valid(
+        value_of(COUNT_ERROR_RESPONSES_VAR, parse_switch),
+        &mut invalid,
+    );
+    if all {
+        valid(panic_locations_from_env(), &mut invalid);
+    }
+    FromEnv {
+        interval,
+        report_to,
+        count_error_responses: count,
+        invalid,
+    }
 }
 
-/// The switch from [`COUNT_ERROR_RESPONSES_VAR`]: `Ok(None)` when it is unset.
-pub(crate) fn count_error_responses_from_env() -> Result<Option<bool>, ConfigError> {
-    let value = std::env::var_os(COUNT_ERROR_RESPONSES_VAR);
-    read(COUNT_ERROR_RESPONSES_VAR, value, parse_switch)
+/// The value `read` holds, its error kept in `invalid`.
+fn valid<T>(read: Result<Option<T>, ConfigError>, invalid: &mut Vec<ConfigError>) -> Option<T> {
+    read.unwrap_or_else(|error| {
+        invalid.push(error);
+        None
+    })
 }
 
 /// The switch from [`PANIC_LOCATIONS_VAR`]: `Ok(None)` when it is unset.
 pub(crate) fn panic_locations_from_env() -> Result<Option<bool>, ConfigError> {
-    let parse = |value: &str| parse_switch_of(PANIC_LOCATIONS_VAR, value);
-    read(
-        PANIC_LOCATIONS_VAR,
-        std::env::var_os(PANIC_LOCATIONS_VAR),
-        parse,
-    )
+    value_of(PANIC_LOCATIONS_VAR, |value| {
+        parse_switch_of(PANIC_LOCATIONS_VAR, value)
+    })
 }
 
-/// A process-wide switch that code may set (a builder) and that is otherwise decided once, at its
-/// first use, from the environment: the panic hook's and the backtraces'.
-pub(crate) struct Switch(AtomicU8);
-
-const UNDECIDED: u8 = 0;
-const OFF: u8 = 1;
-const ON: u8 = 2;
-
-impl Switch {
-    pub(crate) const fn new() -> Self {
-        Self(AtomicU8::new(UNDECIDED))
-    }
-
-    /// Turns it on or off, whatever the environment says.
-    pub(crate) fn set(&self, on: bool) {
-        self.0.store(if on { ON } else { OFF }, Ordering::Relaxed);
-    }
-
-    /// Whether it is on; `decide` says, the first time, where nothing set it.
-    #[inline]
-    pub(crate) fn is_on(&self, decide: fn() -> bool) -> bool {
-        match self.0.load(Ordering::Relaxed) {
-            ON => true,
-            OFF => false,
-            _ => self.decide(decide),
-        }
-    }
-
-    #[cold]
-    fn decide(&self, decide: fn() -> bool) -> bool {
-        let decided = if decide() { ON } else { OFF };
-        let _ = self
-            .0
-            .compare_exchange(UNDECIDED, decided, Ordering::Relaxed, Ordering::Relaxed);
-        self.0.load(Ordering::Relaxed) == ON
-    }
-
-    /// Whether it was turned off, by code or by its first use.
-    pub(crate) fn is_off(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == OFF
-    }
+/// The value of `variable`, parsed: `Ok(None)` when it is unset.
+fn value_of<T>(
+    variable: &'static str,
+    parse: impl Fn(&str) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    read(variable, std::env::var_os(variable), parse)
 }
 
 fn read<T>(
     variable: &'static str,
     value: Option<OsString>,
-    parse: fn(&str) -> Result<T, ConfigError>,
+    parse: impl Fn(&str) -> Result<T, ConfigError>,
 ) -> Result<Option<T>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
     match value.into_string() {
@@ -364,7 +371,10 @@ impl ReportTo {
     /// The choice of [`UNHANDLED_ERRORS_REPORT_TO`](crate::config::REPORT_TO_VAR), `Auto` when it is unset
     /// or invalid: for the warnings that have no reporter's setting to follow.
     pub(crate) fn from_env_or_default() -> Self {
-        report_to_from_env().ok().flatten().unwrap_or_default()
+        value_of(REPORT_TO_VAR, parse_report_to)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 }
 

@@ -66,6 +66,7 @@ pub mod reporting;
 mod response_ext;
 mod striped;
 pub mod subscriber;
+mod switch;
 mod text;
 mod trace;
 mod unwind;

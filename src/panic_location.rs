@@ -19,7 +19,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use crate::{backtraces, config::Switch, error::Site, handoff};
+use crate::{backtraces, error::Site, handoff, switch::Switch};
 
 /// Notes kept per thread: panics noted but caught by someone else are dropped oldest first.
 const KEPT: usize = 4;

@@ -69,24 +69,9 @@ impl ReportingErrorHandlerBuilder {
     /// reporter's: it is read where the panic hook is installed (the first
     /// [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) built).
     pub fn from_env() -> Self {
-        let mut builder = Self::new();
-        let mut invalid = Vec::new();
-        match config::report_to_from_env() {
-            Ok(Some(report_to)) => builder = builder.report_to(report_to),
-            Ok(None) => {}
-            Err(error) => invalid.push(error),
-        }
-        match config::interval_from_env() {
-            Ok(Some(interval)) => builder = builder.interval(interval),
-            Ok(None) => {}
-            Err(error) => invalid.push(error),
-        }
-        match config::count_error_responses_from_env() {
-            Ok(Some(count)) => builder = builder.count_error_responses(count),
-            Ok(None) => {}
-            Err(error) => invalid.push(error),
-        }
-        for error in &invalid {
+        let read = config::from_env(false);
+        let builder = Self::new().with(&read);
+        for error in &read.invalid {
             notice::config_value_ignored(builder.report_to, error);
         }
         builder
@@ -96,19 +81,25 @@ impl ReportingErrorHandlerBuilder {
     /// an error naming the variable, the value and what is accepted when one of them, or
     /// [`UNHANDLED_PANIC_LOCATIONS`](crate::config::PANIC_LOCATIONS_VAR), cannot be parsed.
     pub fn try_from_env() -> Result<Self, ConfigError> {
-        let mut builder = Self::new();
-        if let Some(report_to) = config::report_to_from_env()? {
-            builder = builder.report_to(report_to);
+        let mut read = config::from_env(true);
+        match read.invalid.is_empty() {
+            true => Ok(Self::new().with(&read)),
+            false => Err(read.invalid.swap_remove(0)),
         }
-        if let Some(interval) = config::interval_from_env()? {
-            builder = builder.interval(interval);
+    }
+
+    /// This builder, with what the environment set.
+    fn with(mut self, read: &config::FromEnv) -> Self {
+        if let Some(report_to) = read.report_to {
+            self = self.report_to(report_to);
         }
-        if let Some(count) = config::count_error_responses_from_env()? {
-            builder = builder.count_error_responses(count);
+        if let Some(interval) = read.interval {
+            self = self.interval(interval);
         }
-        // Refused here with the others; applied where the hook is installed, process-wide.
-        config::panic_locations_from_env()?;
-        Ok(builder)
+        if let Some(count) = read.count_error_responses {
+            self = self.count_error_responses(count);
+        }
+        self
     }
 
     /// Where the periodic report goes (default [`ReportTo::Auto`]: through `tracing` when the
