@@ -160,14 +160,13 @@ impl<'a> ErrorContext<'a> {
         None
     }
 
-    /// The request method. A method longer than 15 bytes is given as its first 12 bytes marked
-    /// `...`: a client chooses the method, and cloning a longer `Method` allocates.
+    /// The request method.
     pub fn method(&self) -> &'a Method {
         self.method
     }
 
-    /// The request path, without the query. A long path is cut and ends in `…`: the layer keeps
-    /// 96 bytes of route template and path together, and at least 32 of the path.
+    /// The request path, without the query. A path longer than 80 bytes is cut and ends in `…`:
+    /// the layer keeps it in the response future, which every request moves.
     pub fn path(&self) -> &'a str {
         self.path
     }

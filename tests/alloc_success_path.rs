@@ -159,7 +159,7 @@ async fn success_path_per_route_allocates_exactly_what_a_pass_through_layer_allo
 /// reference count every request to the route shares, which no allocator sees; the head names it
 /// by its slot in a table kept once per process instead).
 #[tokio::test(flavor = "current_thread")]
-async fn long_methods_and_long_route_templates_allocate_nothing_more() {
+async fn a_long_route_template_allocates_nothing_more_and_a_long_method_one_clone() {
     let long_template = format!("/{}/{{id}}", "segment".repeat(20));
     let routes = || routes().route(&long_template, get(|| async { "long" }));
     let pass_through = routes()
@@ -172,11 +172,17 @@ async fn long_methods_and_long_route_templates_allocate_nothing_more() {
     let layered_count = allocations(&layered, &long_path, StatusCode::OK).await;
     assert_eq!(layered_count, pass_through_count, "a long route template");
 
+    // A method longer than 15 bytes (any client may send one): the head clones it, which costs
+    // one allocation, as hyper's parse of it did. The standard methods cost none (above).
     let method = [("x-method", "AVERYLONGCUSTOMMETHOD")];
     let expected = StatusCode::METHOD_NOT_ALLOWED;
     let pass_through_count = allocations_with(&pass_through, "/users/7", expected, &method).await;
     let layered_count = allocations_with(&layered, "/users/7", expected, &method).await;
-    assert_eq!(layered_count, pass_through_count, "a long method");
+    assert_eq!(
+        layered_count,
+        pass_through_count + REQUESTS,
+        "a long method: one clone per request"
+    );
 }
 
 /// The instrument works: a layered failing route is seen allocating more than the bare one (axum

@@ -156,13 +156,38 @@ async fn abort_upload(address: std::net::SocketAddr, seen: &mut mpsc::UnboundedR
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_that_aborts_while_its_body_is_read_is_not_counted() {
-    let (reporting, address, mut seen) = serve_upload(axum::routing::post(read_body)).await;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    // What the error handler answered, counted outside it: the positive control that each failure
+    // went through the layer before the count is read.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&answered);
+    let reporting = ReportingErrorHandler::builder().build();
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route("/upload", axum::routing::post(read_body))
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .layer(axum::middleware::map_response(move |response: Response| {
+            let counter = Arc::clone(&counter);
+            async move {
+                if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                response
+            }
+        }))
+        .with_state(seen_tx);
+    let address = support::serve(app).await;
 
     for _ in 0..3 {
         abort_upload(address, &mut seen).await;
     }
-    // The error reached the layer (the handler returned it) and was not counted.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Each error reached the layer (the handler returned it, and it answered 500) and was not
+    // counted.
+    support::eventually(|| answered.load(Ordering::SeqCst) == 3).await;
+    assert_eq!(answered.load(Ordering::SeqCst), 3);
     assert_eq!(
         reporting.unhandled_count(),
         0,
