@@ -1,5 +1,5 @@
 //! Faults the reporter survives: an error handler that panics, a panic payload that is not a
-//! string. (An error whose `Display` panics: `tests/reliability_display_panics.rs`; shutdown with
+//! string. (An error whose `Display` panics: `tests/behaviour/display_panics.rs`; shutdown with
 //! pending counts, restart after shutdown and the first error without a runtime:
 //! `tests/behaviour/counting_and_reports.rs`.)
 

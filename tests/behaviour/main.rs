@@ -8,9 +8,11 @@ mod support;
 
 mod app_error_types;
 mod app_logs;
+mod cancellation;
 mod config_values;
 mod counting_and_reports;
 mod disconnects;
+mod display_panics;
 mod faults;
 mod grpc;
 mod locations;

@@ -1,6 +1,6 @@
 //! A client that disconnects while the handler awaits: on a real server on 127.0.0.1, the request
-//! future is dropped, nothing is counted, and nothing the request held is leaked. Its own test
-//! binary: the leak check counts what is alive, and wants no other test's load.
+//! future is dropped, nothing is counted, and nothing the request held is leaked. The leak check
+//! counts only this test's own probe, with a deadline: other tests' load does not disturb it.
 
 use std::{
     sync::{

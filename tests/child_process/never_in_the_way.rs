@@ -1,8 +1,8 @@
 //! The report never holds the application's runtime: a sample whose `Display` never returns, a
 //! standard error nobody reads, the first backtrace resolution. Each runs a real server in a child
-//! process (this binary again, the ignored `child` test) on a current-thread runtime, where one
-//! blocked worker would freeze every connection, and reads what it writes: a process of its own,
-//! since what the process writes, and whether it ends, is the point.
+//! process (this binary again, the ignored `never_in_the_way::child` test) on a current-thread
+//! runtime, where one blocked worker would freeze every connection, and reads what it writes: a
+//! process of its own, since what the process writes, and whether it ends, is the point.
 
 use std::{
     fmt,
@@ -130,7 +130,12 @@ impl Server {
     fn start(setup: &str, vars: &[(&str, &str)], stderr_read: bool) -> Self {
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
-            .args(["child", "--exact", "--ignored", "--nocapture"])
+            .args([
+                "never_in_the_way::child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(SETUP, setup)
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")

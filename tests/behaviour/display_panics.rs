@@ -1,16 +1,12 @@
 //! An error whose `Display` panics is still rendered, counted, reported and logged (with a
-//! placeholder for its text). Alone in its test binary: run beside tests that panic on other
-//! threads, its captured report went missing (the report was emitted on this thread, and the
-//! subscriber did not receive it); `tracing`'s process-wide callsite state is the suspect.
-
-mod support;
+//! placeholder for its text).
 
 use std::{fmt, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::get};
 use unhandled::{ErrorHandlerLayer, LoggingLayer, ReportingErrorHandler};
 
-use support::{capture, send};
+use crate::support::{capture, send};
 
 /// An error whose `Display` panics.
 #[derive(Debug)]

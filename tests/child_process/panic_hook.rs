@@ -1,9 +1,9 @@
-//! Its own process because a panic hook is process-wide: an application's hook set before the
-//! first error-handler layer keeps running exactly once per panic, with the location still
-//! reported; one set after it, that does not chain, loses only the location: the panic is still
-//! caught and counted, and the report says how to keep locations (real axum server on 127.0.0.1).
+//! An application's hook set before the first error-handler layer keeps running exactly once per
+//! panic, with the location still reported; one set after it, that does not chain, loses only the
+//! location: the panic is still caught and counted, and the report says how to keep locations
+//! (real axum server on 127.0.0.1). In a child process: a panic hook is process-wide.
 
-mod support;
+use crate::support;
 
 use std::sync::{
     Arc,
@@ -20,8 +20,14 @@ async fn fall_over() -> &'static str {
     panic!("the hook test fell over")
 }
 
+#[test]
+fn hooks_set_before_keep_running_and_hooks_set_after_lose_only_the_location() {
+    support::run_child("panic_hook::child", &[], &[]);
+}
+
 #[tokio::test(flavor = "current_thread")]
-async fn hooks_set_before_keep_running_and_hooks_set_after_lose_only_the_location() {
+#[ignore = "run as a child process by the test above"]
+async fn child() {
     // Before the first layer: it runs once per panic, and the location is still noted.
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&runs);

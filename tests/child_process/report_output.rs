@@ -1,7 +1,8 @@
 //! Where the periodic report goes, read from a child process's standard output and error: this
-//! test binary runs itself again (the ignored `child` test) with one tracing setup each time.
+//! test binary runs itself again (the ignored `report_output::child` test) with one tracing setup
+//! each time.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -10,7 +11,9 @@ use tracing::Level;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 const SETUP: &str = "UNHANDLED_TEST_SETUP";
-const REPORT: &str = "Observed 3 unhandled errors in the last 1s that no logging layer reported";
+/// The start of the report of the child's three failures, written when the child shuts the
+/// reporter down (a flush reports the time since the last report), or at the tick.
+const REPORT: &str = "Observed 3 unhandled errors in the last ";
 const WHY: &str = "on standard error because";
 
 /// What the child wrote.
@@ -30,7 +33,7 @@ fn run(setup: &str, vars: &[(&str, &str)]) -> Output {
         "UNHANDLED_ERRORS_REPORT_TO",
         "UNHANDLED_COUNT_ERROR_RESPONSES",
     ];
-    let (stdout, stderr) = support::run_child("child", &all, &removed);
+    let (stdout, stderr) = support::run_child("report_output::child", &all, &removed);
     Output { stdout, stderr }
 }
 
@@ -51,8 +54,8 @@ fn stderr_report(output: &Output) -> String {
     for part in [
         " WARN unhandled: ",
         "count=3",
-        "interval=1s",
-        "top=\"GET /fail error at tests/report_output.rs:",
+        "interval=",
+        "top=\"GET /fail error at tests/child_process/report_output.rs:",
         "sample.method=GET",
         "sample.route=/fail",
         "sample.kind=error",
@@ -91,6 +94,15 @@ fn with_no_subscriber_the_report_is_on_standard_error_and_says_why() {
     );
 }
 
+/// The one test whose subject is the interval: the report is written when it ends, and says so.
+#[test]
+fn the_report_is_written_when_the_interval_ends() {
+    let output = run("tick", &[]);
+    let line = stderr_report(&output);
+    assert!(line.contains("in the last 1s that no logging layer"), "{line}");
+    assert!(line.contains(" interval=1s "), "{line}");
+}
+
 #[test]
 fn with_axum_examples_filter_the_report_is_on_standard_error() {
     let output = run("axum-examples", &[]);
@@ -110,7 +122,7 @@ fn a_subscriber_that_records_warn_gets_the_report_once_and_standard_error_nothin
 
 #[test]
 fn enabling_target_unhandled_in_rust_log_moves_the_report_to_the_subscriber() {
-    let rust_log = ("RUST_LOG", "unhandled=warn,report_output=debug");
+    let rust_log = ("RUST_LOG", "unhandled=warn,child_process=debug");
     subscriber_report(&run("axum-examples", &[rust_log]));
 }
 
@@ -337,16 +349,19 @@ fn through_fmt_every_field_of_the_report_reads_back_with_a_logfmt_reader() {
             .unwrap_or_else(|| panic!("no {name}: {pairs:?}"))
     };
     assert_eq!(field("count"), "3");
-    assert_eq!(field("interval"), "1s");
+    assert!(humantime::parse_duration(field("interval")).is_ok());
     let top = field("top");
     assert!(
-        top.starts_with("GET /fail error at tests/report_output.rs:"),
+        top.starts_with("GET /fail error at tests/child_process/report_output.rs:"),
         "{top}"
     );
     assert!(top.ends_with(" ×3"), "{top}");
     assert_eq!(field("sample.path"), "/fail");
     assert_eq!(field("sample.error"), "loading user 7: connection refused");
-    assert_eq!(field("sample.type"), "report_output::LoadFailed");
+    assert_eq!(
+        field("sample.type"),
+        "child_process::report_output::LoadFailed"
+    );
     assert!(field("fix").starts_with("add unhandled::LoggingLayer to log each one"));
     // The message says what was observed; the advice is the `fix` field alone.
     assert!(
@@ -369,7 +384,7 @@ fn after_sigterm_a_gracefully_stopping_server_reports_the_last_interval() {
     use std::io::{BufRead, BufReader, Read};
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "child",
+            "report_output::child",
             "--exact",
             "--ignored",
             "--nocapture",
@@ -489,7 +504,7 @@ fn a_panic_s_backtrace_starts_at_the_handler_that_panicked() {
     assert!(
         output
             .stderr
-            .contains("panicked at tests/report_output.rs:"),
+            .contains("panicked at tests/child_process/report_output.rs:"),
         "{}",
         output.stderr
     );
@@ -653,7 +668,7 @@ fn storm() {
 fn child() {
     let setup = std::env::var(SETUP).unwrap();
     match setup.as_str() {
-        "none" | "none-twice" | "warn-later" | "misordered" | "panic" | "backtraces-off" => {}
+        "none" | "tick" | "none-twice" | "warn-later" | "misordered" | "panic" | "backtraces-off" => {}
         "storm" => return storm(),
         "sigterm" => return serve_until_sigterm(),
         "axum-examples" | "axum-examples-logging" | "mixed-logging" => {
@@ -713,10 +728,16 @@ fn child() {
             let status = support::get_status(address, "/bare").await;
             assert_eq!(status, 500);
         }
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Reported now, by a flush, rather than after sleeping through an interval: except for
+        // `tick`, whose subject is the interval.
+        let reporting = unhandled::ReportingErrorHandler::global();
+        match setup.as_str() {
+            "tick" => tokio::time::sleep(Duration::from_millis(1500)).await,
+            _ => reporting.shutdown().await,
+        }
         if setup == "none-twice" {
             fail_times(address, 2).await;
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            reporting.shutdown().await;
         }
     });
 }

@@ -3,9 +3,7 @@
 //! Each case runs this binary again as a child process with the variable set, so no test mutates
 //! its own environment.
 
-mod support;
-
-use std::process::Command;
+use crate::support;
 
 use axum::{Router, http::StatusCode, routing::get};
 use unhandled::{
@@ -18,26 +16,27 @@ fn child(value: Option<&str>) -> Vec<String> {
     run_child("child_reports_what_it_read", &[(INTERVAL_VAR, value)])
 }
 
-/// Runs the ignored test `name` with each variable set to its value (or unset); its lines.
+/// Runs the ignored test `name` of this module with each variable set to its value (or unset),
+/// and the others of the four unset; its `CHILD` lines.
 fn run_child(name: &str, variables: &[(&str, Option<&str>)]) -> Vec<String> {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args(["--ignored", "--exact", name, "--nocapture"]);
-    command
-        .env_remove(INTERVAL_VAR)
-        .env_remove(COUNT_ERROR_RESPONSES_VAR)
-        .env_remove(REPORT_TO_VAR)
-        .env_remove(PANIC_LOCATIONS_VAR);
-    for (variable, value) in variables {
-        if let Some(value) = value {
-            command.env(variable, value);
-        }
-    }
-    let output = command.output().unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout)
-        .unwrap()
+    let set: Vec<(&str, &str)> = variables
+        .iter()
+        .filter_map(|(variable, value)| value.map(|value| (*variable, value)))
+        .collect();
+    let removed: Vec<&str> = [
+        INTERVAL_VAR,
+        COUNT_ERROR_RESPONSES_VAR,
+        REPORT_TO_VAR,
+        PANIC_LOCATIONS_VAR,
+    ]
+    .into_iter()
+    .filter(|variable| !set.iter().any(|(name, _)| name == variable))
+    .collect();
+    let (stdout, _) = support::run_child(&format!("env_config::{name}"), &set, &removed);
+    stdout
         .lines()
-        .filter_map(|line| line.strip_prefix("CHILD ").map(str::to_owned))
+        // libtest's `test … ... ` may stand before the first line on the same line.
+        .filter_map(|line| line.split_once("CHILD ").map(|(_, rest)| rest.to_owned()))
         .collect()
 }
 
@@ -112,7 +111,7 @@ fn panic_locations_are_on_by_default_and_off_by_variable_or_set_panic_locations(
     let on = run(None, false);
     assert_eq!(on[0], "counted: 1");
     assert!(
-        on[1].starts_with("location: tests/support/mod.rs:"),
+        on[1].starts_with("location: tests/child_process/../support/mod.rs:"),
         "{on:?}"
     );
     for off in [
@@ -132,7 +131,7 @@ fn panic_locations_are_on_by_default_and_off_by_variable_or_set_panic_locations(
         "{bad:?}"
     );
     assert!(
-        bad[2].starts_with("location: tests/support/mod.rs:"),
+        bad[2].starts_with("location: tests/child_process/../support/mod.rs:"),
         "{bad:?}"
     );
 }
