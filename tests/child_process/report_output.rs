@@ -99,7 +99,10 @@ fn with_no_subscriber_the_report_is_on_standard_error_and_says_why() {
 fn the_report_is_written_when_the_interval_ends() {
     let output = run("tick", &[]);
     let line = stderr_report(&output);
-    assert!(line.contains("in the last 1s that no logging layer"), "{line}");
+    assert!(
+        line.contains("in the last 1s that no logging layer"),
+        "{line}"
+    );
     assert!(line.contains(" interval=1s "), "{line}");
 }
 
@@ -668,7 +671,8 @@ fn storm() {
 fn child() {
     let setup = std::env::var(SETUP).unwrap();
     match setup.as_str() {
-        "none" | "tick" | "none-twice" | "warn-later" | "misordered" | "panic" | "backtraces-off" => {}
+        "none" | "tick" | "none-twice" | "warn-later" | "misordered" | "panic"
+        | "backtraces-off" => {}
         "storm" => return storm(),
         "sigterm" => return serve_until_sigterm(),
         "axum-examples" | "axum-examples-logging" | "mixed-logging" => {
