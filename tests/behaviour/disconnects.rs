@@ -218,20 +218,8 @@ async fn an_app_error_that_wraps_an_aborted_upload_is_not_counted_and_its_other_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_resets_the_connection_is_counted() {
-    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_address = upstream.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut connection, _)) = upstream.accept().await else {
-                return;
-            };
-            let mut request = [0; 64];
-            let _ = tokio::io::AsyncReadExt::read(&mut connection, &mut request).await;
-            // Linger zero: closing sends RST, so the caller's read fails with ECONNRESET.
-            connection.set_zero_linger().unwrap();
-            drop(connection);
-        }
-    });
+    // Linger zero: closing sends RST, so the caller's read fails with ECONNRESET.
+    let upstream_address = upstream(b"", true).await;
     let reporting = ReportingErrorHandler::builder().build();
     let app = Router::new()
         .route("/orders", get(call_upstream))
@@ -259,6 +247,28 @@ async fn an_upstream_that_resets_the_connection_is_counted() {
             ("/database".to_owned(), ErrorKind::Error, 1)
         ]
     );
+}
+
+/// An "upstream" on 127.0.0.1 that reads a request, writes `answer` and closes the connection,
+/// with a reset (linger zero) when `reset`; its address.
+async fn upstream(answer: &'static [u8], reset: bool) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut connection, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = [0; 256];
+            let _ = tokio::io::AsyncReadExt::read(&mut connection, &mut request).await;
+            let _ = connection.write_all(answer).await;
+            if reset {
+                connection.set_zero_linger().unwrap();
+            }
+            drop(connection);
+        }
+    });
+    address
 }
 
 /// What a proxy's streamed body yields when its upstream breaks: the upstream's `hyper::Error`,
@@ -298,21 +308,12 @@ async fn proxy(State(upstream): State<std::net::SocketAddr>) -> axum::body::Body
 /// proxy's streamed response is counted as a body failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_body_that_breaks_off_while_a_proxy_streams_it_is_counted() {
-    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_address = upstream.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut connection, _)) = upstream.accept().await else {
-                return;
-            };
-            let mut request = [0; 256];
-            let _ = tokio::io::AsyncReadExt::read(&mut connection, &mut request).await;
-            // 100 bytes promised, 5 sent, then the connection ends.
-            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst";
-            let _ = connection.write_all(answer).await;
-            drop(connection);
-        }
-    });
+    // 100 bytes promised, 5 sent, then the connection ends.
+    let upstream_address = upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst",
+        false,
+    )
+    .await;
     let reporting = ReportingErrorHandler::builder().build();
     let app = Router::new()
         .route("/export", get(proxy))
