@@ -139,26 +139,119 @@ const MACHINERY: [&str; 11] = [
     "<unhandled::",
 ];
 
-/// The backtrace's frames, one line each (`function at file:line:column`), from the failure's own
-/// frame down to the thread's start, at most [`MAX_FRAMES`] of them and then how many were left.
+/// The backtrace's frames, one line each, from the failure's own frame down to the thread's start:
+/// the application's frames whole (`function at file:line:column`), each run of the standard
+/// library's and dependencies' frames in one line (`… 11 frames in axum, tower, futures_util`),
+/// at most [`MAX_FRAMES`] lines and then how many were left.
 pub(crate) fn frames(backtrace: &Backtrace) -> Vec<String> {
     frames_of(&backtrace.to_string())
 }
 
-/// The frames of a backtrace as std prints it: `N: function` lines, each followed by its
-/// `at file:line:column` where the debug info has one.
+/// One frame as std prints it: `N: function`, then `at file:line:column` where the debug info
+/// has one.
+struct Frame<'a> {
+    function: &'a str,
+    at: Option<&'a str>,
+}
+
+/// Whose a frame is: the application's, or the named crate's (a dependency, the standard
+/// library, the runtime).
+#[derive(PartialEq)]
+enum Owner<'a> {
+    Application,
+    Crate(&'a str),
+}
+
+/// Crates whose frames are the plumbing between the runtime and the handler, when the debug info
+/// names no file (a release build without line tables): by their function's first path segment.
+const PLUMBING: [&str; 16] = [
+    "core",
+    "std",
+    "alloc",
+    "tokio",
+    "hyper",
+    "hyper_util",
+    "axum",
+    "axum_core",
+    "tower",
+    "tower_http",
+    "futures_util",
+    "futures_core",
+    "tonic",
+    "h2",
+    "tracing",
+    "unhandled",
+];
+
+impl<'a> Frame<'a> {
+    fn owner(&self) -> Owner<'a> {
+        if let Some(at) = self.at {
+            // `…/library/core/src/…` of a toolchain (`/rustc/<hash>/` or a rustup path).
+            if let Some((_, rest)) = at.split_once("/library/") {
+                if at.starts_with("/rustc/") || at.contains("/toolchains/") {
+                    return Owner::Crate(rest.split('/').next().unwrap_or("std"));
+                }
+            }
+            // `…/.cargo/registry/src/<index>/axum-0.8.9/…` and git checkouts.
+            for marker in ["/registry/src/", "/git/checkouts/"] {
+                if let Some((_, rest)) = at.split_once(marker) {
+                    let package = rest.split('/').nth(1).unwrap_or(rest);
+                    return Owner::Crate(crate_of(package));
+                }
+            }
+            return Owner::Application;
+        }
+        // No file: the function's path says whose it is, where it is plumbing.
+        let path = self.function.trim_start_matches('<');
+        let first = path.split("::").next().unwrap_or(path);
+        match first {
+            "__rust_try" => Owner::Crate("std"),
+            first if PLUMBING.contains(&first) => Owner::Crate(first),
+            _ => Owner::Application,
+        }
+    }
+
+    /// `function at file:line:column`, the file's registry or toolchain prefix shortened.
+    fn line(&self) -> String {
+        let function = crate::text::cut_at(self.function, MAX_FUNCTION);
+        match self.at {
+            Some(at) => format!(
+                "{function} at {}",
+                crate::text::cut_at(shortened(at), MAX_FUNCTION)
+            ),
+            None => function.to_owned(),
+        }
+    }
+}
+
+/// `axum` of `axum-0.8.9`: a package directory without its version.
+fn crate_of(package: &str) -> &str {
+    package
+        .rmatch_indices('-')
+        .find(|(at, _)| package[at + 1..].starts_with(|c: char| c.is_ascii_digit()))
+        .map_or(package, |(at, _)| &package[..at])
+}
+
+/// A frame's file without the prefix every reader knows: `axum-0.8.9/src/…` for a registry path,
+/// `library/core/src/…` for a toolchain's.
+fn shortened(at: &str) -> &str {
+    if let Some((_, rest)) = at.split_once("/registry/src/") {
+        return rest.split_once('/').map_or(rest, |(_, rest)| rest);
+    }
+    match at.find("/library/") {
+        Some(index) if at.starts_with("/rustc/") => &at[index + 1..],
+        _ => at,
+    }
+}
+
+/// The frames of a backtrace as std prints it, as [`frames`] gives them.
 fn frames_of(text: &str) -> Vec<String> {
-    let mut frames: Vec<String> = Vec::new();
-    let mut skipping = true;
-    let mut left = 0usize;
+    let mut parsed: Vec<Frame<'_>> = Vec::new();
     for line in text.lines() {
         let line = line.trim_start();
         if let Some(at) = line.strip_prefix("at ") {
-            if !skipping && left == 0 {
-                if let Some(frame) = frames.last_mut().filter(|frame| !frame.contains(" at ")) {
-                    frame.push_str(" at ");
-                    frame.push_str(crate::text::cut_at(at, MAX_FUNCTION));
-                }
+            if let Some(frame) = parsed.last_mut().filter(|frame| frame.at.is_none()) {
+                frame.at = Some(at);
             }
             continue;
         }
@@ -172,20 +265,47 @@ fn frames_of(text: &str) -> Vec<String> {
         if function.starts_with("std::sys::backtrace::__rust_begin_short_backtrace") {
             break;
         }
-        if skipping && MACHINERY.iter().any(|prefix| function.starts_with(prefix)) {
+        // The failure's making and the panic's machinery, above its own frame.
+        if parsed.is_empty() && MACHINERY.iter().any(|prefix| function.starts_with(prefix)) {
             continue;
         }
-        skipping = false;
-        if frames.len() == MAX_FRAMES {
+        parsed.push(Frame { function, at: None });
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut left = 0usize;
+    let mut index = 0;
+    while index < parsed.len() {
+        let line = match parsed[index].owner() {
+            Owner::Application => {
+                index += 1;
+                parsed[index - 1].line()
+            }
+            Owner::Crate(_) => {
+                let start = index;
+                let mut crates: Vec<&str> = Vec::new();
+                while let Some(Owner::Crate(name)) = parsed.get(index).map(Frame::owner) {
+                    if !crates.contains(&name) {
+                        crates.push(name);
+                    }
+                    index += 1;
+                }
+                let count = index - start;
+                let s = if count == 1 { "" } else { "s" };
+                let shown = crates.len().min(6);
+                let more = if crates.len() > shown { ", …" } else { "" };
+                format!("… {count} frame{s} in {}{more}", crates[..shown].join(", "))
+            }
+        };
+        if lines.len() == MAX_FRAMES {
             left += 1;
             continue;
         }
-        frames.push(crate::text::cut_at(function, MAX_FUNCTION).to_owned());
+        lines.push(line);
     }
     if left > 0 {
-        frames.push(format!("… {left} more frames"));
+        lines.push(format!("… {left} more lines"));
     }
-    frames
+    lines
 }
 
 #[cfg(test)]
@@ -240,29 +360,57 @@ mod tests {
     }
 
     #[test]
-    fn frames_start_at_the_failure_and_end_at_the_thread_s_start_or_the_bound() {
-        let mut text = String::from(
+    fn the_application_s_frames_are_whole_and_the_plumbing_between_them_is_one_line() {
+        let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
+        let text = format!(
             "   0: <alloc::boxed::Box<dyn Fn(&PanicHookInfo)> as core::ops::function::Fn>::call
              at /rustc/x/library/alloc/src/boxed.rs:2254:9
    1: core::option::unwrap_failed
-   2: app::orders::load::{{closure}}
+   2: app::orders::load::{{{{closure}}}}
              at ./src/orders.rs:42:17
-   3: <axum::handler::future::IntoServiceFuture<F> as core::future::future::Future>::poll
-",
+   3: <F as axum::handler::Handler<((),),S>>::call::{{{{closure}}}}
+             at {registry}/axum-0.8.9/src/handler/mod.rs:217:38
+   4: <core::pin::Pin<P> as core::future::future::Future>::poll
+             at /rustc/x/library/core/src/future/future.rs:133:9
+   5: <tower::util::oneshot::Oneshot<S,Req> as core::future::future::Future>::poll
+             at {registry}/tower-0.5.3/src/util/oneshot.rs:96:42
+   6: app::middleware::auth::{{{{closure}}}}
+             at /home/me/app/src/middleware.rs:12:5
+   7: tokio::runtime::task::raw::poll
+   8: std::sys::backtrace::__rust_begin_short_backtrace
+   9: never::shown
+"
         );
-        for index in 4..60 {
-            text.push_str(&format!("  {index}: tokio::runtime::task::poll\n"));
-        }
-        let frames = frames_of(&text);
         assert_eq!(
-            frames[0],
-            "app::orders::load::{{closure}} at ./src/orders.rs:42:17"
+            frames_of(&text),
+            [
+                "app::orders::load::{{closure}} at ./src/orders.rs:42:17",
+                "… 3 frames in axum, core, tower",
+                "app::middleware::auth::{{closure}} at /home/me/app/src/middleware.rs:12:5",
+                "… 1 frame in tokio",
+            ]
         );
-        assert!(frames[1].starts_with("<axum::handler::future::IntoServiceFuture<F> as"));
-        assert_eq!(frames.len(), MAX_FRAMES + 1);
-        assert_eq!(frames[MAX_FRAMES], "… 26 more frames");
-        let short =
-            "   0: app::main\n   1: std::sys::backtrace::__rust_begin_short_backtrace\n   2: x\n";
-        assert_eq!(frames_of(short), ["app::main"]);
+        let mut long = String::new();
+        for index in 0..60 {
+            long.push_str(&format!("  {}: app::step{index}\n", 2 * index));
+            long.push_str(&format!(
+                "  {}: tokio::runtime::task::poll\n",
+                2 * index + 1
+            ));
+        }
+        let lines = frames_of(&long);
+        assert_eq!(lines.len(), MAX_FRAMES + 1);
+        assert_eq!(lines[0], "app::step0");
+        assert_eq!(lines[1], "… 1 frame in tokio");
+        assert_eq!(lines[MAX_FRAMES], "… 88 more lines");
+        assert_eq!(
+            shortened(&format!("{registry}/axum-0.8.9/src/lib.rs:1:1")),
+            "axum-0.8.9/src/lib.rs:1:1"
+        );
+        assert_eq!(
+            shortened("/rustc/abc/library/core/src/ops.rs:1:1"),
+            "library/core/src/ops.rs:1:1"
+        );
+        assert_eq!(crate_of("hyper-util-0.1.21"), "hyper-util");
     }
 }

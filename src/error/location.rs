@@ -109,9 +109,9 @@ impl Site {
         }
     }
 
-    pub(crate) fn backtrace(&self) -> Option<&Backtrace> {
+    pub(crate) fn backtrace(&self) -> Option<&Arc<Backtrace>> {
         match self {
-            Self::Caller { backtrace, .. } | Self::Panic { backtrace, .. } => backtrace.as_deref(),
+            Self::Caller { backtrace, .. } | Self::Panic { backtrace, .. } => backtrace.as_ref(),
             Self::Lost => None,
         }
     }

@@ -336,6 +336,12 @@ impl Error {
     /// assert!(error.backtrace().is_some());
     /// ```
     pub fn backtrace(&self) -> Option<&std::backtrace::Backtrace> {
+        self.captured_backtrace().map(|backtrace| &**backtrace)
+    }
+
+    /// [`backtrace`](Self::backtrace), shared: a group keeps the one its interval captured.
+    #[inline]
+    pub(crate) fn captured_backtrace(&self) -> Option<&std::sync::Arc<std::backtrace::Backtrace>> {
         self.inner.origin.site.as_ref().and_then(Site::backtrace)
     }
 

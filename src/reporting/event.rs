@@ -133,7 +133,7 @@ pub(crate) fn emit(
     let type_name = sample.and_then(|sample| sample.error.type_name());
     // Resolved here, on the report thread: names and lines come from the debug info.
     let frames = sample
-        .and_then(|sample| sample.error.backtrace())
+        .and_then(|sample| sample.backtrace.as_deref())
         .map(backtraces::frames);
     // Formatted: from here on nothing of the application's code runs. A report that took too long
     // to get here was left behind, and a later one wrote its failures.

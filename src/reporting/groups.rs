@@ -14,6 +14,7 @@
 //! one cell increment per error.
 
 use std::{
+    backtrace::Backtrace,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
@@ -106,6 +107,9 @@ pub struct ErrorGroup {
 #[derive(Debug, Clone)]
 pub(crate) struct Sample {
     pub(crate) error: Error,
+    /// The backtrace the sample's group captured in the interval: the sample's own, or that of
+    /// another failure of the group, which took the one capture of its location meanwhile.
+    pub(crate) backtrace: Option<Arc<Backtrace>>,
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) route: String,
@@ -117,6 +121,7 @@ impl Sample {
     fn new(error: &Error, context: &ErrorContext<'_>) -> Self {
         Self {
             error: error.clone(),
+            backtrace: error.captured_backtrace().cloned(),
             method: context.method().to_string(),
             path: context.path().to_owned(),
             route: context.route_label().to_owned(),
@@ -168,6 +173,8 @@ struct Tally {
     /// thread that wins it, so that the common path only reads it.
     sample_wanted: AtomicBool,
     sample: Mutex<Option<Sample>>,
+    /// The backtrace a failure of this interval captured, when it was not the sample's.
+    captured: Mutex<Option<Arc<Backtrace>>>,
 }
 
 /// Whether a count whose thread's cell is now `cell` is published: the first [`PUBLISH_BATCH`]
@@ -185,6 +192,7 @@ impl Tally {
             count: StripedCounter::with_cells(cores.saturating_mul(2).min(32)),
             sample_wanted: AtomicBool::new(true),
             sample: Mutex::new(None),
+            captured: Mutex::new(None),
         }
     }
 
@@ -200,13 +208,29 @@ impl Tally {
             if slot.is_none() {
                 *slot = Some(Sample::new(error, context));
             }
+        } else if let Some(backtrace) = error.captured_backtrace().filter(|_| keep) {
+            self.keep_backtrace(backtrace);
         }
         self.count.increment_cell()
     }
 
-    /// The sample, asking the next error for a new one.
+    /// Keeps `backtrace`, the one capture of this interval at the group's location, for the
+    /// sample, whichever failure took the sample. Out of line: once per interval and location.
+    #[cold]
+    #[inline(never)]
+    fn keep_backtrace(&self, backtrace: &Arc<Backtrace>) {
+        self.captured
+            .lock()
+            .get_or_insert_with(|| Arc::clone(backtrace));
+    }
+
+    /// The sample, with its interval's backtrace, asking the next error for a new one.
     fn take_sample(&self) -> Option<Sample> {
-        let sample = self.sample.lock().take();
+        let mut sample = self.sample.lock().take();
+        let captured = self.captured.lock().take();
+        if let Some(sample) = sample.as_mut().filter(|sample| sample.backtrace.is_none()) {
+            sample.backtrace = captured;
+        }
         self.sample_wanted.store(true, Ordering::Release);
         sample
     }

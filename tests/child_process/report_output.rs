@@ -494,6 +494,30 @@ fn with_rust_backtrace_the_report_is_followed_by_frames_naming_the_handler() {
     }
 }
 
+/// Six times over: 2,000 failures at one site from 4 tasks at once, and the report's sample has the
+/// backtrace that one of them took, whichever it was.
+#[test]
+fn under_concurrency_the_sample_carries_the_backtrace_its_interval_captured() {
+    for _ in 0..6 {
+        let output = run("concurrent", &[("RUST_LIB_BACKTRACE", "1")]);
+        let report = lines_with(&output.stderr, "Observed 2000 unhandled errors");
+        assert_eq!(report.len(), 1, "{}", output.stderr);
+        let mut lines = output
+            .stderr
+            .lines()
+            .skip_while(|line| !line.contains("Observed 2000"));
+        lines.next();
+        let frames: Vec<&str> = lines.take_while(|line| line.starts_with("    ")).collect();
+        assert!(
+            frames
+                .first()
+                .is_some_and(|frame| frame.contains("report_output::fail")),
+            "{}",
+            output.stderr
+        );
+    }
+}
+
 #[test]
 fn a_panic_s_backtrace_starts_at_the_handler_that_panicked() {
     let output = run("panic", &[("RUST_BACKTRACE", "1")]);
@@ -620,6 +644,40 @@ async fn fail_times(address: std::net::SocketAddr, count: usize) {
     }
 }
 
+/// 2,000 failures at one site from 4 concurrent tasks, then the report: whichever failure took the
+/// interval's one backtrace, the sample's report carries it.
+fn concurrent() {
+    use tower::ServiceExt;
+    let app = Router::new()
+        .route("/fail", get(fail))
+        .layer(unhandled::layer());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    for _ in 0..500 {
+                        let request = axum::http::Request::get("/fail")
+                            .body(axum::body::Body::empty())
+                            .unwrap();
+                        let response = app.clone().oneshot(request).await.unwrap();
+                        assert_eq!(response.status(), 500);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        unhandled::ReportingErrorHandler::global().shutdown().await;
+    });
+}
+
 /// 10,000 failures at two sites (a `?` and a panic), each seen by the application's own handler
 /// behind the reporter, which counts those that carry a backtrace.
 fn storm() {
@@ -674,6 +732,7 @@ fn child() {
         "none" | "tick" | "none-twice" | "warn-later" | "misordered" | "panic"
         | "backtraces-off" => {}
         "storm" => return storm(),
+        "concurrent" => return concurrent(),
         "sigterm" => return serve_until_sigterm(),
         "axum-examples" | "axum-examples-logging" | "mixed-logging" => {
             tracing_subscriber::registry()
