@@ -244,6 +244,24 @@ fn shortened(at: &str) -> &str {
     }
 }
 
+/// Whether `file` is the standard library's, as a location or a frame names it.
+pub(crate) fn is_std_file(file: &str) -> bool {
+    file.starts_with("/rustc/")
+        || ["core", "alloc", "std"]
+            .iter()
+            .any(|name| file.contains(&format!("/library/{name}/src/")))
+}
+
+/// The file, line and column of the first of the application's frames among `frames` (as
+/// [`frames`] gives them), if one names its file.
+pub(crate) fn first_application_location(frames: &[String]) -> Option<&str> {
+    frames
+        .iter()
+        .filter(|frame| !frame.starts_with('…'))
+        .find_map(|frame| frame.rsplit_once(" at ").map(|(_, at)| at))
+        .filter(|at| !is_std_file(at))
+}
+
 /// The frames of a backtrace as std prints it, as [`frames`] gives them.
 fn frames_of(text: &str) -> Vec<String> {
     let mut parsed: Vec<Frame<'_>> = Vec::new();

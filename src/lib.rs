@@ -75,7 +75,7 @@ pub use crate::{
     backtraces::set_backtraces,
     config::ReportTo,
     context::{ErrorContext, ErrorKind},
-    error::{BoxError, Error, Location, Result},
+    error::{At, BoxError, Error, Location, Result},
     error_handler::ErrorHandlerLayer,
     handler::{DefaultErrorHandler, ServerErrorHandler},
     logging::LoggingLayer,

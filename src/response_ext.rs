@@ -93,6 +93,14 @@ pub trait ResponseExt: sealed::Sealed + Sized {
     #[track_caller]
     fn with_logged_cause(self, cause: impl Into<BoxError>) -> Self;
 
+    /// [`with_cause`](Self::with_cause), made where `at` says: the line of the `?` that made the
+    /// application's own error and the type it was made from, which [`At::here`](crate::At::here)
+    /// recorded in the error's `From`. The report then names them, not this call's line.
+    ///
+    /// See [`At`](crate::At) for the whole recipe.
+    #[must_use]
+    fn with_cause_at(self, cause: impl Into<BoxError>, at: crate::At) -> Self;
+
     /// Asks the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) (and a
     /// [`LoggingLayer`](crate::LoggingLayer)) to watch this response's body although it has an
     /// exact size: a proxied upstream body with a `Content-Length` does, yet it streams and can
@@ -161,6 +169,10 @@ impl<B> ResponseExt for Response<B> {
         attach(self, cause.into(), true, origin)
     }
 
+    fn with_cause_at(self, cause: impl Into<BoxError>, at: crate::At) -> Self {
+        attach(self, cause.into(), false, at.0)
+    }
+
     fn watch_body(mut self) -> Self {
         self.extensions_mut().insert(WatchBody);
         self
@@ -171,7 +183,10 @@ impl<B> ResponseExt for Response<B> {
 /// give `type_name`, so the type is taken from the value).
 #[track_caller]
 fn caused_by<C>(_cause: &C) -> Origin {
-    Origin::here::<C>()
+    Origin {
+        attached: true,
+        ..Origin::here::<C>()
+    }
 }
 
 fn attach<B>(

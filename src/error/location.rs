@@ -71,6 +71,79 @@ impl fmt::Display for Location<'_> {
 pub(crate) struct Origin {
     pub(crate) site: Option<Site>,
     pub(crate) type_name: Option<&'static str>,
+    /// Whether the site is where [`ResponseExt::with_cause`](crate::ResponseExt::with_cause)
+    /// attached a cause: most often an `IntoResponse`, not where the error was made.
+    pub(crate) attached: bool,
+}
+
+/// Where an application's own error was made: the line of the `?` that converted into it, the
+/// type it converted from, and a backtrace where they are on. Its `IntoResponse` hands it on
+/// with the cause ([`ResponseExt::with_cause_at`](crate::ResponseExt::with_cause_at)), and the
+/// report names that line and type instead of the `IntoResponse`'s.
+///
+/// One field of the application's error, filled by a `#[track_caller]` `From`, the one `?` calls:
+///
+/// ```
+/// use axum::{http::StatusCode, response::{IntoResponse, Response}};
+/// use unhandled::{At, ResponseExt};
+///
+/// #[derive(Debug)]
+/// enum Kind {
+///     Io(std::io::Error),
+///     Parse(std::num::ParseIntError),
+/// }
+/// impl From<std::io::Error> for Kind { fn from(e: std::io::Error) -> Self { Self::Io(e) } }
+/// impl From<std::num::ParseIntError> for Kind {
+///     fn from(e: std::num::ParseIntError) -> Self { Self::Parse(e) }
+/// }
+/// # impl std::fmt::Display for Kind {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("kind") }
+/// # }
+/// # impl std::error::Error for Kind {}
+///
+/// /// The application's error: what went wrong, and where.
+/// struct AppError {
+///     kind: Kind,
+///     at: At,
+/// }
+///
+/// impl<E: Into<Kind>> From<E> for AppError {
+///     #[track_caller] // so that `At::here` sees the `?`
+///     fn from(error: E) -> Self {
+///         Self { at: At::here::<E>(), kind: error.into() }
+///     }
+/// }
+///
+/// impl IntoResponse for AppError {
+///     fn into_response(self) -> Response {
+///         StatusCode::INTERNAL_SERVER_ERROR.into_response().with_cause_at(self.kind, self.at)
+///     }
+/// }
+///
+/// fn parse(text: &str) -> Result<u32, AppError> {
+///     Ok(text.parse::<u32>()?) // this line, and `core::num::error::ParseIntError`
+/// }
+/// let response = parse("x").unwrap_err().into_response();
+/// let error = response.extensions().get::<unhandled::Error>().unwrap();
+/// assert_eq!(error.location().unwrap().line(), line!() - 4);
+/// assert_eq!(error.type_name(), Some("core::num::error::ParseIntError"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct At(pub(crate) Origin);
+
+impl At {
+    /// The caller's location (the `?`, through a `#[track_caller]` `From`), and the type `E` the
+    /// error was made from.
+    #[track_caller]
+    #[inline]
+    pub fn here<E>() -> Self {
+        Self(Origin::here::<E>())
+    }
+
+    /// Where it is.
+    pub fn location(&self) -> Option<Location<'_>> {
+        self.0.site.as_ref().and_then(Site::location)
+    }
 }
 
 /// Where an error was made: its maker's caller, or the panic it was made from, as the panic hook
@@ -129,6 +202,7 @@ impl Origin {
                 backtrace: backtraces::capture(at.file(), at.line(), at.column()),
             }),
             type_name: type_name_of::<C>(),
+            attached: false,
         }
     }
 
@@ -137,6 +211,7 @@ impl Origin {
         Self {
             site: None,
             type_name: type_name_of::<C>(),
+            attached: false,
         }
     }
 
@@ -145,6 +220,7 @@ impl Origin {
         Self {
             site,
             type_name: None,
+            attached: false,
         }
     }
 }

@@ -39,7 +39,7 @@ mod location;
 mod panic;
 
 use self::chain::OneLink;
-pub use self::location::Location;
+pub use self::location::{At, Location};
 pub(crate) use self::location::{Origin, Site};
 pub(crate) use self::{
     chain::{Chain, Links, past_axum, sources, text_of, unwrap_axum},
@@ -343,6 +343,12 @@ impl Error {
     #[inline]
     pub(crate) fn captured_backtrace(&self) -> Option<&std::sync::Arc<std::backtrace::Backtrace>> {
         self.inner.origin.site.as_ref().and_then(Site::backtrace)
+    }
+
+    /// Whether the location is where [`ResponseExt::with_cause`](crate::ResponseExt::with_cause)
+    /// attached the cause, which is most often an `IntoResponse`, not where the error was made.
+    pub(crate) fn location_attached(&self) -> bool {
+        self.inner.origin.attached
     }
 
     /// Whether this is a panic's error whose location a panic hook set later kept from being

@@ -9,6 +9,7 @@ use crate::{
     backtraces,
     config::ReportTo,
     context::ErrorKind,
+    error::Error,
     grpc::GrpcStatus,
     handoff,
     level::{enabled_at, event_at},
@@ -60,6 +61,16 @@ pub(crate) const ATTACH_FIX: &str = "no cause was attached to this response; whe
 pub(crate) const GRPC_FIX: &str = "this gRPC status has no source; where the handler returns it, \
      give it its cause (`status.set_source(Arc::new(error))`) and enable unhandled's cargo feature \
      `tonic`, so that the report shows the cause's chain";
+
+/// What the report adds to a location where `ResponseExt::with_cause` attached the cause.
+pub(crate) const ATTACHED_NOTE: &str = "where ResponseExt::with_cause attached the cause; the ? \
+     that made the error is elsewhere (in the handler): record it with unhandled::At in the \
+     error type's From and attach with with_cause_at";
+
+/// What the report adds to a location inside the standard library.
+pub(crate) const STD_NOTE: &str = "inside the standard library: the error went through a \
+     function path without #[track_caller], such as .map_err(Error::from); write ? or \
+     .map_err(|e| Error::new(e)) to name the line";
 
 /// What the report's `sample.location` says of a panic whose location was lost.
 pub(crate) const LOCATION_LOST: &str = "unknown: a panic hook set after the first \
@@ -123,18 +134,15 @@ pub(crate) fn emit(
     let kind = sample.map(|sample| sample.kind.as_str());
     let status = sample.map(|sample| sample.error.status_code().as_u16());
     let trace_id = sample.and_then(|sample| sample.trace_id);
-    let location = sample.and_then(|sample| match sample.error.location() {
-        Some(location) => Some(location.to_string()),
-        None => sample
-            .error
-            .location_lost()
-            .then(|| LOCATION_LOST.to_owned()),
-    });
     let type_name = sample.and_then(|sample| sample.error.type_name());
     // Resolved here, on the report thread: names and lines come from the debug info.
     let frames = sample
         .and_then(|sample| sample.backtrace.as_deref())
         .map(backtraces::frames);
+    let (location, location_note) = match sample {
+        Some(sample) => place(&sample.error, frames.as_deref()),
+        None => (None, None),
+    };
     // Formatted: from here on nothing of the application's code runs. A report that took too long
     // to get here was left behind, and a later one wrote its failures.
     if !still_mine() {
@@ -158,6 +166,7 @@ pub(crate) fn emit(
             .field("sample.status", status)
             .field("sample.error", chain.as_deref())
             .field("sample.location", location.as_deref())
+            .field("sample.location_note", location_note)
             .field("sample.type", type_name)
             .field("sample.fix", attach_fix)
             .field("sample.trace_id", trace_id)
@@ -179,6 +188,7 @@ pub(crate) fn emit(
         sample.status = status,
         sample.error = chain.as_deref(),
         sample.location = location.as_deref(),
+        sample.location_note = location_note,
         sample.type = type_name,
         sample.fix = attach_fix,
         sample.trace_id = trace_id.map(field::display),
@@ -186,6 +196,25 @@ pub(crate) fn emit(
         fix = &*fix,
         "{message}",
     );
+}
+
+/// Where the sample failed, as the report says it, and what the report adds to it: where the
+/// cause was attached rather than made ([`ATTACHED_NOTE`]); for a location inside the standard
+/// library, the first of the application's frames when a backtrace is at hand, else how to keep
+/// the line ([`STD_NOTE`]).
+fn place(error: &Error, frames: Option<&[String]>) -> (Option<String>, Option<&'static str>) {
+    let Some(location) = error.location() else {
+        let lost = error.location_lost().then(|| LOCATION_LOST.to_owned());
+        return (lost, None);
+    };
+    if backtraces::is_std_file(location.file()) {
+        return match frames.and_then(backtraces::first_application_location) {
+            Some(frame) => (Some(frame.to_owned()), None),
+            None => (Some(location.to_string()), Some(STD_NOTE)),
+        };
+    }
+    let note = error.location_attached().then_some(ATTACHED_NOTE);
+    (Some(location.to_string()), note)
 }
 
 /// `GET /users/{id} error ×12, POST /orders panic ×3, 2 more in other groups`.

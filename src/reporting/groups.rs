@@ -322,8 +322,14 @@ impl Group {
             && *self.route == *key.route
     }
 
+    /// `GET /users/{id} error at src/users.rs:40:9`; a location inside the standard library is
+    /// not shown as the place (the sample says how to keep the line).
     fn label(&self) -> String {
         match &self.at {
+            Some(at) if crate::backtraces::is_std_file(&at.file) => format!(
+                "{} {} {} at a line the standard library hid",
+                self.method, self.route, self.kind
+            ),
             Some(at) => format!("{} {} {} at {at}", self.method, self.route, self.kind),
             None => format!("{} {} {}", self.method, self.route, self.kind),
         }

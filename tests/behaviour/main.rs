@@ -16,6 +16,7 @@ mod display_panics;
 mod faults;
 mod grpc;
 mod locations;
+mod own_error_type;
 mod rendering;
 mod server_span;
 mod streaming;
