@@ -64,6 +64,8 @@ pub struct ErrorContext<'a> {
     route: Option<&'a str>,
     kind: ErrorKind,
     grpc: bool,
+    /// The query, as the layer kept it (cut with the path).
+    query: Option<&'a str>,
     /// Where the route label was taken from the path the client sent (a gRPC method): the label
     /// the application declared, used once such labels' budget is spent.
     declared: Option<Option<&'a str>>,
@@ -80,10 +82,22 @@ impl<'a> ErrorContext<'a> {
             route,
             kind,
             grpc: false,
+            query: None,
             declared: None,
             #[cfg(feature = "opentelemetry")]
             trace_id: None,
         }
+    }
+
+    /// This context, with the request's query.
+    pub(crate) fn with_query(self, query: Option<&'a str>) -> Self {
+        Self { query, ..self }
+    }
+
+    /// The request's query, as the client sent it (secrets included: a report redacts it), cut
+    /// with the path; `None` without one.
+    pub fn query(&self) -> Option<&'a str> {
+        self.query
     }
 
     /// This context labelled by `route`, taken from the path the client sent, the route it had

@@ -35,12 +35,14 @@ use crate::{context::ErrorContext, error::Error};
 /// A panic, a service error and a 5xx the crate answers itself get `DefaultErrorHandler`'s plain
 /// text. An application whose errors are JSON answers them in its own shape, and leaves the
 /// responses its own error type rendered alone (`None`). Wrapped by the builder, the reporter
-/// still counts and reports each failure:
+/// still counts and reports each failure; built with
+/// [`from_env`](crate::ReportingErrorHandlerBuilder::from_env), as `unhandled::layer()` is, it
+/// reads `UNHANDLED_ERRORS_REPORT_INTERVAL` and the others too (`builder()` reads none):
 ///
 /// ```
 /// use axum::{Router, body::Body, http::{Request, header}, response::{IntoResponse, Response}, routing::get};
 /// use tower::ServiceExt;
-/// use unhandled::{Error, ErrorContext, ErrorHandlerLayer, ErrorKind, ReportingErrorHandler};
+/// use unhandled::{Error, ErrorContext, ErrorHandlerLayer, ErrorKind, ReportingErrorHandlerBuilder};
 ///
 /// /// `{"error":{"code":"internal","message":"…"}}`, as the application's own errors are.
 /// fn json_errors(error: &Error, context: &ErrorContext<'_>) -> Option<Response> {
@@ -59,7 +61,7 @@ use crate::{context::ErrorContext, error::Error};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let reporting = ReportingErrorHandler::builder().wrap(json_errors);
+/// let reporting = ReportingErrorHandlerBuilder::from_env().wrap(json_errors);
 /// let app: Router = Router::new()
 ///     .route("/", get(poisoned))
 ///     .layer(ErrorHandlerLayer::new(reporting.clone()));

@@ -19,7 +19,7 @@ use axum::{
 
 use crate::context::{ErrorContext, ErrorKind};
 
-/// Bytes of path kept; a longer path is cut and marked `…`.
+/// Bytes of path and query kept; a longer one is cut and marked `…`.
 pub(crate) const INLINE: usize = 80;
 /// The longest method recorded in the logging layer's span (`http.request.method_original`) and
 /// end event (`method`); a longer one is cut, without a mark, so that it stays a method.
@@ -27,10 +27,10 @@ pub(crate) const MAX_METHOD: usize = 64;
 
 const ELLIPSIS: &str = "…";
 
-/// The request is a gRPC call ([`grpc::is_grpc`]): its failures may be answered as gRPC.
+/// The request is a gRPC call ([`crate::grpc::is_grpc`]): its failures may be answered as gRPC.
 const GRPC: u8 = 1;
 /// The router routed the gRPC call to a catch-all of a service's shape
-/// ([`grpc::routes_service`]): where the answer is gRPC, its route is its method.
+/// ([`crate::grpc::routes_service`]): where the answer is gRPC, its route is its method.
 const BY_METHOD: u8 = 2;
 /// The response was a gRPC answer (`content-type: application/grpc`), noted when the response of
 /// a gRPC call is inspected.
@@ -40,7 +40,7 @@ pub(crate) struct RequestHead {
     method: Method,
     /// The route template the router matched, if one did.
     route: Option<MatchedPath>,
-    /// The path: its first `path_len` bytes.
+    /// The path and the query (`/users/7?limit=-1`): its first `path_len` bytes.
     path: [u8; INLINE],
     path_len: u8,
     /// Whether the application logged its own failure while the error handler served the
@@ -68,7 +68,11 @@ impl RequestHead {
         let by_method =
             grpc && route.is_some_and(|route| crate::grpc::routes_service(route.as_str(), path));
         let mut bytes = [0; INLINE];
-        let path_len = copy_cut(path, &mut bytes);
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or(path, |target| target.as_str());
+        let path_len = copy_cut(target, &mut bytes);
         Self {
             method: request.method().clone(),
             route: route.cloned(),
@@ -91,10 +95,24 @@ impl RequestHead {
         crate::text::cut_at(self.method.as_str(), MAX_METHOD)
     }
 
-    /// The request's path, as kept (cut and marked when long).
-    pub(crate) fn path(&self) -> &str {
+    /// The request's path and query, as kept (cut and marked when long).
+    fn target(&self) -> &str {
         // Always valid: copied from a whole `str` cut at a character boundary.
         std::str::from_utf8(&self.path[..usize::from(self.path_len)]).unwrap_or_default()
+    }
+
+    /// The request's path, as kept (cut and marked when long), without the query.
+    pub(crate) fn path(&self) -> &str {
+        self.split().0
+    }
+
+    /// The path and the query, as kept.
+    fn split(&self) -> (&str, Option<&str>) {
+        let target = self.target();
+        match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        }
     }
 
     /// Whether the request is a `HEAD`, whose response body is never polled.
@@ -174,10 +192,11 @@ impl RequestHead {
     /// groups ([`ErrorContext::declared`]); any other failure keeps the route template, or
     /// `unmatched`.
     pub(crate) fn context(&self, kind: ErrorKind, answered: bool) -> ErrorContext<'_> {
-        let path = self.path();
+        let (path, query) = self.split();
         let route = self.route.as_ref().map(MatchedPath::as_str);
-        let context =
-            ErrorContext::new(&self.method, path, route, kind).with_grpc(self.answers_grpc());
+        let context = ErrorContext::new(&self.method, path, route, kind)
+            .with_grpc(self.answers_grpc())
+            .with_query(query);
         let by_path = answered && self.grpc_answer() && self.answers_grpc();
         match by_path.then(|| crate::grpc::method_route(path)).flatten() {
             Some(method) => context.with_route_from_path(method),
@@ -229,6 +248,15 @@ mod tests {
         assert!(cut.len() <= INLINE);
         assert!(cut.ends_with('…'));
         assert!(long.starts_with(cut.trim_end_matches('…')));
+    }
+
+    #[test]
+    fn the_query_is_kept_beside_the_path_and_not_in_it() {
+        let head = head("/users/7?limit=-1&sig=x");
+        let context = head.context(ErrorKind::Error, false);
+        assert_eq!(context.path(), "/users/7");
+        assert_eq!(context.query(), Some("limit=-1&sig=x"));
+        assert_eq!(head.path(), "/users/7");
     }
 
     #[test]

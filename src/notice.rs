@@ -248,8 +248,9 @@ fn note(level: Level, target: &str, report_to: ReportTo) -> String {
     format!(
         "(on standard error because no tracing subscriber records target \"{target}\" at {level}; \
          to have it logged there, enable that target in the filter, e.g. \
-         RUST_LOG=unhandled={filter},<your filter>; to keep it here, {REPORT_TO_VAR}=stderr; to turn \
-         the report off, {}=0)",
+         RUST_LOG=unhandled={filter},<your filter>, or where the filter is built in code, \
+         .add_directive(\"unhandled={filter}\".parse().unwrap()) on its EnvFilter; to keep it here, \
+         {REPORT_TO_VAR}=stderr; to turn the report off, {}=0)",
         config::INTERVAL_VAR
     )
 }

@@ -430,7 +430,7 @@ impl Error {
     }
 
     /// The whole chain on one line, `outer: inner: innermost`; the status when there is no cause.
-    /// At most [`MAX_TEXT`](chain::MAX_TEXT) bytes, then [`CUT`]. Never panics, even when a `Display` in the
+    /// At most [`MAX_TEXT`](chain::MAX_TEXT) bytes, then [`CUT`](crate::text::CUT). Never panics, even when a `Display` in the
     /// chain does.
     pub(crate) fn chain_text(&self) -> String {
         text_of(&Alternate(self))

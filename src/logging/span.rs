@@ -18,61 +18,15 @@ use crate::{
     error::Error,
     head::MAX_METHOD,
     level::span_at,
-    text::{Escaped, cut_at},
+    text::{Redacted, cut_at},
 };
-
-/// Keys of `url.query` whose values are recorded as `REDACTED`, compared without regard to case:
-/// the four the OpenTelemetry HTTP conventions name, and the usual names of tokens, keys and
-/// passwords sent in a query. Any key that ends like a secret is redacted too ([`SECRET_ENDINGS`]).
-pub(crate) const REDACTED_KEYS: [&str; 14] = [
-    "AWSAccessKeyId",
-    "Signature",
-    "sig",
-    "X-Goog-Signature",
-    "X-Amz-Signature",
-    "X-Amz-Credential",
-    "X-Amz-Security-Token",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "client_secret",
-    "api_key",
-    "apikey",
-    "password",
-];
-
-/// A query key whose letters and digits (lowercase, percent-decoded, without `-`, `_`, `.` or
-/// any other mark) end with one of these is a secret: `token`, `X-API-Key`, `code` (OAuth's
-/// authorization code), `%73ig`. A key such as `monkey` is redacted too: a value lost from a
-/// trace costs less than a secret kept in one.
-pub(crate) const SECRET_ENDINGS: [&str; 16] = [
-    "token",
-    "key",
-    "keyid",
-    "secret",
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "signature",
-    "sig",
-    "credential",
-    "credentials",
-    "code",
-    "auth",
-    "authorization",
-    "session",
-];
-
-/// The longest key compared with [`SECRET_ENDINGS`]: a longer one is a secret.
-const MAX_KEY: usize = 128;
 
 /// What the span records of the query.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Query {
     /// Whether `url.query` is recorded at all.
     pub(crate) recorded: bool,
-    /// Keys whose values are `REDACTED`, beside [`REDACTED_KEYS`].
+    /// Keys whose values are `REDACTED`, beside [`REDACTED_KEYS`](crate::text::REDACTED_KEYS).
     pub(crate) redacted: &'static [Box<str>],
 }
 
@@ -196,82 +150,6 @@ fn open_rpc<B>(
     #[cfg(feature = "opentelemetry")]
     crate::trace::join_caller(&span, request.headers());
     span
-}
-
-/// A query with the values of the redacted keys replaced by `REDACTED`, written as the span's
-/// `url.query` (formatted only by a subscriber that records it).
-struct Redacted<'a> {
-    query: &'a str,
-    keys: &'a [Box<str>],
-}
-
-impl Redacted<'_> {
-    fn is_secret(&self, key: &str) -> bool {
-        let is = |secret: &str| key.eq_ignore_ascii_case(secret);
-        REDACTED_KEYS.into_iter().any(is)
-            || self.keys.iter().any(|secret| is(secret))
-            || ends_like_a_secret(key, self.keys)
-    }
-}
-
-/// Whether `key`, percent-decoded and reduced to its letters and digits in lowercase, ends with
-/// one of [`SECRET_ENDINGS`] or is one of `extra` (reduced the same way).
-fn ends_like_a_secret(key: &str, extra: &[Box<str>]) -> bool {
-    if key.len() > MAX_KEY {
-        return true;
-    }
-    let mut reduced = [0u8; MAX_KEY];
-    let mut len = 0;
-    let bytes = key.as_bytes();
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|&byte| (byte as char).to_digit(16));
-        let byte = match (bytes[index], hex(index + 1), hex(index + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                index += 3;
-                u8::try_from(high * 16 + low).unwrap_or(0)
-            }
-            (byte, _, _) => {
-                index += 1;
-                byte
-            }
-        };
-        if byte.is_ascii_alphanumeric() {
-            reduced[len] = byte.to_ascii_lowercase();
-            len += 1;
-        }
-    }
-    let reduced = &reduced[..len];
-    let reduce = |secret: &str| -> Vec<u8> {
-        secret
-            .bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|byte| byte.to_ascii_lowercase())
-            .collect()
-    };
-    SECRET_ENDINGS
-        .iter()
-        .any(|ending| reduced.ends_with(ending.as_bytes()))
-        || extra
-            .iter()
-            .any(|secret| !secret.is_empty() && reduced == reduce(secret).as_slice())
-}
-
-impl fmt::Display for Redacted<'_> {
-    /// Escaped ([`Escaped`]): a client's query reaches a subscriber's output as a `Display`
-    /// field, which it writes as it is.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, pair) in self.query.split('&').enumerate() {
-            if index > 0 {
-                f.write_str("&")?;
-            }
-            match pair.split_once('=') {
-                Some((key, _)) if self.is_secret(key) => write!(f, "{}=REDACTED", Escaped(key))?,
-                _ => write!(f, "{}", Escaped(pair))?,
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Records the end of a gRPC call in its span: the method (`_OTHER` when `served` is false) and

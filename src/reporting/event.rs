@@ -43,7 +43,8 @@ fn fix(pending: &Pending) -> Cow<'static, str> {
     let mut fix = format!(
         "unhandled::LoggingLayer saw {which}, but the tracing filter disables its events \
          (target unhandled::logging at {level}); enable them, e.g. \
-         RUST_LOG=unhandled={directive},<your filter>"
+         RUST_LOG=unhandled={directive},<your filter>, or where the filter is built in code, \
+         .add_directive(\"unhandled={directive}\".parse().unwrap()) on its EnvFilter"
     );
     if !all {
         let others = pending.count - pending.filtered_count;

@@ -32,6 +32,7 @@ use crate::{
     error::{Error, Location},
     metric::{self, PUBLISH_BATCH},
     striped::StripedCounter,
+    text::Redacted,
     trace::TraceId,
 };
 
@@ -123,7 +124,11 @@ impl Sample {
             error: error.clone(),
             backtrace: error.captured_backtrace().cloned(),
             method: context.method().to_string(),
-            path: context.path().to_owned(),
+            path: match context.query() {
+                // Redacted as the logging layer's `url.query` is by default.
+                Some(query) => format!("{}?{}", context.path(), Redacted { query, keys: &[] }),
+                None => context.path().to_owned(),
+            },
             route: context.route_label().to_owned(),
             kind: context.kind(),
             trace_id: context.trace_id(),

@@ -155,6 +155,16 @@ async fn with_at_the_report_names_the_handler_s_question_mark_and_the_source_s_t
     }
 }
 
+/// The sample's path keeps the query that caused the failure, its secrets redacted.
+#[tokio::test(flavor = "current_thread")]
+async fn the_sample_s_path_keeps_the_redacted_query() {
+    let report = report_of("/articles?limit=-1&token=SECRET&api_key=SECRET").await;
+    assert_eq!(
+        report.field("sample.path"),
+        "/articles?limit=-1&token=REDACTED&api_key=REDACTED"
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn without_at_the_report_says_where_its_location_comes_from_and_how_to_get_the_line() {
     let report = report_of("/plain").await;
