@@ -43,6 +43,9 @@ pub(crate) struct RequestHead {
     /// The path and the query (`/users/7?limit=-1`): its first `path_len` bytes.
     path: [u8; INLINE],
     path_len: u8,
+    /// Where the query starts, its `?` (`path_len` without one): found as the head is made, so
+    /// that a failure need not look for it.
+    query_at: u8,
     /// Whether the application logged its own failure while the error handler served the
     /// request ([`unhandled::subscriber`](crate::subscriber)), in any call or poll so far: kept
     /// here, in padding, rather than in the response future, which each byte makes costlier to move.
@@ -73,12 +76,15 @@ impl RequestHead {
             .path_and_query()
             .map_or(path, |target| target.as_str());
         let path_len = copy_cut(target, &mut bytes);
+        // A path cut before its query ends with the mark, and has no query.
+        let query_at = path.len().min(path_len);
         Self {
             method: request.method().clone(),
             route: route.cloned(),
             path: bytes,
             // At most `INLINE`.
             path_len: u8::try_from(path_len).unwrap_or(0),
+            query_at: u8::try_from(query_at).unwrap_or(0),
             app_logged: false,
             grpc: (u8::from(grpc) * GRPC) | (u8::from(by_method) * BY_METHOD),
             #[cfg(feature = "opentelemetry")]
@@ -109,10 +115,10 @@ impl RequestHead {
     /// The path and the query, as kept.
     fn split(&self) -> (&str, Option<&str>) {
         let target = self.target();
-        match target.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (target, None),
-        }
+        let (path, query) = target
+            .split_at_checked(usize::from(self.query_at))
+            .unwrap_or((target, ""));
+        (path, query.strip_prefix('?'))
     }
 
     /// Whether the request is a `HEAD`, whose response body is never polled.
@@ -130,6 +136,7 @@ impl RequestHead {
             route: None,
             path: [0; INLINE],
             path_len: 0,
+            query_at: 0,
             app_logged: false,
             grpc: 0,
             #[cfg(feature = "opentelemetry")]

@@ -2,6 +2,7 @@
 
 use std::{borrow::Cow, fmt::Write, time::Duration};
 
+use axum::http::StatusCode;
 use tracing::{Level, field};
 
 use super::groups::Pending;
@@ -57,6 +58,26 @@ fn fix(pending: &Pending) -> Cow<'static, str> {
 pub(crate) const ATTACH_FIX: &str = "no cause was attached to this response; where it is built \
      (the application's IntoResponse), attach it: \
      `response.with_cause(error)` with `use unhandled::ResponseExt`";
+
+/// What the report adds when its sample is a `504` or a `408` without a cause: what a timeout
+/// layer between the error handler and the handler (tower-http's `TimeoutLayer`) answers, which no
+/// `IntoResponse` of the application built.
+pub(crate) const TIMEOUT_FIX: &str = "no cause was attached to this response; a 504 or 408 \
+     without one is what a timeout layer answers (tower-http's TimeoutLayer): the request took \
+     longer than its timeout, so look at what the handler waited on; to count such answers no \
+     more, mark them intentional where they pass, e.g. a map_response layer outside the timeout \
+     layer that inserts unhandled::Error::status(response.status()) into the response's \
+     extensions; where the application's own IntoResponse built it, attach the cause there: \
+     `response.with_cause(error)`";
+
+/// What the report adds when its sample is a `503` without a cause: what a load-shedding or
+/// concurrency-limit layer answers through axum's `HandleErrorLayer`.
+pub(crate) const SHED_FIX: &str = "no cause was attached to this response; a 503 without one is \
+     what a load-shedding or rate-limit layer answers through axum's HandleErrorLayer: where that \
+     closure builds it, mark an intentional shed with \
+     `response.extensions_mut().insert(unhandled::Error::status(StatusCode::SERVICE_UNAVAILABLE))`, \
+     or attach the layer's error with `response.with_cause(error)`; where the application's own \
+     IntoResponse built it, attach the cause there";
 
 /// What the report adds when its sample is a gRPC server-error status without a source.
 pub(crate) const GRPC_FIX: &str = "this gRPC status has no source; where the handler returns it, \
@@ -125,9 +146,15 @@ pub(crate) fn emit(
     let s = if pending.count == 1 { "" } else { "s" };
     let attach_fix = sample
         .filter(|sample| sample.kind == ErrorKind::Status)
-        .map(|sample| match GrpcStatus::is_in(&sample.error) {
-            true => GRPC_FIX,
-            false => ATTACH_FIX,
+        .map(|sample| {
+            let status = sample.error.status_code();
+            match GrpcStatus::is_in(&sample.error) {
+                true => GRPC_FIX,
+                false if status == StatusCode::GATEWAY_TIMEOUT => TIMEOUT_FIX,
+                false if status == StatusCode::REQUEST_TIMEOUT => TIMEOUT_FIX,
+                false if status == StatusCode::SERVICE_UNAVAILABLE => SHED_FIX,
+                false => ATTACH_FIX,
+            }
         });
     let method = sample.map(|sample| sample.method.as_str());
     let path = sample.map(|sample| sample.path.as_str());

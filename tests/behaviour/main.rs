@@ -15,6 +15,7 @@ mod disconnects;
 mod display_panics;
 mod faults;
 mod grpc;
+mod layer_answers;
 mod locations;
 mod own_error_type;
 mod rendering;
