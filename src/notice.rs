@@ -116,7 +116,12 @@ impl Line {
     /// Hands the line to standard error's thread ([`stderr`]), which writes it in one write;
     /// never blocks. The first line of the process also says why it is on standard error
     /// (`report_to`: chosen, or nothing records it) and how to move it.
-    pub(crate) fn write(mut self, report_to: ReportTo) {
+    pub(crate) fn write(self, report_to: ReportTo) {
+        stderr::push(self.finish(report_to));
+    }
+
+    /// The whole line, with the first line's note and its frames.
+    fn finish(mut self, report_to: ReportTo) -> String {
         static EXPLAINED: AtomicBool = AtomicBool::new(false);
         if !EXPLAINED.swap(true, Ordering::Relaxed) {
             self.text.push(' ');
@@ -125,7 +130,7 @@ impl Line {
         }
         self.text.push_str(&self.frames);
         self.text.push('\n');
-        stderr::push(self.text);
+        self.text
     }
 
     /// The line as it would be written, without the first line's note.
@@ -270,21 +275,20 @@ pub(crate) fn config_value_ignored(report_to: ReportTo, error: &ConfigError) {
     if report_to.to_tracing(|| tracing::enabled!(target: REPORT_TARGET, Level::WARN)) {
         tracing::warn!(target: REPORT_TARGET, %error, variable, default, "{message}");
     } else {
-        Line::new(Level::WARN, REPORT_TARGET, &message)
+        let line = Line::new(Level::WARN, REPORT_TARGET, &message)
             .field("error", Some(error))
             .field("variable", Some(&variable))
-            .field("default", Some(&default))
-            .write(report_to);
-        // Read while the application starts, which may end at once: the line should be out first.
-        // Never on a thread of a tokio runtime, which a standard error that blocks would hold.
-        if tokio::runtime::Handle::try_current().is_err() {
-            wait_written(std::time::Instant::now() + CONFIG_WAIT);
-        }
+            .field("default", Some(&default));
+        // Read as the application starts (a builder, the first layer), never on a request, and
+        // the process may end right after: the line is waited for, at most a second where
+        // standard error blocks.
+        line.write(report_to);
+        wait_written(std::time::Instant::now() + CONFIG_WAIT);
     }
 }
 
 /// How long a configuration warning waits for standard error to take it.
-const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
