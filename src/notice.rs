@@ -116,12 +116,7 @@ impl Line {
     /// Hands the line to standard error's thread ([`stderr`]), which writes it in one write;
     /// never blocks. The first line of the process also says why it is on standard error
     /// (`report_to`: chosen, or nothing records it) and how to move it.
-    pub(crate) fn write(self, report_to: ReportTo) {
-        stderr::push(self.finish(report_to));
-    }
-
-    /// The whole line, with the first line's note and its frames.
-    fn finish(mut self, report_to: ReportTo) -> String {
+    pub(crate) fn write(mut self, report_to: ReportTo) {
         static EXPLAINED: AtomicBool = AtomicBool::new(false);
         if !EXPLAINED.swap(true, Ordering::Relaxed) {
             self.text.push(' ');
@@ -130,7 +125,7 @@ impl Line {
         }
         self.text.push_str(&self.frames);
         self.text.push('\n');
-        self.text
+        stderr::push(self.text);
     }
 
     /// The line as it would be written, without the first line's note.

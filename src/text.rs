@@ -233,39 +233,24 @@ fn ends_like_a_secret(key: &str, extra: &[Box<str>]) -> bool {
     }
     let mut reduced = [0u8; MAX_KEY];
     let mut len = 0;
-    let bytes = key.as_bytes();
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|&byte| (byte as char).to_digit(16));
-        let byte = match (bytes[index], hex(index + 1), hex(index + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                index += 3;
-                u8::try_from(high * 16 + low).unwrap_or(0)
-            }
-            (byte, _, _) => {
-                index += 1;
-                byte
-            }
-        };
-        if byte.is_ascii_alphanumeric() {
-            reduced[len] = byte.to_ascii_lowercase();
-            len += 1;
-        }
+    for byte in reduce(percent_encoding::percent_decode(key.as_bytes())) {
+        reduced[len] = byte;
+        len += 1;
     }
     let reduced = &reduced[..len];
-    let reduce = |secret: &str| -> Vec<u8> {
-        secret
-            .bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|byte| byte.to_ascii_lowercase())
-            .collect()
-    };
     SECRET_ENDINGS
         .iter()
         .any(|ending| reduced.ends_with(ending.as_bytes()))
         || extra
             .iter()
-            .any(|secret| !secret.is_empty() && reduced == reduce(secret).as_slice())
+            .any(|secret| !secret.is_empty() && reduce(secret.bytes()).eq(reduced.iter().copied()))
+}
+
+/// The letters and digits of `bytes`, in lowercase.
+fn reduce(bytes: impl Iterator<Item = u8>) -> impl Iterator<Item = u8> {
+    bytes
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|byte| byte.to_ascii_lowercase())
 }
 
 impl fmt::Display for Redacted<'_> {

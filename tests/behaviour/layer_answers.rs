@@ -16,7 +16,7 @@ use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 use unhandled::ErrorHandlerLayer;
 
-use crate::support::{self, capture, send};
+use crate::support::{self, Events, capture, send};
 
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -32,6 +32,25 @@ async fn intentional_timeouts(mut response: Response) -> Response {
             .insert(unhandled::Error::status(status));
     }
     response
+}
+
+/// One failure counted, on `route`, a 5xx without a cause: the advice its report gives.
+async fn the_one_report_s_fix(
+    reporting: &unhandled::ReportingErrorHandler,
+    events: &Events,
+    route: &str,
+) -> String {
+    assert_eq!(
+        reporting.unhandled_count(),
+        1,
+        "{:?}",
+        reporting.breakdown()
+    );
+    reporting.shutdown().await;
+    let report = &events.reports()[0];
+    assert_eq!(report.field("sample.route"), route);
+    assert_eq!(report.field("sample.kind"), "status");
+    report.field("sample.fix").to_owned()
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -56,17 +75,7 @@ async fn a_timeout_layer_s_504_gets_the_timeout_advice_and_marked_intentional_is
         send(&app, "/slow-but-intended").await.0,
         StatusCode::GATEWAY_TIMEOUT
     );
-    assert_eq!(
-        reporting.unhandled_count(),
-        1,
-        "{:?}",
-        reporting.breakdown()
-    );
-    reporting.shutdown().await;
-    let report = &events.reports()[0];
-    assert_eq!(report.field("sample.route"), "/slow");
-    assert_eq!(report.field("sample.kind"), "status");
-    let fix = report.field("sample.fix");
+    let fix = the_one_report_s_fix(&reporting, &events, "/slow").await;
     assert!(fix.contains("what a timeout layer answers"), "{fix}");
     assert!(
         fix.contains("unhandled::Error::status(response.status())"),
@@ -123,16 +132,7 @@ async fn a_load_shed_503_gets_the_shed_advice_and_marked_intentional_is_not_coun
         assert_eq!(first.await.unwrap(), StatusCode::OK);
         release.send_replace(false);
     }
-    assert_eq!(
-        reporting.unhandled_count(),
-        1,
-        "{:?}",
-        reporting.breakdown()
-    );
-    reporting.shutdown().await;
-    let report = &events.reports()[0];
-    assert_eq!(report.field("sample.route"), "/busy");
-    let fix = report.field("sample.fix");
+    let fix = the_one_report_s_fix(&reporting, &events, "/busy").await;
     assert!(fix.contains("load-shedding or rate-limit layer"), "{fix}");
     assert!(
         fix.contains("unhandled::Error::status(StatusCode::SERVICE_UNAVAILABLE)"),
