@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-# Line tables, as README advises for release builds: resolution reads them.
+# Line tables, as the reporting manual advises for release builds: resolution reads them.
 CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --quiet --release -p unhandled-benches --bin backtrace
 count() {
   RUST_BACKTRACE=$1 valgrind --tool=callgrind --toggle-collect="$2" --callgrind-out-file=/dev/null \

@@ -10,36 +10,42 @@ use std::{
 pub const THREADS: [usize; 3] = [1, 2, 4];
 
 /// On each of `threads` threads, runs `setup()` untimed, then waits for the others; all are
-/// released together to run the work `setup` returned, `work(iters)`. The time from release until
-/// the last thread finished; what the work returns is dropped after the clock stops.
+/// released together to run the work `setup` returned, `work(iters)`. The time from the first
+/// thread's start until the last thread finished, each read on its own thread (the main thread
+/// may be descheduled at the release when threads oversubscribe the cores, and a clock read
+/// there came after the work: criterion then saw zero time); what the work returns is dropped
+/// after the clock stops.
 pub fn parallel<S, W, R>(threads: usize, iters: u64, setup: S) -> Duration
 where
     S: Fn() -> W + Send + Sync + 'static,
     W: FnOnce(u64) -> R,
 {
     let setup = Arc::new(setup);
-    let start = Arc::new(Barrier::new(threads + 1));
+    let start = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (setup, start) = (Arc::clone(&setup), Arc::clone(&start));
             thread::spawn(move || {
                 let work = setup();
                 start.wait();
+                let started = Instant::now();
                 let leftovers = work(iters);
                 let finished = Instant::now();
                 drop(leftovers);
-                finished
+                (started, finished)
             })
         })
         .collect();
-    start.wait();
-    let released = Instant::now();
-    let finished = handles
+    let times: Vec<(Instant, Instant)> = handles
         .into_iter()
         .map(|handle| handle.join().expect("benchmark thread panicked"))
-        .max()
-        .expect("at least one thread");
-    finished.duration_since(released)
+        .collect();
+    let started = times.iter().map(|(started, _)| *started).min();
+    let finished = times.iter().map(|(_, finished)| *finished).max();
+    finished
+        .zip(started)
+        .map(|(finished, started)| finished.duration_since(started))
+        .expect("at least one thread")
 }
 
 /// Makes the `tracing` subscriber a benchmark thread runs under; `None` runs it under none.

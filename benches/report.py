@@ -13,6 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 def medians(group_dir):
     """{function: median ns per iteration} for one criterion group directory."""
     result = {}
+    if not group_dir.is_dir():
+        return result
     for bench in sorted(group_dir.iterdir()):
         estimates = bench / "new" / "estimates.json"
         meta = bench / "new" / "benchmark.json"

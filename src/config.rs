@@ -27,6 +27,23 @@
 //! flood the log. The builder raises an interval under [`MIN_INTERVAL`] to it: at most two
 //! reports a second, whatever the setting. An interval over [`MAX_INTERVAL`] is cut to it.
 //!
+//! In code, on [`ReportingErrorHandler::builder()`](crate::ReportingErrorHandler::builder) or after
+//! [`from_env`](crate::ReportingErrorHandlerBuilder::from_env):
+//!
+//! | setting | builder | default |
+//! |---|---|---|
+//! | report interval | `.interval(Duration)` (`Duration::ZERO` turns the report off; counting and the metric go on) | `10s` |
+//! | report level | `.level(tracing::Level)` | `WARN` |
+//! | where the report goes | `.report_to(ReportTo)` | `Auto` |
+//! | count 5xx responses without a cause | `.count_error_responses(bool)` | `true` |
+//! | the rendering handler | `.wrap(handler)` | [`DefaultErrorHandler`](crate::DefaultErrorHandler) |
+//! | panic locations, for the process | [`unhandled::set_panic_locations(bool)`](crate::set_panic_locations) | on |
+//! | backtraces, for the process | [`unhandled::set_backtraces(bool)`](crate::set_backtraces) | std's variables |
+//!
+//! Errors name what they refuse: `invalid UNHANDLED_ERRORS_REPORT_INTERVAL="ten": expected number at
+//! 0; expected a duration with a unit such as "10s", …`, `invalid UNHANDLED_COUNT_ERROR_RESPONSES="maybe":
+//! not a switch; expected "true" or "false" (also 1/0, yes/no, on/off)`.
+//!
 //! ```
 //! use std::time::Duration;
 //! use unhandled::config::{self, ConfigError};

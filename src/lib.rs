@@ -25,9 +25,11 @@
 //! standard error ([`ReportTo`]), so that a new service without a subscriber still shows it.
 //!
 //! Each module's page is its manual:
-//! - [`error_handler`]: what counts as a failure, gRPC calls, failures after the head;
-//! - [`reporting`]: what is counted, the metric and when it is exact, the report and where it goes;
-//! - [`logging`]: the request log and its OpenTelemetry server span;
+//! - [`error_handler`]: what counts as a failure, an application's own error type, gRPC calls,
+//!   failures after the head, what is not guaranteed;
+//! - [`reporting`]: what is counted, the metric and PromQL, where it failed (locations and
+//!   backtraces), the report and where it goes, what runs where, the guarantees;
+//! - [`logging`]: the request log, its OpenTelemetry server span, joining the caller's trace;
 //! - [`subscriber`]: an application's own error logs, counted as logged;
 //! - [`config`]: the environment variables, their bounds, and what a bad value gets.
 //!
@@ -103,3 +105,8 @@ pub use crate::{
 pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
     ErrorHandlerLayer::new(ReportingErrorHandler::global())
 }
+
+/// README's snippets, compiled and run as doctests, so that each recipe works as copied.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;

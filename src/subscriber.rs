@@ -30,6 +30,21 @@
 //! - an event on a task the handler spawned, or of another request (even on the same thread):
 //!   only the request's own calls and polls are watched, on the thread that runs them.
 //!
+//! | how the application logs (`tests/behaviour/app_logs.rs`, each as its example writes it) | with the layer | without |
+//! |---|---|---|
+//! | `#[tracing::instrument(err)]` on the handler | logged, not counted | counted |
+//! | `tracing::error!` in its own `IntoResponse` (axum's `oauth` example) | logged | counted (`kind="status"`) |
+//! | a `from_fn` middleware inside the error handler that logs the error in the response extensions (axum's `error-handling` example) | logged | counted |
+//! | axum-extra's `InternalServerError` | logged | counted |
+//! | an `error!` on an earlier poll than the one that fails | logged | counted |
+//! | sqlx's `WARN` of a slow statement or acquire, then a silent 500 | counted | counted |
+//! | an `error!` before a panic | logged | counted (`kind="panic"`) |
+//! | tower-http's `TraceLayer` inside the error handler ("response failed", names no cause) | counted | counted |
+//! | an event the subscriber's global filter drops | counted | counted |
+//! | the crate's own events; a `warn!` or an `info!` (under the threshold) | counted | counted |
+//! | an event on a task the handler spawned | counted | counted |
+//! | two requests at once on one thread, one logging then failing, one failing silently | the silent one counted | both |
+//!
 //! ```
 //! use axum::{Router, body::Body, http::Request, routing::get};
 //! use tower::ServiceExt;

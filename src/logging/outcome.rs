@@ -257,7 +257,11 @@ impl Outcome {
             latency_ms = millis(started),
             kind = kind.as_str(),
             error,
-            location = origin.and_then(Error::location).map(field::display),
+            // A line of `core` (`.map_err(Error::from)`) is no place to look: left out.
+            location = origin
+                .and_then(Error::location)
+                .filter(|location| !crate::backtraces::is_std_file(location.file()))
+                .map(field::display),
             exception.r#type = origin.and_then(Error::type_name),
             trace_id = trace_id(span).map(field::display),
             "request failed"

@@ -228,8 +228,8 @@ pub(crate) fn emit(
 
 /// Where the sample failed, as the report says it, and what the report adds to it: where the
 /// cause was attached rather than made ([`ATTACHED_NOTE`]); for a location inside the standard
-/// library, the first of the application's frames when a backtrace is at hand, else how to keep
-/// the line ([`STD_NOTE`]).
+/// library, the first of the application's frames when a backtrace is at hand, else no location
+/// and how to keep the line ([`STD_NOTE`]): a line of `core` is never the place to look.
 fn place(error: &Error, frames: Option<&[String]>) -> (Option<String>, Option<&'static str>) {
     let Some(location) = error.location() else {
         let lost = error.location_lost().then(|| LOCATION_LOST.to_owned());
@@ -238,7 +238,7 @@ fn place(error: &Error, frames: Option<&[String]>) -> (Option<String>, Option<&'
     if backtraces::is_std_file(location.file()) {
         return match frames.and_then(backtraces::first_application_location) {
             Some(frame) => (Some(frame.to_owned()), None),
-            None => (Some(location.to_string()), Some(STD_NOTE)),
+            None => (None, Some(STD_NOTE)),
         };
     }
     let note = error.location_attached().then_some(ATTACHED_NOTE);
