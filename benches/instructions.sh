@@ -8,7 +8,8 @@
 # The subscriber table: an application's subscriber without and with unhandled::subscriber::layer().
 # The frames table: instructions per frame of a streamed response body (benches/frames.rs), the
 # body wrappers of unhandled and of tower-http's TraceLayer side by side.
-#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors, subscriber, frames or feature
+# The tasks table: instructions per task a handler spawns, plain and reported (benches/tasks.rs).
+#   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors, subscriber, frames, tasks or feature
 #   BEFORE=path/to/requests bash benches/instructions.sh  # also: the same variants built from another commit
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ cargo build --quiet --release -p unhandled-benches --bin requests
 cp target/release/requests "$work/requests"
 cargo build --quiet --release -p unhandled-benches --bin frames
 cp target/release/frames "$work/frames"
+cargo build --quiet --release -p unhandled-benches --bin tasks
+cp target/release/tasks "$work/tasks"
 cargo build --quiet --release -p unhandled-benches --bin requests --features opentelemetry
 cp target/release/requests "$work/requests-opentelemetry"
 # count BINARY VARIANT REQUESTS: instructions collected in the request loop.
@@ -45,8 +48,13 @@ count_frames() {
   valgrind --tool=callgrind --toggle-collect='*read_counted*' --callgrind-out-file=/dev/null "$work/frames" "$1" "$2" 2>&1 |
     sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 }
+# count_tasks VARIANT TASKS: instructions collected while one request spawns and awaits TASKS tasks.
+count_tasks() {
+  valgrind --tool=callgrind --toggle-collect='*spawn_counted*' --callgrind-out-file=/dev/null "$work/tasks" "$1" "$2" 2>&1 |
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+}
 # Variants to run, by name (default: all tables).
-only=${ONLY:-success errors subscriber frames feature}
+only=${ONLY:-success errors subscriber frames tasks feature}
 if [[ $only == *success* ]]; then
   echo "Successful requests:"; echo
   table bare pass_through unhandled catch_panic logging_disabled
@@ -75,6 +83,16 @@ if [[ $only == *frames* ]]; then
   for variant in unhandled logging trace_layer; do
     per=$(per_request count_frames "$variant")
     printf '| %s | %d | %d |\n' "$variant" "$per" $((per - base_count))
+  done
+fi
+if [[ $only == *tasks* ]]; then
+  echo; echo "Per task a request's handler spawns, polls and awaits (benches/tasks.rs):"; echo
+  printf '| variant | instructions per task | added to its plain spawn |\n|---|---:|---:|\n'
+  for pair in "plain reported" "plain_failing reported_failing"; do
+    set -- $pair
+    base=$(per_request count_tasks "$1")
+    per=$(per_request count_tasks "$2")
+    printf '| %s | %d | 0 |\n| %s | %d | %d |\n' "$1" "$base" "$2" "$per" $((per - base))
   done
 fi
 if [[ -n ${BEFORE:-} ]]; then

@@ -8,6 +8,8 @@
 //! - `GET /ok`: 200
 //! - `GET /error`: an unhandled error with a two-level source chain (counted)
 //! - `GET /panic`: a panic (counted; the connection survives)
+//! - `GET /spawn-error`, `GET /spawn-panic`: a `202` whose handler hands work to a reported task
+//!   that fails or panics afterwards (counted under the route, `kind="task"` / `"task_panic"`)
 //! - `GET /users/{name}`: an error that echoes the path parameter, as many handlers' errors do
 //!   (counted; whatever a client puts in the name, the report on standard error stays one line)
 //! - `GET /not-found`: an intentional 404 via `Error::status` (not counted)
@@ -49,7 +51,7 @@ use futures_util::{StreamExt as _, stream};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::util::MapResponseLayer;
 use tracing_subscriber::{EnvFilter, prelude::*};
-use unhandled::{Error, LoggingLayer, ReportingErrorHandler, ResponseExt as _};
+use unhandled::{Error, LoggingLayer, ReportingErrorHandler, ResponseExt as _, TaskExt as _};
 
 #[derive(Debug)]
 struct QueryFailed(std::io::Error);
@@ -125,6 +127,26 @@ async fn panic() -> &'static str {
     panic!("the handler divided by zero")
 }
 
+/// Work handed off: the welcome mail fails after the `202` was sent.
+async fn send_welcome_mail() -> unhandled::Result<()> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "the relay refused");
+    Err(QueryFailed(refused))?
+}
+
+async fn spawn_error() -> StatusCode {
+    tokio::spawn(send_welcome_mail().reported());
+    StatusCode::ACCEPTED
+}
+
+async fn spawn_panic() -> StatusCode {
+    unhandled::spawn(async {
+        let cache: Vec<u8> = Vec::new();
+        let _ = cache[7]; // the cache warmer indexes an empty cache
+    });
+    StatusCode::ACCEPTED
+}
+
 async fn not_found() -> unhandled::Result<&'static str> {
     Err(Error::status(StatusCode::NOT_FOUND))
 }
@@ -159,6 +181,8 @@ fn routes() -> Router {
         .route("/stream-panic", get(stream_panic))
         .route("/error", get(error))
         .route("/panic", get(panic))
+        .route("/spawn-error", get(spawn_error))
+        .route("/spawn-panic", get(spawn_panic))
         .route("/users/{name}", get(user))
         .route("/not-found", get(not_found))
         .route("/app-error", get(app_error))

@@ -3,9 +3,10 @@
 //! [`ReportingErrorHandlerBuilder::from_env`](crate::ReportingErrorHandlerBuilder::from_env) reads
 //! the reporter's three variables, and [`unhandled::layer()`](crate::layer()) uses it.
 //! [`ReportingErrorHandler::builder()`](crate::ReportingErrorHandler::builder) reads none of them:
-//! its settings come from code alone. The fourth, [`UNHANDLED_PANIC_LOCATIONS`](PANIC_LOCATIONS_VAR),
-//! is the process's: the first error-handler layer built reads it, whichever builder is used, as
-//! it installs the panic hook. (Backtraces follow std's own variables, `RUST_LIB_BACKTRACE` and
+//! its settings come from code alone. Two more are the process's, since the panic hook is:
+//! [`UNHANDLED_PANIC_LOCATIONS`](PANIC_LOCATIONS_VAR) is read by the first error-handler layer
+//! built, whichever builder is used, as it installs the hook, and
+//! [`UNHANDLED_COUNT_STRAY_PANICS`](STRAY_PANICS_VAR) at the first panic outside any scope. (Backtraces follow std's own variables, `RUST_LIB_BACKTRACE` and
 //! `RUST_BACKTRACE`, unless [`set_backtraces`](crate::set_backtraces) decides for the process.
 //! The first backtrace resolved loads the binary's debug info, which stays in memory: tens of
 //! megabytes for a debug build, the report's thread resolves it.)
@@ -16,6 +17,7 @@
 //! | [`UNHANDLED_ERRORS_REPORT_TO`](REPORT_TO_VAR) | `auto`, `tracing` or `stderr` ([`ReportTo`]), in any case | `auto` |
 //! | [`UNHANDLED_COUNT_ERROR_RESPONSES`](COUNT_ERROR_RESPONSES_VAR) | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` | `true` |
 //! | [`UNHANDLED_PANIC_LOCATIONS`](PANIC_LOCATIONS_VAR) | the same switches; off installs no panic hook (read when the first error-handler layer is built, unless [`set_panic_locations`](crate::set_panic_locations) decided) | on |
+//! | [`UNHANDLED_COUNT_STRAY_PANICS`](STRAY_PANICS_VAR) | the same switches: count each panic outside a request and a reported task (read at the first such panic, unless [`count_stray_panics`](crate::count_stray_panics) decided) | off |
 //!
 //! A value that cannot be used is a [`ConfigError`]. It names the variable, the value and what
 //! would be accepted. [`from_env`](crate::ReportingErrorHandlerBuilder::from_env) writes it where a
@@ -73,6 +75,13 @@ pub const COUNT_ERROR_RESPONSES_VAR: &str = "UNHANDLED_COUNT_ERROR_RESPONSES";
 /// a person sees it, and locations stay on.
 pub const PANIC_LOCATIONS_VAR: &str = "UNHANDLED_PANIC_LOCATIONS";
 
+/// The environment variable that turns on counting every panic outside a request and a reported
+/// task as `task_panic` under the route `_unscoped` ([`count_stray_panics`](crate::count_stray_panics)):
+/// `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`, in any case. Unset, they are not counted.
+/// Read at the first such panic, unless `count_stray_panics` decided first; a bad value is
+/// written where a person sees it, and they are not counted.
+pub const STRAY_PANICS_VAR: &str = "UNHANDLED_COUNT_STRAY_PANICS";
+
 /// The environment variable that says where the periodic report goes ([`ReportTo`]): `auto`
 /// (through `tracing` when the subscriber in force records it, else standard error; the
 /// default), `tracing` or `stderr`, in any case.
@@ -123,8 +132,8 @@ struct Variable {
 
 const SWITCH_EXPECTED: &str = "\"true\" or \"false\" (also 1/0, yes/no, on/off)";
 
-/// The four variables.
-const VARIABLES: [Variable; 4] = [
+/// The five variables.
+const VARIABLES: [Variable; 5] = [
     Variable {
         name: INTERVAL_VAR,
         expected: "a duration of at least one second with a unit, such as \"10s\", \"1m 30s\" \
@@ -146,6 +155,11 @@ const VARIABLES: [Variable; 4] = [
         name: PANIC_LOCATIONS_VAR,
         expected: SWITCH_EXPECTED,
         default: "on",
+    },
+    Variable {
+        name: STRAY_PANICS_VAR,
+        expected: SWITCH_EXPECTED,
+        default: "off",
     },
 ];
 

@@ -26,10 +26,18 @@ pub enum ErrorKind {
     /// (a panic while it is polled is a [`Panic`](Self::Panic)). The client got a truncated
     /// response: HTTP/1 closes the connection, HTTP/2 resets the stream.
     Body,
+    /// A task the request handed to `tokio::spawn` (or `spawn_blocking`) with
+    /// [`TaskExt::reported`](crate::TaskExt::reported) returned `Err`, after its response may have
+    /// been sent: there is no response to render.
+    Task,
+    /// Such a task panicked; or, with [`count_stray_panics`](crate::count_stray_panics), any
+    /// panic outside a request and a reported task.
+    TaskPanic,
 }
 
 impl ErrorKind {
-    /// The label value used in logs and metrics: `error`, `panic`, `service`, `status` or `body`.
+    /// The label value used in logs and metrics: `error`, `panic`, `service`, `status`, `body`,
+    /// `task` or `task_panic`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
@@ -37,6 +45,8 @@ impl ErrorKind {
             Self::Service => "service",
             Self::Status => "status",
             Self::Body => "body",
+            Self::Task => "task",
+            Self::TaskPanic => "task_panic",
         }
     }
 }
@@ -69,6 +79,7 @@ pub struct ErrorContext<'a> {
     /// Where the route label was taken from the path the client sent (a gRPC method): the label
     /// the application declared, used once such labels' budget is spent.
     declared: Option<Option<&'a str>>,
+    spawned_at: Option<&'static std::panic::Location<'static>>,
     #[cfg(feature = "opentelemetry")]
     trace_id: Option<TraceId>,
 }
@@ -84,6 +95,7 @@ impl<'a> ErrorContext<'a> {
             grpc: false,
             query: None,
             declared: None,
+            spawned_at: None,
             #[cfg(feature = "opentelemetry")]
             trace_id: None,
         }
@@ -180,7 +192,8 @@ impl<'a> ErrorContext<'a> {
     }
 
     /// The request path, without the query. A path longer than 80 bytes is cut and ends in `…`:
-    /// the layer keeps it in the response future, which every request moves.
+    /// the layer keeps it in the response future, which every request moves. For a spawned
+    /// task's failure ([`is_task`](Self::is_task)), the route: a task keeps no path.
     pub fn path(&self) -> &'a str {
         self.path
     }
@@ -195,6 +208,26 @@ impl<'a> ErrorContext<'a> {
         self.kind
     }
 
+    /// Whether the failure is a spawned task's ([`ErrorKind::Task`], [`ErrorKind::TaskPanic`]):
+    /// its response, if it had one, was sent without it, and what a handler returns is dropped.
+    pub fn is_task(&self) -> bool {
+        matches!(self.kind, ErrorKind::Task | ErrorKind::TaskPanic)
+    }
+
+    /// Where the failing task was spawned ([`TaskExt::reported`](crate::TaskExt::reported)'s
+    /// caller); `None` for a request's own failure.
+    pub fn spawned_at(&self) -> Option<&'static std::panic::Location<'static>> {
+        self.spawned_at
+    }
+
+    /// This context, for a task spawned at `site`.
+    pub(crate) fn with_spawned_at(self, site: &'static std::panic::Location<'static>) -> Self {
+        Self {
+            spawned_at: Some(site),
+            ..self
+        }
+    }
+
     /// The route as a bounded label: the template, or `unmatched`. Never the raw path.
     pub fn route_label(&self) -> &'a str {
         self.route.unwrap_or("unmatched")
@@ -207,21 +240,37 @@ impl<'a> ErrorContext<'a> {
     }
 }
 
+/// `method` as a static: the standard method's own, or `_OTHER` for any other (a task keeps it,
+/// and tokio moves the task: 8 bytes, no allocation).
+pub(crate) fn static_method(method: &Method) -> &'static Method {
+    LABELS
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or(&OTHER_METHOD, |(known, _)| known)
+}
+
+/// The method of a failure outside any request: none of the standard ones, so its label is
+/// `_OTHER`.
+pub(crate) static OTHER_METHOD: std::sync::LazyLock<Method> =
+    std::sync::LazyLock::new(|| Method::from_bytes(b"_OTHER").expect("a token"));
+
 /// The bounded label of `method`: the nine standard methods by name, any other `_OTHER`.
 pub(crate) fn method_label(method: &Method) -> &'static str {
-    static LABELS: [(Method, &str); 9] = [
-        (Method::GET, "GET"),
-        (Method::POST, "POST"),
-        (Method::PUT, "PUT"),
-        (Method::DELETE, "DELETE"),
-        (Method::PATCH, "PATCH"),
-        (Method::HEAD, "HEAD"),
-        (Method::OPTIONS, "OPTIONS"),
-        (Method::CONNECT, "CONNECT"),
-        (Method::TRACE, "TRACE"),
-    ];
     LABELS
         .iter()
         .find(|(known, _)| known == method)
         .map_or("_OTHER", |(_, label)| label)
 }
+
+/// The nine standard methods and their labels.
+static LABELS: [(Method, &str); 9] = [
+    (Method::GET, "GET"),
+    (Method::POST, "POST"),
+    (Method::PUT, "PUT"),
+    (Method::DELETE, "DELETE"),
+    (Method::PATCH, "PATCH"),
+    (Method::HEAD, "HEAD"),
+    (Method::OPTIONS, "OPTIONS"),
+    (Method::CONNECT, "CONNECT"),
+    (Method::TRACE, "TRACE"),
+];

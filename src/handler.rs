@@ -77,6 +77,13 @@ use crate::{context::ErrorContext, error::Error};
 pub trait ServerErrorHandler: Clone + Send + Sync + 'static {
     /// Renders `error`, which happened while serving the request described by `context`.
     fn on_error(&self, error: &Error, context: &ErrorContext<'_>) -> Option<Response>;
+
+    /// Whether `on_error` may read an error's text. A spawned task's error is formatted before
+    /// its handler is called where it may; where it may not, only when a report keeps it.
+    #[doc(hidden)]
+    fn reads_errors(&self) -> bool {
+        true
+    }
 }
 
 impl<F> ServerErrorHandler for F
@@ -118,5 +125,9 @@ pub struct DefaultErrorHandler;
 impl ServerErrorHandler for DefaultErrorHandler {
     fn on_error(&self, _error: &Error, _context: &ErrorContext<'_>) -> Option<Response> {
         None
+    }
+
+    fn reads_errors(&self) -> bool {
+        false
     }
 }

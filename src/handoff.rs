@@ -30,6 +30,13 @@
 //!
 //! A scope costs a thread-local counter and cell per poll: no allocation, no write to memory
 //! another thread uses.
+//!
+//! Work a request hands to a task ([`TaskExt::reported`](crate::TaskExt::reported)) learns whose
+//! it is from the same place: while an error handler polls its inner service, the request it
+//! serves is in force on the thread ([`Serving`], [`serving`]), with the handler its tasks'
+//! failures go to ([`TaskSink`]). A reported task's polls put their request in force again, so
+//! that a task spawned by a task is the same request's. A pointer set and reset per poll: no
+//! allocation, no write to memory another thread uses.
 
 use std::{any::TypeId, cell::Cell, error::Error as StdError, fmt};
 
@@ -38,7 +45,134 @@ use axum::{
     http::Response,
 };
 
-use crate::{context::ErrorKind, error::Error, head::RequestHead};
+use crate::{
+    context::{ErrorContext, ErrorKind},
+    error::Error,
+    handler::ServerErrorHandler,
+    head::RequestHead,
+};
+
+/// The request an error handler serves, in force on the thread while it polls its inner service.
+pub(crate) struct Serving {
+    pub(crate) head: RequestHead,
+    /// Where a failure of the work the request hands to a task goes: the error handler's handler.
+    pub(crate) tasks: &'static Sink,
+}
+
+scoped_tls::scoped_thread_local!(static SERVING: Serving);
+scoped_tls::scoped_thread_local!(static SPAWNED: Spawner);
+
+/// Runs `f` with `serving` in force on this thread.
+#[inline(always)]
+pub(crate) fn serve<R>(serving: &Serving, f: impl FnOnce() -> R) -> R {
+    SERVING.set(serving, f)
+}
+
+/// What a task keeps of the request that spawned it, and puts in force again while it runs, so
+/// that the tasks it spawns are the request's too. Small, since tokio moves it with the task: the
+/// method as one of the standard methods' statics, the route template's shared text, the trace
+/// id (feature `opentelemetry`) and where failures go.
+pub(crate) struct Spawner {
+    pub(crate) method: &'static axum::http::Method,
+    pub(crate) route: Option<axum::extract::MatchedPath>,
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) trace_id: Option<crate::TraceId>,
+    pub(crate) tasks: &'static Sink,
+}
+
+impl Spawner {
+    /// The request in force on this thread, as a task spawned now keeps it: a reported task's
+    /// own request while it runs, else the one an error handler is polling.
+    #[inline]
+    pub(crate) fn in_force() -> Option<Self> {
+        // An error handler's request first: a handler spawns most tasks. A reported future
+        // awaited inside a handler is that request's either way.
+        if SERVING.is_set() {
+            return Some(SERVING.with(|serving| {
+                let head = &serving.head;
+                Self {
+                    method: crate::context::static_method(head.method()),
+                    route: head.route().cloned(),
+                    #[cfg(feature = "opentelemetry")]
+                    trace_id: head.trace_id(),
+                    tasks: serving.tasks,
+                }
+            }));
+        }
+        if !SPAWNED.is_set() {
+            return None;
+        }
+        Some(SPAWNED.with(|spawner| Self {
+            method: spawner.method,
+            route: spawner.route.clone(),
+            #[cfg(feature = "opentelemetry")]
+            trace_id: spawner.trace_id,
+            tasks: spawner.tasks,
+        }))
+    }
+
+    /// Runs `f` with this task's request in force.
+    #[inline(always)]
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        SPAWNED.set(self, f)
+    }
+
+    /// The context of a failure of `kind` of the task spawned at `site`.
+    pub(crate) fn context(
+        &self,
+        kind: ErrorKind,
+        site: &'static std::panic::Location<'static>,
+    ) -> ErrorContext<'_> {
+        let route = self.route.as_ref().map(axum::extract::MatchedPath::as_str);
+        let path = route.unwrap_or("unmatched");
+        let context = ErrorContext::new(self.method, path, route, kind).with_spawned_at(site);
+        #[cfg(feature = "opentelemetry")]
+        let context = context.with_trace_id(self.trace_id);
+        context
+    }
+}
+
+/// Where a spawned task's failure goes: an error handler's [`ServerErrorHandler`], kept for the
+/// process (a task outlives its request), what it renders dropped.
+pub(crate) trait TaskSink: Send + Sync + 'static {
+    fn failed(&self, error: &Error, context: &ErrorContext<'_>);
+
+    /// Whether the handler may read an error's text ([`ServerErrorHandler::reads_errors`]).
+    fn reads_errors(&self) -> bool;
+}
+
+impl<H: ServerErrorHandler> TaskSink for H {
+    fn reads_errors(&self) -> bool {
+        ServerErrorHandler::reads_errors(self)
+    }
+
+    fn failed(&self, error: &Error, context: &ErrorContext<'_>) {
+        if let Some(Some(response)) = crate::unwind::catch(|| self.on_error(error, context)) {
+            let _ = crate::unwind::catch(move || drop(response));
+        }
+    }
+}
+
+/// A [`TaskSink`] behind a thin pointer: the response future, which every request moves, holds
+/// 8 bytes of it, not 16.
+pub(crate) struct Sink(pub(crate) Box<dyn TaskSink>);
+
+impl Sink {
+    pub(crate) fn failed(&self, error: &Error, context: &ErrorContext<'_>) {
+        self.0.failed(error, context);
+    }
+
+    pub(crate) fn reads_errors(&self) -> bool {
+        self.0.reads_errors()
+    }
+}
+
+/// The sink of `handler`, kept for the process: one small allocation per error-handler layer
+/// built (tasks outlive the requests that spawn them, and the layer's services are cloned per
+/// request, so that a count they shared would be a write every request makes).
+pub(crate) fn sink_of<H: ServerErrorHandler>(handler: &H) -> &'static Sink {
+    Box::leak(Box::new(Sink(Box::new(handler.clone()))))
+}
 
 /// Left by an error handler in a 5xx response without an [`Error`] that it saw (an
 /// [`ErrorKind::Status`](crate::ErrorKind::Status) failure) when another error handler or a

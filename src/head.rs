@@ -147,6 +147,16 @@ impl RequestHead {
         head
     }
 
+    /// The request's method.
+    pub(crate) fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The route template the router matched, if one did.
+    pub(crate) fn route(&self) -> Option<&MatchedPath> {
+        self.route.as_ref()
+    }
+
     /// Whether the request is a gRPC call.
     pub(crate) fn is_grpc(&self) -> bool {
         self.grpc & GRPC != 0

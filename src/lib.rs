@@ -17,6 +17,8 @@
 //! - a gRPC (tonic) service behind the same layer has its server-error statuses counted (from its
 //!   headers or a stream's trailers) with its method as the route, and its panics answered as a
 //!   gRPC `INTERNAL`: see [`ErrorContext::is_grpc`];
+//! - [`TaskExt::reported`] (and [`spawn`]) makes the failure of work a request hands to
+//!   `tokio::spawn` a failure of that request, counted and reported with its route;
 //! - [`subscriber::layer()`], for an application that logs its own errors, makes a failure count
 //!   as logged when the application recorded an event at `ERROR` while serving it
 //!   ([`subscriber::layer_at`] picks another threshold).
@@ -31,6 +33,7 @@
 //!   backtraces), the report and where it goes, what runs where, the guarantees;
 //! - [`logging`]: the request log, its OpenTelemetry server span, joining the caller's trace;
 //! - [`subscriber`]: an application's own error logs, counted as logged;
+//! - [`task`]: work a request hands to a spawned task, and the panics nobody reported;
 //! - [`config`]: the environment variables, their bounds, and what a bad value gets.
 //!
 //! ```
@@ -69,6 +72,7 @@ mod response_ext;
 mod striped;
 pub mod subscriber;
 mod switch;
+pub mod task;
 mod text;
 mod trace;
 mod unwind;
@@ -83,18 +87,20 @@ pub use crate::{
     logging::LoggingLayer,
     metric::METRIC_NAME,
     notice::REPORT_TARGET,
-    panic_location::set_panic_locations,
+    panic_location::{count_stray_panics, set_panic_locations},
     reporting::{
         Breakdown, ErrorGroup, ReportingErrorHandler, ReportingErrorHandlerBuilder, ShutdownGuard,
     },
     response_ext::ResponseExt,
+    task::{TaskExt, spawn, spawn_blocking},
     trace::TraceId,
 };
 
 /// The layer to add on day one: [`ErrorHandlerLayer`] with the process-wide
 /// [`ReportingErrorHandler::global`] around [`DefaultErrorHandler`].
 ///
-/// It reads four environment variables: the reporter's three, as
+/// It reads four environment variables (a fifth, [`UNHANDLED_COUNT_STRAY_PANICS`](config::STRAY_PANICS_VAR),
+/// is read by the panic hook at the first panic outside any request): the reporter's three, as
 /// [`ReportingErrorHandlerBuilder::from_env`] does
 /// ([`UNHANDLED_ERRORS_REPORT_INTERVAL`](config::INTERVAL_VAR), 10 s when unset;
 /// [`UNHANDLED_ERRORS_REPORT_TO`](config::REPORT_TO_VAR);
@@ -103,7 +109,10 @@ pub use crate::{
 /// [`UNHANDLED_PANIC_LOCATIONS`](config::PANIC_LOCATIONS_VAR). An invalid value is written where a
 /// person sees it, and that setting keeps its default.
 pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
-    ErrorHandlerLayer::new(ReportingErrorHandler::global())
+    // The process-wide reporter's sink is process-wide too: each call keeps nothing more.
+    static TASKS: std::sync::LazyLock<handoff::Sink> =
+        std::sync::LazyLock::new(|| handoff::Sink(Box::new(ReportingErrorHandler::global())));
+    ErrorHandlerLayer::with_sink(ReportingErrorHandler::global(), &TASKS)
 }
 
 /// README's snippets, compiled and run as doctests, so that each recipe works as copied.

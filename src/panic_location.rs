@@ -58,6 +58,16 @@ thread_local! {
     static NOTES: RefCell<Vec<Note>> = const { RefCell::new(Vec::new()) };
 }
 
+/// [`install`], after a load of one flag once it was called: for every reported task's spawn.
+#[inline]
+pub(crate) fn install_once() {
+    static CALLED: AtomicBool = AtomicBool::new(false);
+    if !CALLED.load(Ordering::Relaxed) && !std::thread::panicking() {
+        install();
+        CALLED.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Installs the noting hook, once per process, unless the builder or [`PANIC_LOCATIONS_VAR`]
 /// turns it off.
 ///
@@ -83,13 +93,17 @@ pub(crate) fn install() {
 }
 
 fn enabled() -> bool {
-    use crate::config::{PANIC_LOCATIONS_VAR, parse_switch_of};
-    let Ok(value) = std::env::var(PANIC_LOCATIONS_VAR) else {
-        return true;
+    switch_var(crate::config::PANIC_LOCATIONS_VAR, true)
+}
+
+/// The switch `variable` holds, else `default`; a bad value is written where a person sees it.
+fn switch_var(variable: &'static str, default: bool) -> bool {
+    let Ok(value) = std::env::var(variable) else {
+        return default;
     };
-    parse_switch_of(PANIC_LOCATIONS_VAR, &value).unwrap_or_else(|error| {
+    crate::config::parse_switch_of(variable, &value).unwrap_or_else(|error| {
         crate::notice::config_value_ignored(crate::ReportTo::from_env_or_default(), &error);
-        true
+        default
     })
 }
 
@@ -111,6 +125,7 @@ fn note(info: &std::panic::PanicHookInfo<'_>) {
     };
     let key = key_of(info.payload());
     if !handoff::in_scope() {
+        stray(info, location);
         if key != 0 {
             let site = Site::Panic {
                 file: location.file().into(),
@@ -140,6 +155,62 @@ fn note(info: &std::panic::PanicHookInfo<'_>) {
             notes.push(Note { key, site });
         }
     });
+}
+
+/// Whether the hook counts the panics outside every scope ([`count_stray_panics`]).
+static STRAY: Switch = Switch::new();
+
+/// Turns on or off, for the whole process, counting every panic outside a request and a reported
+/// task (a plain `tokio::spawn`, a `std::thread`) as `task_panic` under the route `_unscoped`,
+/// with its location, in the process-wide reporter
+/// ([`ReportingErrorHandler::global`](crate::ReportingErrorHandler::global)). Off by default,
+/// unless [`UNHANDLED_COUNT_STRAY_PANICS`](crate::config::STRAY_PANICS_VAR) says on: a library may
+/// catch its own panics, which are then no failure. Turn it on where every panic of the process
+/// is a bug. The panic hook that counts them is installed by the first error-handler layer or
+/// reported task.
+///
+/// ```
+/// unhandled::count_stray_panics(true);
+/// let layer = unhandled::layer(); // installs the hook
+/// std::thread::spawn(|| panic!("the cache warmer fell over")).join().unwrap_err();
+/// let group = &unhandled::ReportingErrorHandler::global().breakdown().groups[0];
+/// assert_eq!((group.route.as_str(), group.kind), ("_unscoped", unhandled::ErrorKind::TaskPanic));
+/// ```
+pub fn count_stray_panics(on: bool) {
+    STRAY.set(on);
+}
+
+/// Counts a panic outside every scope, when [`STRAY`] is on. Never panics: a panic in a hook
+/// aborts the process.
+fn stray(info: &std::panic::PanicHookInfo<'_>, location: &std::panic::Location<'_>) {
+    thread_local! {
+        /// Whether this thread is counting a stray panic: a panic inside the count (the
+        /// application's `Display`) would come back here.
+        static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !STRAY.is_on(stray_enabled)
+        || COUNTING.try_with(|counting| counting.replace(true)) != Ok(false)
+    {
+        return;
+    }
+    let site = Site::Panic {
+        file: location.file().into(),
+        line: location.line(),
+        column: location.column(),
+        backtrace: backtraces::capture(location.file(), location.line(), location.column()),
+    };
+    let error = crate::error::Error::from_panic(info.payload(), Some(site));
+    let _ = crate::unwind::catch(|| {
+        crate::reporting::background(&error, crate::ErrorKind::TaskPanic, UNSCOPED, None);
+    });
+    let _ = COUNTING.try_with(|counting| counting.set(false));
+}
+
+/// The route of a panic outside any request and reported task ([`count_stray_panics`]).
+pub(crate) const UNSCOPED: &str = "_unscoped";
+
+fn stray_enabled() -> bool {
+    switch_var(crate::config::STRAY_PANICS_VAR, false)
 }
 
 fn key_of(payload: &(dyn Any + Send)) -> usize {

@@ -1,5 +1,6 @@
 //! Cardinality attacks: 100,000 requests to distinct unmatched paths and 100,000 distinct error
 //! messages; 50,000 requests that claim to be gRPC calls to distinct method paths, over real TCP.
+//! Work handed off: 100,000 reported tasks from 1,000 concurrent requests, a tenth failing.
 //! The breakdown and the metric's label sets stay bounded, and live heap memory does not grow with
 //! the count (a counting global allocator, in this test binary alone; the tests take turns).
 
@@ -342,4 +343,69 @@ async fn client_chosen_method_names_never_push_out_the_application_s_routes() {
         "{text}"
     );
     assert_eq!(series(&text).len(), 8 + 3, "{text}");
+}
+
+/// Requests of the task load, each spawning [`TASKS_PER_REQUEST`] reported tasks.
+const SPAWNING_REQUESTS: u64 = 1_000;
+const TASKS_PER_REQUEST: u64 = 100;
+
+/// Spawns [`TASKS_PER_REQUEST`] reported tasks, every tenth of which fails after the response,
+/// and answers `201`.
+async fn spawn_tasks() -> StatusCode {
+    for task in 0..TASKS_PER_REQUEST {
+        unhandled::spawn(async move {
+            tokio::task::yield_now().await;
+            match task % 10 {
+                0 => Err(std::io::Error::other("the mail relay refused")),
+                _ => Ok(()),
+            }
+        });
+    }
+    StatusCode::CREATED
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_hundred_thousand_reported_tasks_are_counted_exactly_with_memory_flat() {
+    let _turn = TURNS.lock().await;
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let reporting = ReportingErrorHandler::builder()
+        .interval(std::time::Duration::from_secs(3600))
+        .build();
+    let app = Router::new()
+        .route("/spawn", axum::routing::post(spawn_tasks))
+        .layer(ErrorHandlerLayer::new(reporting.clone()))
+        .with_state(());
+    // Twice: the first round warms up (tokio's task slabs, the group); the second must leave
+    // the live heap where the first did.
+    let mut live = Vec::new();
+    for round in 1..=2 {
+        let requests: Vec<_> = (0..SPAWNING_REQUESTS)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move { support::send_post(&app, "/spawn").await })
+            })
+            .collect();
+        for request in requests {
+            assert_eq!(request.await.unwrap(), StatusCode::CREATED);
+        }
+        let failing = round * SPAWNING_REQUESTS * TASKS_PER_REQUEST / 10;
+        support::eventually(|| reporting.unhandled_count() == failing).await;
+        assert_eq!(reporting.unhandled_count(), failing);
+        reporting.shutdown().await; // publishes every count
+        live.push(LIVE.load(Ordering::Relaxed));
+    }
+    let failing = 2 * SPAWNING_REQUESTS * TASKS_PER_REQUEST / 10;
+    let text = metrics.render();
+    let line = format!(
+        r#"http_server_unhandled_errors_total{{method="POST",route="/spawn",kind="task"}} {failing}"#
+    );
+    assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    assert_eq!(series(&text).len(), 1, "{text}");
+    let growth = live[1] - live[0];
+    assert!(
+        growth < ALLOWED_GROWTH,
+        "live heap grew by {growth} bytes over the second 100,000 tasks ({live:?})"
+    );
 }

@@ -429,6 +429,11 @@ impl Error {
         self.inner.logged.load(Ordering::Acquire) == LOGGED
     }
 
+    /// Whether another holder keeps this error (a report's sample, a handler's copy).
+    pub(crate) fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.inner) > 1
+    }
+
     /// The whole chain on one line, `outer: inner: innermost`; the status when there is no cause.
     /// At most [`MAX_TEXT`](chain::MAX_TEXT) bytes, then [`CUT`](crate::text::CUT). Never panics, even when a `Display` in the
     /// chain does.

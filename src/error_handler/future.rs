@@ -16,13 +16,13 @@ use super::{
     body::WatchedBody,
     handle::{caught, handle, service_failed, with_rendered},
 };
-use crate::head::RequestHead;
 use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     grpc,
     handler::ServerErrorHandler,
-    handoff::{RenderedStatus, Scope, needs_watching},
+    handoff::{self, RenderedStatus, Scope, Serving, needs_watching},
+    head::RequestHead,
 };
 
 pin_project! {
@@ -30,7 +30,7 @@ pin_project! {
     pub struct ResponseFuture<F, H> {
         #[pin]
         kind: Kind<F>,
-        head: RequestHead,
+        serving: Serving,
         handler: H,
     }
 }
@@ -50,20 +50,20 @@ pin_project! {
 
 impl<F, H> ResponseFuture<F, H> {
     #[inline]
-    pub(super) fn new(future: F, head: RequestHead, handler: H) -> Self {
+    pub(super) fn new(future: F, serving: Serving, handler: H) -> Self {
         Self {
             kind: Kind::Future { future },
-            head,
+            serving,
             handler,
         }
     }
 
-    pub(super) fn failed(error: Error, kind: ErrorKind, head: RequestHead, handler: H) -> Self {
+    pub(super) fn failed(error: Error, kind: ErrorKind, serving: Serving, handler: H) -> Self {
         Self {
             kind: Kind::Failed {
                 failure: Some((error, kind)),
             },
-            head,
+            serving,
             handler,
         }
     }
@@ -79,22 +79,31 @@ where
 {
     type Output = Result<Response<Body>, Infallible>;
 
+    /// Always inlined into axum's poll of it: out of line, the response is moved out of this
+    /// call and the request in force is set through one more frame (`benches/where.sh`).
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let serving = &*this.serving;
         let (error, kind) = match this.kind.project() {
             KindProj::Failed { failure } => failure.take().expect("future polled after completion"),
             KindProj::Future { future } => {
                 let scope = Scope::enter();
-                let (error, kind) = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                // The request is in force while its handler runs, for the tasks it spawns.
+                let polled = handoff::serve(serving, || {
+                    catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+                });
+                let head = &mut this.serving.head;
+                let (error, kind) = match polled {
                     Ok(Poll::Pending) => {
-                        this.head.set_app_logged(scope.leave());
+                        head.set_app_logged(scope.leave());
                         return Poll::Pending;
                     }
                     Ok(Poll::Ready(Ok(response))) => {
                         let response = response.map(Body::new);
                         let enclosed = scope.is_enclosed();
-                        this.head.set_app_logged(scope.leave());
-                        let response = responded(this.handler, this.head, response, enclosed);
+                        head.set_app_logged(scope.leave());
+                        let response = responded(this.handler, head, response, enclosed);
                         return Poll::Ready(Ok(response));
                     }
                     Ok(Poll::Ready(Err(error))) => {
@@ -102,12 +111,13 @@ where
                     }
                     Err(payload) => (caught(&scope, payload), ErrorKind::Panic),
                 };
-                this.head.set_app_logged(scope.leave());
+                head.set_app_logged(scope.leave());
                 (error, kind)
             }
         };
-        let response = handle(this.handler, &error, this.head, kind)
-            .unwrap_or_else(|| render_default(&error, this.head.answers_grpc()));
+        let head = &mut this.serving.head;
+        let response = handle(this.handler, &error, head, kind)
+            .unwrap_or_else(|| render_default(&error, head.answers_grpc()));
         Poll::Ready(Ok(with_rendered(response, error, kind)))
     }
 }

@@ -27,6 +27,7 @@
 //! | a streamed body that ends, that a client that leaves drops, or of a `HEAD` request (never polled) | as sent | no |
 //! | a body with an exact size that fails (a proxied hyper `Incoming` with a `Content-Length`) | the connection is closed | only with `.watch_body()` on the response (`kind="body"`) |
 //! | a gRPC call answered with a server-error status ([gRPC](#grpc)) | as sent | yes (`kind="status"`) |
+//! | hands work to a task with [`.reported()`](crate::TaskExt::reported) that returns `Err` or panics, after the response | its own answer | yes (`kind="task"`, `kind="task_panic"`; the [`task`](crate::task) manual) |
 //!
 //! An error from anything else is counted whatever it says: a database's or another service's
 //! "connection reset" or "connection closed" is a failing dependency, not a client that left. Only
@@ -254,21 +255,36 @@ mod future;
 mod handle;
 mod service;
 
+use std::fmt;
+
 use tower_layer::Layer;
 
 pub use self::{future::ResponseFuture, service::ErrorHandlerService};
-use crate::handler::DefaultErrorHandler;
+use crate::{
+    handler::DefaultErrorHandler,
+    handoff::{self, Sink},
+};
 
 /// A [`Layer`] that applies [`ErrorHandlerService`]: every failure goes to the handler `H`.
 ///
 /// See the [module docs](crate::error_handler) for examples.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 #[must_use]
 pub struct ErrorHandlerLayer<H = DefaultErrorHandler> {
     handler: H,
+    /// Where the failures of the tasks its requests spawn go ([`TaskExt`](crate::TaskExt)).
+    tasks: &'static Sink,
 }
 
-impl<H> ErrorHandlerLayer<H> {
+impl<H: fmt::Debug> fmt::Debug for ErrorHandlerLayer<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorHandlerLayer")
+            .field("handler", &self.handler)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: crate::handler::ServerErrorHandler> ErrorHandlerLayer<H> {
     /// A layer that sends every failure to `handler`.
     ///
     /// The first layer built in a process installs a panic hook, once, which chains the hook in
@@ -276,9 +292,18 @@ impl<H> ErrorHandlerLayer<H> {
     /// inside a layer's scope happened, for [`Error::location`](crate::Error::location). Set the
     /// application's own hook before, or turn the notes off with
     /// [`set_panic_locations(false)`](crate::set_panic_locations) or `UNHANDLED_PANIC_LOCATIONS=0`.
+    ///
+    /// The handler also sees the failures of the tasks its requests spawn with
+    /// [`TaskExt::reported`](crate::TaskExt::reported): a copy of it is kept for the process,
+    /// since a task can outlive its request (one small allocation per layer built).
     pub fn new(handler: H) -> Self {
+        let tasks = handoff::sink_of(&handler);
+        Self::with_sink(handler, tasks)
+    }
+
+    pub(crate) fn with_sink(handler: H, tasks: &'static Sink) -> Self {
         crate::panic_location::install();
-        Self { handler }
+        Self { handler, tasks }
     }
 }
 
@@ -293,6 +318,6 @@ impl<S, H: Clone> Layer<S> for ErrorHandlerLayer<H> {
     type Service = ErrorHandlerService<S, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ErrorHandlerService::new(inner, self.handler.clone())
+        ErrorHandlerService::with_sink(inner, self.handler.clone(), self.tasks)
     }
 }

@@ -1,5 +1,6 @@
 use std::{
     convert::Infallible,
+    fmt,
     panic::{AssertUnwindSafe, catch_unwind},
     task::{Context, Poll},
 };
@@ -16,7 +17,7 @@ use crate::{
     context::ErrorKind,
     error::{BoxError, Error},
     handler::ServerErrorHandler,
-    handoff::Scope,
+    handoff::{Scope, Serving, Sink},
     head::RequestHead,
 };
 
@@ -24,26 +25,47 @@ use crate::{
 /// response it renders. It never fails: its error type is [`Infallible`].
 ///
 /// See the [module docs](crate::error_handler) for what counts as a failure.
-#[derive(Debug)]
 pub struct ErrorHandlerService<S, H> {
     inner: S,
     handler: H,
+    /// Where the failures of the tasks its requests spawn go (the layer's, kept for the process).
+    tasks: &'static Sink,
     /// The error `poll_ready` saw, failing the next request.
     not_ready: Option<BoxError>,
 }
 
+impl<S: fmt::Debug, H: fmt::Debug> fmt::Debug for ErrorHandlerService<S, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorHandlerService")
+            .field("inner", &self.inner)
+            .field("handler", &self.handler)
+            .field("not_ready", &self.not_ready)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: Clone, H: Clone> Clone for ErrorHandlerService<S, H> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), self.handler.clone())
+        Self::with_sink(self.inner.clone(), self.handler.clone(), self.tasks)
+    }
+}
+
+impl<S, H: ServerErrorHandler> ErrorHandlerService<S, H> {
+    /// Wraps `inner`, sending its failures, and those of the tasks its requests spawn with
+    /// [`TaskExt::reported`](crate::TaskExt::reported), to `handler` (a copy of which is kept for
+    /// the process: a task can outlive its request).
+    pub fn new(inner: S, handler: H) -> Self {
+        let tasks = crate::handoff::sink_of(&handler);
+        Self::with_sink(inner, handler, tasks)
     }
 }
 
 impl<S, H> ErrorHandlerService<S, H> {
-    /// Wraps `inner`, sending its failures to `handler`.
-    pub fn new(inner: S, handler: H) -> Self {
+    pub(crate) fn with_sink(inner: S, handler: H, tasks: &'static Sink) -> Self {
         Self {
             inner,
             handler,
+            tasks,
             not_ready: None,
         }
     }
@@ -95,22 +117,25 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let mut head = RequestHead::capture(&request);
+        let mut serving = Serving {
+            head: RequestHead::capture(&request),
+            tasks: self.tasks,
+        };
         let handler = self.handler.clone();
         if let Some(error) = self.not_ready.take() {
             let error = Error::from_parts(StatusCode::SERVICE_UNAVAILABLE, Some(error));
-            return ResponseFuture::failed(error, ErrorKind::Service, head, handler);
+            return ResponseFuture::failed(error, ErrorKind::Service, serving, handler);
         }
         let scope = Scope::enter();
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(future) => {
-                head.set_app_logged(scope.leave());
-                ResponseFuture::new(future, head, handler)
+                serving.head.set_app_logged(scope.leave());
+                ResponseFuture::new(future, serving, handler)
             }
             Err(payload) => {
                 let error = super::handle::caught(&scope, payload);
-                head.set_app_logged(scope.leave());
-                ResponseFuture::failed(error, ErrorKind::Panic, head, handler)
+                serving.head.set_app_logged(scope.leave());
+                ResponseFuture::failed(error, ErrorKind::Panic, serving, handler)
             }
         }
     }

@@ -26,6 +26,26 @@ pub(crate) const FIX: &str = "add unhandled::LoggingLayer to log each one, or, w
 /// layer that saw them while the filter disabled its events needs a filter directive, not
 /// another layer; an installed subscriber layer is not advised again.
 fn fix(pending: &Pending) -> Cow<'static, str> {
+    if pending.task_count > 0 && pending.task_count >= pending.count {
+        return Cow::Borrowed(TASK_FIX);
+    }
+    let fix = request_fix(pending);
+    match pending.task_count {
+        0 => fix,
+        tasks => Cow::Owned(format!(
+            "{fix}; for the {tasks} in spawned tasks, {TASK_FIX}"
+        )),
+    }
+}
+
+/// The advice for failures of spawned tasks ([`TaskExt`](crate::TaskExt)): no logging layer
+/// sees a task, so the task logs them itself, or hands them to whoever awaits it.
+pub(crate) const TASK_FIX: &str = "log them in the task (e.g. #[tracing::instrument(err)] on its \
+     function, at ERROR with unhandled::subscriber::layer() in the tracing subscriber), or await \
+     its JoinHandle and handle the error there";
+
+/// The advice for the failures of requests: what would log them in this process.
+fn request_fix(pending: &Pending) -> Cow<'static, str> {
     let layers = match handoff::subscriber_layer() {
         Some(threshold) => Cow::Owned(format!(
             "add unhandled::LoggingLayer to log each one, or log them from the application at \
@@ -160,7 +180,10 @@ pub(crate) fn emit(
     let path = sample.map(|sample| sample.path.as_str());
     let route = sample.map(|sample| sample.route.as_str());
     let kind = sample.map(|sample| sample.kind.as_str());
-    let status = sample.map(|sample| sample.error.status_code().as_u16());
+    // A spawned task's failure has no response, so no status.
+    let status = sample
+        .filter(|sample| !matches!(sample.kind, ErrorKind::Task | ErrorKind::TaskPanic))
+        .map(|sample| sample.error.status_code().as_u16());
     let trace_id = sample.and_then(|sample| sample.trace_id);
     let type_name = sample.and_then(|sample| sample.error.type_name());
     // Resolved here, on the report thread: names and lines come from the debug info.
@@ -245,12 +268,16 @@ fn place(error: &Error, frames: Option<&[String]>) -> (Option<String>, Option<&'
     (Some(location.to_string()), note)
 }
 
-/// `GET /users/{id} error ×12, POST /orders panic ×3, 2 more in other groups`.
+/// `GET /users/{id} error ×12, POST /users task at src/mail.rs:40:9 ×3, spawned at
+/// src/users.rs:88:5, 2 more in other groups`.
 fn top_text(pending: &Pending) -> String {
     let mut text = String::new();
-    for (label, count) in &pending.top {
+    for (index, (label, count)) in pending.top.iter().enumerate() {
         let separator = if text.is_empty() { "" } else { ", " };
         let _ = write!(text, "{separator}{label} ×{count}");
+        if let Some(site) = pending.spawned_at.get(index).copied().flatten() {
+            let _ = write!(text, ", spawned at {site}");
+        }
     }
     if pending.rest > 0 {
         let separator = if text.is_empty() { "" } else { ", " };

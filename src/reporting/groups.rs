@@ -65,6 +65,8 @@ impl Pending {
             carried,
             elapsed: Duration::ZERO,
             top: Vec::new(),
+            spawned_at: Vec::new(),
+            task_count: 0,
             rest: 0,
             sample: None,
             filtered: None,
@@ -100,6 +102,9 @@ pub struct ErrorGroup {
     /// Where in the code they were made, as `file:line:column` ([`Error::location`]); `None`
     /// where that is not known.
     pub location: Option<String>,
+    /// For a spawned task's failures ([`ErrorKind::Task`], [`ErrorKind::TaskPanic`]): where the
+    /// group's first task was spawned, as `file:line:column`.
+    pub spawned_at: Option<String>,
     /// How many were counted.
     pub count: u64,
 }
@@ -140,7 +145,7 @@ impl Sample {
     fn informs(&self) -> u8 {
         let what = match self.kind {
             ErrorKind::Status => false,
-            ErrorKind::Panic => true,
+            ErrorKind::Panic | ErrorKind::TaskPanic => true,
             _ => self.error.cause().is_some(),
         };
         u8::from(what) * 2 + u8::from(self.error.location().is_some())
@@ -157,6 +162,10 @@ pub(crate) struct Pending {
     pub(crate) elapsed: Duration,
     /// The largest groups, largest first, as `("GET /users/{id} error", count)`.
     pub(crate) top: Vec<(String, u64)>,
+    /// Where the task of each of `top`'s groups was spawned, for a spawned task's failure.
+    pub(crate) spawned_at: Vec<Option<&'static std::panic::Location<'static>>>,
+    /// Failures of spawned tasks among `count`: their advice is not a logging layer's.
+    pub(crate) task_count: u64,
     /// Errors in groups not named in `top`.
     pub(crate) rest: u64,
     /// Of the first errors since the last report of each group, the one that tells most
@@ -310,6 +319,8 @@ struct Group {
     route: Box<str>,
     kind: ErrorKind,
     at: Option<At>,
+    /// Where the group's first task was spawned, for a spawned task's failure.
+    spawned_at: Option<&'static std::panic::Location<'static>>,
     /// The counter of the group's labels, shared by the groups that have them.
     counter: Arc<metric::GroupCounter>,
     /// Whether another group shares `counter`, which then gets the sum of their counts.
@@ -475,6 +486,7 @@ impl Groups {
             route: key.route.into(),
             kind: key.kind,
             at: At::of(key.location),
+            spawned_at: context.spawned_at(),
             counter: series.map_or_else(
                 || Arc::new(metric::GroupCounter::new(context)),
                 |sibling| Arc::clone(&sibling.counter),
@@ -581,6 +593,16 @@ impl Groups {
             .take(TOP)
             .map(|(group, count)| (group.label(), *count))
             .collect();
+        let spawned_at = pending
+            .iter()
+            .take(TOP)
+            .map(|(group, _)| group.spawned_at)
+            .collect();
+        let task_count = pending
+            .iter()
+            .filter(|(group, _)| matches!(group.kind, ErrorKind::Task | ErrorKind::TaskPanic))
+            .map(|(_, count)| count)
+            .sum();
         let rest = count - top.iter().map(|(_, count)| count).sum::<u64>();
         let filtered = self.filtered.swap(0, Ordering::Relaxed).checked_sub(1);
         // At most the count: an error counted after the groups were read may already be in it.
@@ -590,6 +612,8 @@ impl Groups {
             carried: 0,
             elapsed,
             top,
+            spawned_at,
+            task_count,
             rest,
             sample,
             filtered: filtered.map(crate::level::level_of),
@@ -606,6 +630,7 @@ impl Groups {
                     route: group.route.to_string(),
                     kind: group.kind,
                     location: group.at.as_ref().map(At::to_string),
+                    spawned_at: group.spawned_at.map(ToString::to_string),
                     count: group.tally.count.sum(),
                 })
                 .collect(),

@@ -121,6 +121,11 @@ impl<H> ReportingErrorHandler<H> {
 }
 
 impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
+    /// Counting reads no text: a report formats its sample, which it keeps.
+    fn reads_errors(&self) -> bool {
+        self.delegate.reads_errors()
+    }
+
     fn on_error(&self, error: &Error, context: &ErrorContext<'_>) -> Option<Response> {
         // The delegate runs first, so that it can mark the error logged (Armeria #5587); if it
         // panics, the error is still counted and the layer renders the default response.
@@ -128,7 +133,11 @@ impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
         let counted_kind =
             context.kind() != ErrorKind::Status || self.reporter.count_error_responses;
         // A body that fails while it streams is never the client leaving ([`is_expected`]).
-        let expected = context.kind() != ErrorKind::Body && is_expected(error);
+        // Nor is a task's: no client reads its result.
+        let expected = !matches!(
+            context.kind(),
+            ErrorKind::Body | ErrorKind::Task | ErrorKind::TaskPanic
+        ) && is_expected(error);
         if counted_kind
             && !error.is_logged()
             && !error.is_intentional()
@@ -139,6 +148,23 @@ impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
         }
         response
     }
+}
+
+/// Counts `error`, a failure outside any request (a background task's, a stray panic), with the
+/// process-wide reporter, under `route` and the method `_OTHER`; `spawned_at` where a task was
+/// spawned.
+pub(crate) fn background(
+    error: &Error,
+    kind: ErrorKind,
+    route: &'static str,
+    spawned_at: Option<&'static std::panic::Location<'static>>,
+) {
+    let context = ErrorContext::new(&crate::context::OTHER_METHOD, route, Some(route), kind);
+    let context = match spawned_at {
+        Some(site) => context.with_spawned_at(site),
+        None => context,
+    };
+    let _ = ReportingErrorHandler::global().on_error(error, &context);
 }
 
 /// Whether `error` is an error a handler returned with a 1xx, 3xx or 4xx status

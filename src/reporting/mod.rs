@@ -48,7 +48,10 @@
 //!   that method's path, so at most 8 groups (of the 64) take such a label; beyond them such a
 //!   failure is counted under its route template, or `unmatched`, and never takes a group of a
 //!   route the application declared.
-//! - `kind`: [`ErrorKind::as_str`](crate::ErrorKind::as_str).
+//! - `kind`: [`ErrorKind::as_str`](crate::ErrorKind::as_str): `error`, `panic`, `service`,
+//!   `status`, `body`, and for the work a request hands to a task, `task` and `task_panic`
+//!   ([`task`](crate::task)). A task spawned outside any request is counted by the process-wide
+//!   reporter under the method `_OTHER` and the route its spawn named, else `_background`.
 //!
 //! A reporter keeps [`MAX_GROUPS`](crate::config::MAX_GROUPS) (64) groups: a group is a label
 //! set and a location ([`Error::location`](crate::Error::location)), so two failure sites on one
@@ -246,6 +249,7 @@ mod handler;
 mod offload;
 mod reporter;
 
+pub(crate) use self::handler::background;
 pub use self::{
     builder::ReportingErrorHandlerBuilder,
     groups::{Breakdown, ErrorGroup},

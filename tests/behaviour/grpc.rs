@@ -72,6 +72,11 @@ impl Health for Failing {
         if service == "slow" {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
+        if service == "spawns" {
+            // Work handed off: answered `SERVING`, and the task fails after the answer.
+            unhandled::spawn(async { Err::<(), _>(refused()) });
+            return answer("ok").map(tonic::Response::new);
+        }
         answer(&service).map(tonic::Response::new)
     }
 
@@ -213,6 +218,28 @@ async fn check(
         service: service.to_owned(),
     };
     client.check(request).await.map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn a_task_a_grpc_handler_spawns_is_counted_under_the_call_s_route() {
+    for (serving, route) in [
+        (Serving::Axum, "/grpc.health.v1.Health/{*rest}"),
+        // Outside the router no route is matched yet.
+        (Serving::Tonic, "unmatched"),
+    ] {
+        let reporting = support::quiet_reporting();
+        let mut client = client(serve(serving, &reporting, false).await).await;
+        let answer = check(&mut client, "spawns").await.unwrap();
+        assert_eq!(answer.status, ServingStatus::Serving as i32);
+        support::eventually(|| reporting.unhandled_count() == 1).await;
+        let groups = reporting.breakdown().groups;
+        assert_eq!(groups.len(), 1, "{serving:?}: {groups:?}");
+        assert_eq!(
+            (groups[0].method, groups[0].route.as_str(), groups[0].kind),
+            ("POST", route, ErrorKind::Task),
+            "{serving:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -21,4 +21,5 @@ mod own_error_type;
 mod rendering;
 mod server_span;
 mod streaming;
+mod tasks;
 mod traces;

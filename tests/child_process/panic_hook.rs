@@ -75,3 +75,105 @@ async fn child() {
     );
     assert!(location.contains("std::panic::take_hook"), "{location}");
 }
+
+/// The stray panics of a child: a `std::thread` and a plain `tokio::spawn` that panic, outside
+/// any request; how many the process-wide reporter counted under `_unscoped`, and how many times
+/// the application's hook ran.
+fn stray_panics_counted(vars: &[(&str, &str)]) -> String {
+    stray_child_output(vars).0
+}
+
+/// [`stray_panics_counted`], and what the child wrote on standard error.
+fn stray_child_output(vars: &[(&str, &str)]) -> (String, String) {
+    let (stdout, stderr) = support::run_child(
+        "panic_hook::stray_child",
+        vars,
+        &["UNHANDLED_COUNT_STRAY_PANICS"],
+    );
+    let counted = stdout
+        .lines()
+        .find_map(|line| line.split_once("stray: ").map(|(_, count)| count))
+        .unwrap_or_else(|| panic!("no count in {stdout}"))
+        .to_owned();
+    (counted, stderr)
+}
+
+#[test]
+fn stray_panics_are_counted_only_when_asked_and_the_application_s_hook_still_runs() {
+    assert_eq!(
+        stray_panics_counted(&[]),
+        "counted 0, hook ran 2",
+        "off by default: a library may catch its own panics"
+    );
+    assert_eq!(
+        stray_panics_counted(&[("UNHANDLED_COUNT_STRAY_PANICS", "true")]),
+        "counted 2 at panic_hook.rs, hook ran 2"
+    );
+    assert_eq!(
+        stray_panics_counted(&[("STRAY_BY_CODE", "1")]),
+        "counted 2 at panic_hook.rs, hook ran 2",
+        "count_stray_panics(true) in code"
+    );
+    assert_eq!(
+        stray_panics_counted(&[
+            ("UNHANDLED_COUNT_STRAY_PANICS", "true"),
+            ("STRAY_BY_CODE", "0")
+        ]),
+        "counted 0, hook ran 2",
+        "code decides over the environment"
+    );
+    let (counted, stderr) = stray_child_output(&[("UNHANDLED_COUNT_STRAY_PANICS", "maybe")]);
+    assert_eq!(
+        counted, "counted 0, hook ran 2",
+        "a bad value keeps the default"
+    );
+    assert!(
+        stderr.contains("using the default for UNHANDLED_COUNT_STRAY_PANICS, off")
+            && stderr.contains("not a switch"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "run as a child process by the test above"]
+async fn stray_child() {
+    // The application's hook, set before the first layer: it must keep running once per panic.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    std::panic::set_hook(Box::new(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+    }));
+    match std::env::var("STRAY_BY_CODE").as_deref() {
+        Ok("1") => unhandled::count_stray_panics(true),
+        Ok("0") => unhandled::count_stray_panics(false),
+        _ => {}
+    }
+    let _layer = unhandled::layer(); // installs the hook
+    std::thread::spawn(|| panic!("the cache warmer fell over"))
+        .join()
+        .unwrap_err();
+    let joined = tokio::spawn(async {
+        panic!("a plain task fell over");
+    })
+    .await;
+    assert!(joined.unwrap_err().is_panic());
+    let groups = unhandled::ReportingErrorHandler::global()
+        .breakdown()
+        .groups;
+    let stray: Vec<_> = groups
+        .iter()
+        .filter(|group| group.route == "_unscoped")
+        .collect();
+    let count: u64 = stray.iter().map(|group| group.count).sum();
+    let hook_ran = runs.load(Ordering::SeqCst);
+    match stray.first() {
+        Some(group) => {
+            assert_eq!(group.kind, unhandled::ErrorKind::TaskPanic);
+            assert_eq!(group.method, "_OTHER");
+            let file = group.location.as_deref().unwrap();
+            let name = file.rsplit('/').next().unwrap().split(':').next().unwrap();
+            println!("stray: counted {count} at {name}, hook ran {hook_ran}");
+        }
+        None => println!("stray: counted {count}, hook ran {hook_ran}"),
+    }
+}

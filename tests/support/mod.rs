@@ -134,6 +134,12 @@ pub async fn send(app: &Router, path: &str) -> (StatusCode, String) {
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// The status of a `POST` of `path` through `app`, in process.
+pub async fn send_post(app: &Router, path: &str) -> StatusCode {
+    let request = Request::post(path).body(Body::empty()).unwrap();
+    app.clone().oneshot(request).await.unwrap().status()
+}
+
 /// An error with a two-level source chain: `loading user 7: connection refused`.
 #[derive(Debug)]
 pub struct LoadFailed(pub std::io::Error);
