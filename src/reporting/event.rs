@@ -114,6 +114,10 @@ pub(crate) const STD_NOTE: &str = "inside the standard library: the error went t
      function path without #[track_caller], such as .map_err(Error::from); write ? or \
      .map_err(|e| Error::new(e)) to name the line";
 
+/// What the report adds to a spawned task's error that carries no location: a standard error,
+/// `anyhow` or `eyre` returned as the task's output was never converted by a `?`.
+pub(crate) const TASK_LOCATION_NOTE: &str = "the task returned an error that records no line;      make the task return unhandled::Result, so that its ? names the line";
+
 /// What the report's `sample.location` says of a panic whose location was lost.
 pub(crate) const LOCATION_LOST: &str = "unknown: a panic hook set after the first \
      ErrorHandlerLayer was built replaced unhandled's; set it before building the layer, or have \
@@ -191,6 +195,9 @@ pub(crate) fn emit(
         .and_then(|sample| sample.backtrace.as_deref())
         .map(backtraces::frames);
     let (location, location_note) = match sample {
+        Some(sample) if sample.kind == ErrorKind::Task && sample.error.location().is_none() => {
+            (None, Some(TASK_LOCATION_NOTE))
+        }
         Some(sample) => place(&sample.error, frames.as_deref()),
         None => (None, None),
     };

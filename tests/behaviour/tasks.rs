@@ -228,6 +228,14 @@ async fn a_task_spawned_by_a_task_join_sets_task_trackers_and_spawn_blocking_are
         let group = &reporting.breakdown().groups[0];
         assert_eq!((group.route.as_str(), group.kind), (path, ErrorKind::Task));
         assert!(report.field("sample.error").contains(error), "{report:?}");
+        // None of these errors went through a `?` into `unhandled::Error`: the note says how.
+        assert!(!report.fields.contains_key("sample.location"), "{report:?}");
+        assert!(
+            report
+                .field("sample.location_note")
+                .contains("make the task return unhandled::Result"),
+            "{report:?}"
+        );
     }
 }
 
