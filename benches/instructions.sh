@@ -9,6 +9,8 @@
 # The frames table: instructions per frame of a streamed response body (benches/frames.rs), the
 # body wrappers of unhandled and of tower-http's TraceLayer side by side.
 # The tasks table: instructions per task a handler spawns, plain and reported (benches/tasks.rs).
+# The stack table (ONLY=stack, not in the default run): unhandled::layer() + LoggingLayer against
+# TraceLayer + CatchPanicLayer, at DEBUG and INFO, a 200 and a plain 500.
 #   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors, subscriber, frames, tasks or feature
 #   BEFORE=path/to/requests bash benches/instructions.sh  # also: the same variants built from another commit
 set -euo pipefail
@@ -83,6 +85,18 @@ if [[ $only == *frames* ]]; then
   for variant in unhandled logging trace_layer; do
     per=$(per_request count_frames "$variant")
     printf '| %s | %d | %d |\n' "$variant" "$per" $((per - base_count))
+  done
+fi
+if [[ $only == *stack* ]]; then
+  echo; echo "The whole stack, unhandled against tower-http, under a fmt subscriber writing to a sink:"; echo
+  printf '| subscriber level | request | unhandled stack | tower-http stack | tower-http ÷ unhandled |\n|---|---|---:|---:|---:|\n'
+  for level in debug info; do
+    for request in ok 500; do
+      ours=$(per_request count "$work/requests" "stack_unhandled_${level}_${request}")
+      theirs=$(per_request count "$work/requests" "stack_tower_${level}_${request}")
+      awk -v l="${level^^}" -v r="$request" -v o="$ours" -v t="$theirs" \
+        'BEGIN { printf "| %s | %s | %d | %d | %.3f |\n", l, (r == "ok" ? 200 : 500), o, t, t / o }'
+    done
   done
 fi
 if [[ $only == *tasks* ]]; then

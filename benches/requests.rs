@@ -22,6 +22,11 @@
 //! text body and nothing in its extensions, behind a layer that does nothing and counted by
 //! `unhandled::layer()`). Every layered route pays axum's route boxing alike, so a layer's
 //! own cost is its variant minus the pass-through one.
+//! The whole stack a user runs, in one `ServiceBuilder` each, under a formatting subscriber at
+//! `DEBUG` or `INFO` writing to a sink, for a route answering 200 (`ok`) and one answering a plain
+//! 500 (`500`): `stack_unhandled_{debug,info}_{ok,500}` (`unhandled::layer()` outside
+//! `LoggingLayer`, as README writes it) and `stack_tower_{debug,info}_{ok,500}` (tower-http's
+//! `TraceLayer::new_for_http()` outside `CatchPanicLayer`, as axum's examples write them).
 
 use axum::{
     Router,
@@ -116,6 +121,7 @@ fn main() {
             app_error().layer(tower_http::trace::TraceLayer::new_for_http()),
             StatusCode::INTERNAL_SERVER_ERROR,
         ),
+        stack if stack.starts_with("stack_") => stack_variant(stack),
         other => {
             eprintln!("unknown variant {other:?}; see the module docs");
             std::process::exit(2);
@@ -123,6 +129,18 @@ fn main() {
     };
     if variant.contains("error") || variant.contains("sink") {
         let _ = tracing::dispatcher::set_global_default(unhandled_benches::sink_subscriber());
+    }
+    if variant.starts_with("stack_") {
+        let level = match variant.contains("_debug_") {
+            true => tracing::Level::DEBUG,
+            false => tracing::Level::INFO,
+        };
+        let _ = tracing::dispatcher::set_global_default(tracing::Dispatch::new(
+            tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_writer(std::io::sink)
+                .finish(),
+        ));
     }
     if variant.starts_with("subscribed") {
         let _ = tracing::dispatcher::set_global_default(unhandled_benches::app_subscriber(
@@ -152,7 +170,54 @@ fn main() {
             variant.ends_with("_layer"),
         ));
     }
+    if variant.starts_with("stack_") {
+        runtime.block_on(prove_stack(&app, &variant));
+    }
     serve_counted(&runtime, &app, count, expected, traceparent);
+}
+
+/// The stack `variant` names: its layers in one `ServiceBuilder`, around a route answering 200 or
+/// a plain 500.
+fn stack_variant(variant: &str) -> (Router, StatusCode) {
+    let (route, expected) = match variant.ends_with("_500") {
+        true => (
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        false => (get(|| async { "user" }), StatusCode::OK),
+    };
+    let routes = Router::new().route("/users/{id}", route);
+    let app = match variant.starts_with("stack_unhandled_") {
+        true => routes.layer(
+            tower::ServiceBuilder::new()
+                .layer(unhandled::layer())
+                .layer(unhandled::LoggingLayer::new()),
+        ),
+        false => routes.layer(
+            tower::ServiceBuilder::new()
+                .layer(tower_http::trace::TraceLayer::new_for_http())
+                .layer(tower_http::catch_panic::CatchPanicLayer::new()),
+        ),
+    };
+    (app, expected)
+}
+
+/// Shows that the two stacks differ: a failing response leaves the unhandled stack with an
+/// `unhandled::Error` in its extensions (the logging layer's, marked logged), the tower-http
+/// stack without one. Panics otherwise.
+async fn prove_stack(app: &Router, variant: &str) {
+    let request = Request::get("/users/7")
+        .body(Body::empty())
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let marked = response.extensions().get::<unhandled::Error>().is_some();
+    let fails = variant.ends_with("_500");
+    let unhandled = variant.starts_with("stack_unhandled_");
+    assert_eq!(
+        marked,
+        fails && unhandled,
+        "{variant}: an unhandled::Error in the response"
+    );
 }
 
 /// The part callgrind counts (`--toggle-collect=*serve_counted*`).
