@@ -33,10 +33,10 @@
 //!
 //! Work a request hands to a task ([`TaskExt::reported`](crate::TaskExt::reported)) learns whose
 //! it is from the same place: while an error handler polls its inner service, the request it
-//! serves is in force on the thread ([`Serving`], [`serving`]), with the handler its tasks'
-//! failures go to ([`TaskSink`]). A reported task's polls put their request in force again, so
-//! that a task spawned by a task is the same request's. A pointer set and reset per poll: no
-//! allocation, no write to memory another thread uses.
+//! serves is in force on the thread ([`Serving`], a pointer set and reset per poll), with the
+//! handler its tasks' failures go to ([`TaskSink`]). A task keeps a copy of what it needs
+//! ([`Spawner`]) and puts it in force again while it runs, so that a task spawned by a task is
+//! the same request's. No allocation, and no write to memory another thread uses.
 
 use std::{any::TypeId, cell::Cell, error::Error as StdError, fmt};
 
@@ -60,7 +60,6 @@ pub(crate) struct Serving {
 }
 
 scoped_tls::scoped_thread_local!(static SERVING: Serving);
-scoped_tls::scoped_thread_local!(static SPAWNED: Spawner);
 
 /// Runs `f` with `serving` in force on this thread.
 #[inline(always)]
@@ -69,52 +68,46 @@ pub(crate) fn serve<R>(serving: &Serving, f: impl FnOnce() -> R) -> R {
 }
 
 /// What a task keeps of the request that spawned it, and puts in force again while it runs, so
-/// that the tasks it spawns are the request's too. Small, since tokio moves it with the task: the
-/// method as one of the standard methods' statics, the route template's shared text, the trace
-/// id (feature `opentelemetry`) and where failures go.
+/// that the tasks it spawns are the request's too. Copied, never shared: the method as one of the
+/// standard methods' statics, the route template as the process keeps it ([`route_kept`]), the
+/// trace id (feature `opentelemetry`) and where failures go. tokio moves it with the task, and
+/// each of the task's polls puts it in force with two copies, no reference count.
+#[derive(Clone, Copy)]
 pub(crate) struct Spawner {
     pub(crate) method: &'static axum::http::Method,
-    pub(crate) route: Option<axum::extract::MatchedPath>,
+    pub(crate) route: Option<&'static str>,
     #[cfg(feature = "opentelemetry")]
     pub(crate) trace_id: Option<crate::TraceId>,
     pub(crate) tasks: &'static Sink,
 }
 
 impl Spawner {
-    /// The request in force on this thread, as a task spawned now keeps it: a reported task's
-    /// own request while it runs, else the one an error handler is polling.
+    /// The request in force on this thread, as a task spawned now keeps it: the one an error
+    /// handler is polling, else a reported task's own while it runs.
     #[inline]
     pub(crate) fn in_force() -> Option<Self> {
-        // An error handler's request first: a handler spawns most tasks. A reported future
-        // awaited inside a handler is that request's either way.
         if SERVING.is_set() {
             return Some(SERVING.with(|serving| {
                 let head = &serving.head;
                 Self {
                     method: crate::context::static_method(head.method()),
-                    route: head.route().cloned(),
+                    route: head.route().map(|route| route_kept(route.as_str())),
                     #[cfg(feature = "opentelemetry")]
                     trace_id: head.trace_id(),
                     tasks: serving.tasks,
                 }
             }));
         }
-        if !SPAWNED.is_set() {
-            return None;
-        }
-        Some(SPAWNED.with(|spawner| Self {
-            method: spawner.method,
-            route: spawner.route.clone(),
-            #[cfg(feature = "opentelemetry")]
-            trace_id: spawner.trace_id,
-            tasks: spawner.tasks,
-        }))
+        STATE.with(|state| state.spawned.get())
     }
 
-    /// Runs `f` with this task's request in force.
+    /// Runs `f`, which must not unwind, with this task's request in force.
     #[inline(always)]
     pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        SPAWNED.set(self, f)
+        let outer = STATE.with(|state| state.spawned.replace(Some(*self)));
+        let ran = f();
+        STATE.with(|state| state.spawned.set(outer));
+        ran
     }
 
     /// The context of a failure of `kind` of the task spawned at `site`.
@@ -122,14 +115,32 @@ impl Spawner {
         &self,
         kind: ErrorKind,
         site: &'static std::panic::Location<'static>,
-    ) -> ErrorContext<'_> {
-        let route = self.route.as_ref().map(axum::extract::MatchedPath::as_str);
-        let path = route.unwrap_or("unmatched");
-        let context = ErrorContext::new(self.method, path, route, kind).with_spawned_at(site);
+    ) -> ErrorContext<'static> {
+        let path = self.route.unwrap_or("unmatched");
+        let context = ErrorContext::new(self.method, path, self.route, kind).with_spawned_at(site);
         #[cfg(feature = "opentelemetry")]
         let context = context.with_trace_id(self.trace_id);
         context
     }
+}
+
+/// Route templates a task kept, once per process: at most [`KEPT_ROUTES`]. They are the
+/// application's (a task keeps its request's template, never a path), so few; beyond them a task
+/// is labelled `_OTHER`, as failures beyond the report's groups are.
+const KEPT_ROUTES: usize = 64;
+
+/// `route`, as the process keeps it: found by its text (an address alone could be a freed
+/// template's, reused), else kept now.
+fn route_kept(route: &str) -> &'static str {
+    static ROUTES: [std::sync::OnceLock<&'static str>; KEPT_ROUTES] =
+        [const { std::sync::OnceLock::new() }; KEPT_ROUTES];
+    for slot in &ROUTES {
+        let kept = *slot.get_or_init(|| Box::leak(route.into()));
+        if kept == route {
+            return kept;
+        }
+    }
+    "_OTHER"
 }
 
 /// Where a spawned task's failure goes: an error handler's [`ServerErrorHandler`], kept for the
@@ -224,6 +235,8 @@ struct State {
     /// The scope in which the application last recorded an event at the subscriber layer's
     /// level (0: none since it was collected).
     app_logged: Cell<u64>,
+    /// The request of the reported task polling on this thread ([`Spawner::run`]).
+    spawned: Cell<Option<Spawner>>,
 }
 
 thread_local! {
@@ -234,6 +247,7 @@ thread_local! {
             watched: Cell::new(false),
             note: Cell::new(None),
             app_logged: Cell::new(0),
+            spawned: Cell::new(None),
         }
     };
 }
@@ -459,6 +473,23 @@ impl StdError for BodyFailed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_is_kept_once_found_by_address_or_text_and_the_table_is_bounded() {
+        let template = String::from("/tests/kept/{id}");
+        let kept = route_kept(&template);
+        assert_eq!(kept, template);
+        // The same address, and the same text elsewhere, find the same copy.
+        assert!(std::ptr::eq(route_kept(&template), kept));
+        assert!(std::ptr::eq(route_kept(&template.clone()), kept));
+        // The table keeps at most KEPT_ROUTES; beyond, `_OTHER`.
+        let mut last = "";
+        for index in 0..KEPT_ROUTES {
+            last = route_kept(&format!("/tests/bounded/{index}"));
+        }
+        assert_eq!(last, "_OTHER");
+        assert!(std::ptr::eq(route_kept(&template), kept), "kept ones stay");
+    }
 
     #[test]
     fn a_note_is_claimed_only_in_its_own_scope_and_for_the_same_failure() {

@@ -43,7 +43,9 @@
 //! [`ServerErrorHandler`](crate::ServerErrorHandler) sees it with [`ErrorContext::is_task`](crate::ErrorContext::is_task)
 //! (there is no response to render: what it returns is dropped). The report names where it
 //! failed and where it was spawned: `POST /users task at src/mail.rs:40:9 ×3, spawned at
-//! src/users.rs:88:5`. Made outside any request, a task's failure is counted by the process-wide
+//! src/users.rs:88:5`. A task keeps its request's route template as the process keeps it, once,
+//! for at most 64 templates (the application's routes); beyond them its route is `_OTHER`. Made
+//! outside any request, a task's failure is counted by the process-wide
 //! reporter ([`ReportingErrorHandler::global`](crate::ReportingErrorHandler::global), the one
 //! [`layer()`](crate::layer()) uses) under the route [`reported_as`](TaskExt::reported_as) gave,
 //! else `_background`, and the method `_OTHER`.
@@ -65,10 +67,11 @@
 //!
 //! # Cost
 //!
-//! Nothing on a request that spawns nothing: the request in force is a pointer the error handler
-//! sets and resets per poll. `.reported()` copies the request's head into the task (no
-//! allocation), and each of the task's polls opens a scope. `benches/tasks.rs` compares it with
-//! `tokio::spawn` of the same future.
+//! A request pays for a pointer set and reset around each poll, which puts it in force for the
+//! tasks its handler spawns. `.reported()` copies the request's method, route template and trace
+//! id into the task (the template is kept once per process, so no reference count is shared), and
+//! each of the task's polls opens a scope. `benches/tasks.rs` compares it with `tokio::spawn` of
+//! the same future (BENCHMARKS.md §12).
 
 use std::{
     error::Error as StdError,

@@ -116,6 +116,9 @@ where
         }
     }
 
+    /// Never inlined: inlined into axum's `MapIntoResponse::call`, the response future is built
+    /// there and copied once more (`benches/where.sh`: 50 instructions a request).
+    #[inline(never)]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let mut serving = Serving {
             head: RequestHead::capture(&request),
