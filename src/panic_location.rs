@@ -141,12 +141,7 @@ fn note(info: &std::panic::PanicHookInfo<'_>) {
         }
         return;
     }
-    let site = Site::Panic {
-        file: location.file().into(),
-        line: location.line(),
-        column: location.column(),
-        backtrace: backtraces::capture(location.file(), location.line(), location.column()),
-    };
+    let site = located_at(location);
     let _ = NOTES.try_with(|notes| {
         if let Ok(mut notes) = notes.try_borrow_mut() {
             if notes.len() >= KEPT {
@@ -193,17 +188,21 @@ fn stray(info: &std::panic::PanicHookInfo<'_>, location: &std::panic::Location<'
     {
         return;
     }
-    let site = Site::Panic {
-        file: location.file().into(),
-        line: location.line(),
-        column: location.column(),
-        backtrace: backtraces::capture(location.file(), location.line(), location.column()),
-    };
-    let error = crate::error::Error::from_panic(info.payload(), Some(site));
+    let error = crate::error::Error::from_panic(info.payload(), Some(located_at(location)));
     let _ = crate::unwind::catch(|| {
         crate::reporting::background(&error, crate::ErrorKind::TaskPanic, UNSCOPED, None);
     });
     let _ = COUNTING.try_with(|counting| counting.set(false));
+}
+
+/// A panic's site at `location`, with the backtrace its location takes this interval, if any.
+fn located_at(location: &std::panic::Location<'_>) -> Site {
+    Site::Panic {
+        file: location.file().into(),
+        line: location.line(),
+        column: location.column(),
+        backtrace: backtraces::capture(location.file(), location.line(), location.column()),
+    }
 }
 
 /// The route of a panic outside any request and reported task ([`count_stray_panics`]).
