@@ -327,3 +327,43 @@ async fn outside_a_request_a_task_is_counted_by_the_process_wide_reporter_under_
 }
 
 use tracing_subscriber::prelude::*;
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_custom_handler_sees_a_task_s_failure_with_its_kind_text_and_spawn_site() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = std::sync::Arc::clone(&seen);
+    let handler = move |error: &unhandled::Error, context: &unhandled::ErrorContext<'_>| {
+        recorded.lock().unwrap().push((
+            context.kind(),
+            context.is_task(),
+            context.route().map(str::to_owned),
+            context.spawned_at().map(|site| site.line()),
+            error.to_string(),
+        ));
+        // Dropped: the task's response, if it had one, was sent long ago.
+        Some(axum::response::IntoResponse::into_response(
+            StatusCode::IM_A_TEAPOT,
+        ))
+    };
+    let app = Router::new()
+        .route("/users", post(create_user))
+        .route("/invoices", post(create_invoice))
+        .layer(ErrorHandlerLayer::new(handler));
+    let address = support::serve(app).await;
+    assert_eq!(post_status(address, "/users").await, StatusCode::CREATED);
+    support::eventually(|| !seen.lock().unwrap().is_empty()).await;
+    // A standard error's text, written before a handler that may read it is called.
+    assert_eq!(post_status(address, "/invoices").await, StatusCode::CREATED);
+    support::eventually(|| seen.lock().unwrap().len() == 2).await;
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[1].4.contains("the printer is offline"),
+        "{:?}",
+        seen[1]
+    );
+    let (kind, is_task, route, line, text) = &seen[0];
+    assert_eq!((*kind, *is_task), (ErrorKind::Task, true));
+    assert_eq!(route.as_deref(), Some("/users"));
+    assert_eq!(*line, Some(SPAWN_LINE.load(Ordering::Relaxed)));
+    assert!(text.contains("the mail relay refused"), "{text}");
+}
