@@ -180,6 +180,11 @@ impl Outcome {
         let Some((started, head)) = &self.started else {
             return;
         };
+        // The head is kept for a failure's event: a success whose event is disabled (a production
+        // filter at INFO) builds nothing of it.
+        if !enabled_at!(target: TARGET, self.levels.success) {
+            return;
+        }
         let context = head.context(ErrorKind::Error, grpc_status.is_some());
         event_at!(
             target: TARGET,
