@@ -49,6 +49,12 @@ impl ErrorKind {
             Self::TaskPanic => "task_panic",
         }
     }
+
+    /// Whether the failure is a spawned task's ([`Task`](Self::Task), [`TaskPanic`](Self::TaskPanic)):
+    /// it has no response of its own, and no status.
+    pub const fn is_task(self) -> bool {
+        matches!(self, Self::Task | Self::TaskPanic)
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -211,7 +217,7 @@ impl<'a> ErrorContext<'a> {
     /// Whether the failure is a spawned task's ([`ErrorKind::Task`], [`ErrorKind::TaskPanic`]):
     /// its response, if it had one, was sent without it, and what a handler returns is dropped.
     pub fn is_task(&self) -> bool {
-        matches!(self.kind, ErrorKind::Task | ErrorKind::TaskPanic)
+        self.kind.is_task()
     }
 
     /// Where the failing task was spawned ([`TaskExt::reported`](crate::TaskExt::reported)'s

@@ -58,22 +58,23 @@ thread_local! {
     static NOTES: RefCell<Vec<Note>> = const { RefCell::new(Vec::new()) };
 }
 
-/// [`install`], after a load of one flag once it was called: for every reported task's spawn.
+/// Installs the noting hook, once per process, unless [`set_panic_locations`] or
+/// [`PANIC_LOCATIONS_VAR`] turns it off. Once installed, a call is one load: every reported
+/// task's spawn makes one.
+///
+/// [`PANIC_LOCATIONS_VAR`]: crate::config::PANIC_LOCATIONS_VAR
 #[inline]
-pub(crate) fn install_once() {
-    static CALLED: AtomicBool = AtomicBool::new(false);
-    if !CALLED.load(Ordering::Relaxed) && !std::thread::panicking() {
-        install();
-        CALLED.store(true, Ordering::Relaxed);
+pub(crate) fn install() {
+    if !INSTALLED.is_completed() {
+        install_now();
     }
 }
 
-/// Installs the noting hook, once per process, unless the builder or [`PANIC_LOCATIONS_VAR`]
-/// turns it off.
-///
-/// [`PANIC_LOCATIONS_VAR`]: crate::config::PANIC_LOCATIONS_VAR
-pub(crate) fn install() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
+static INSTALLED: std::sync::Once = std::sync::Once::new();
+
+#[cold]
+#[inline(never)]
+fn install_now() {
     // `take_hook` panics on a panicking thread: a layer built in a `Drop` during unwinding waits
     // for the next one.
     if std::thread::panicking() {

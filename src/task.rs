@@ -157,7 +157,7 @@ where
     F::Output: TaskOutput<M> + Send + 'static,
     M: 'static,
 {
-    tokio::spawn(Reported::new(future, BACKGROUND, Location::caller()))
+    tokio::spawn(future.reported())
 }
 
 /// `tokio::task::spawn_blocking(f)`, its failure reported as [`spawn`]'s is.
@@ -247,7 +247,7 @@ impl Spawned {
     #[inline]
     fn here(name: &'static str, site: &'static Location<'static>) -> Self {
         // A task's panic is located by the hook, as a handler's is.
-        panic_location::install_once();
+        panic_location::install();
         Self {
             request: Spawner::in_force().ok_or(name),
             site,
@@ -276,8 +276,8 @@ impl Spawned {
     /// `output`, after its failure, if it is one, was handed to the error handler.
     #[inline]
     fn finished<O: TaskOutput<M>, M>(&self, output: O, logged: bool) -> O {
-        if output.fails() {
-            self.failed_with(&output, logged);
+        if let Some(error) = output.failure() {
+            self.failed_with(&output, error, logged);
         }
         output
     }
@@ -287,10 +287,7 @@ impl Spawned {
     /// (counting alone reads none, and formatting is most of a failure's cost).
     #[cold]
     #[inline(never)]
-    fn failed_with<O: TaskOutput<M>, M>(&self, output: &O, logged: bool) {
-        let Some(error) = output.failure() else {
-            return;
-        };
+    fn failed_with<O: TaskOutput<M>, M>(&self, output: &O, error: Error, logged: bool) {
         let reads = match &self.request {
             Ok(spawner) => spawner.tasks.reads_errors(),
             Err(_) => false,
@@ -337,12 +334,8 @@ impl Spawned {
 ///
 /// Sealed: other outputs are not reported (a task's output is what its spawner reads).
 pub trait TaskOutput<M>: sealed::Sealed<M> {
-    /// Whether this output is a failure: checked on every task's end, so cheap.
-    #[doc(hidden)]
-    fn fails(&self) -> bool;
-
-    /// The failure this output is, as the error handler sees it; `None` for a success. Its text
-    /// may be left to [`describe`](Self::describe).
+    /// The failure this output is, as the error handler sees it; `None` for a success, without
+    /// a cost (every task's end asks). Its text may be left to [`describe`](Self::describe).
     #[doc(hidden)]
     fn failure(&self) -> Option<Error>;
 
@@ -380,10 +373,6 @@ pub enum Diverges {}
 
 impl<N: StdError + 'static> sealed::Sealed<Diverges> for N {}
 impl<N: StdError + 'static> TaskOutput<Diverges> for N {
-    fn fails(&self) -> bool {
-        false
-    }
-
     fn failure(&self) -> Option<Error> {
         None
     }
@@ -391,10 +380,6 @@ impl<N: StdError + 'static> TaskOutput<Diverges> for N {
 
 impl sealed::Sealed<Unit> for () {}
 impl TaskOutput<Unit> for () {
-    fn fails(&self) -> bool {
-        false
-    }
-
     fn failure(&self) -> Option<Error> {
         None
     }
@@ -405,10 +390,6 @@ impl<T, E> TaskOutput<StdErrorResult> for Result<T, E>
 where
     E: StdError + Send + Sync + 'static,
 {
-    fn fails(&self) -> bool {
-        self.is_err()
-    }
-
     fn failure(&self) -> Option<Error> {
         self.as_ref().err().map(|_| undescribed::<E>())
     }
@@ -428,10 +409,6 @@ impl<T, E> TaskOutput<BoxedErrorResult> for Result<T, E>
 where
     E: Deref<Target = dyn StdError + Send + Sync + 'static>,
 {
-    fn fails(&self) -> bool {
-        self.is_err()
-    }
-
     fn failure(&self) -> Option<Error> {
         self.as_ref().err().map(|_| undescribed::<E>())
     }
@@ -445,10 +422,6 @@ where
 
 impl<T> sealed::Sealed<MessageResult> for Result<T, String> {}
 impl<T> TaskOutput<MessageResult> for Result<T, String> {
-    fn fails(&self) -> bool {
-        self.is_err()
-    }
-
     fn failure(&self) -> Option<Error> {
         self.as_ref().err().map(Error::msg)
     }
@@ -456,10 +429,6 @@ impl<T> TaskOutput<MessageResult> for Result<T, String> {
 
 impl<T> sealed::Sealed<MessageResult> for Result<T, &'static str> {}
 impl<T> TaskOutput<MessageResult> for Result<T, &'static str> {
-    fn fails(&self) -> bool {
-        self.is_err()
-    }
-
     fn failure(&self) -> Option<Error> {
         self.as_ref().err().map(Error::msg)
     }
@@ -467,10 +436,6 @@ impl<T> TaskOutput<MessageResult> for Result<T, &'static str> {
 
 impl<T> sealed::Sealed<UnhandledResult> for Result<T, Error> {}
 impl<T> TaskOutput<UnhandledResult> for Result<T, Error> {
-    fn fails(&self) -> bool {
-        self.is_err()
-    }
-
     fn failure(&self) -> Option<Error> {
         self.as_ref().err().cloned()
     }
@@ -478,6 +443,8 @@ impl<T> TaskOutput<UnhandledResult> for Result<T, Error> {
 
 /// The failure of a task that returned an `E`, its text not written yet: the error itself stays
 /// the task's output.
+#[cold]
+#[inline(never)]
 fn undescribed<E>() -> Error {
     Error::made(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -186,7 +186,7 @@ pub(crate) fn emit(
     let kind = sample.map(|sample| sample.kind.as_str());
     // A spawned task's failure has no response, so no status.
     let status = sample
-        .filter(|sample| !matches!(sample.kind, ErrorKind::Task | ErrorKind::TaskPanic))
+        .filter(|sample| !sample.kind.is_task())
         .map(|sample| sample.error.status_code().as_u16());
     let trace_id = sample.and_then(|sample| sample.trace_id);
     let type_name = sample.and_then(|sample| sample.error.type_name());

@@ -600,7 +600,7 @@ impl Groups {
             .collect();
         let task_count = pending
             .iter()
-            .filter(|(group, _)| matches!(group.kind, ErrorKind::Task | ErrorKind::TaskPanic))
+            .filter(|(group, _)| group.kind.is_task())
             .map(|(_, count)| count)
             .sum();
         let rest = count - top.iter().map(|(_, count)| count).sum::<u64>();

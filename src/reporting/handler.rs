@@ -134,10 +134,8 @@ impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
             context.kind() != ErrorKind::Status || self.reporter.count_error_responses;
         // A body that fails while it streams is never the client leaving ([`is_expected`]).
         // Nor is a task's: no client reads its result.
-        let expected = !matches!(
-            context.kind(),
-            ErrorKind::Body | ErrorKind::Task | ErrorKind::TaskPanic
-        ) && is_expected(error);
+        let kind = context.kind();
+        let expected = kind != ErrorKind::Body && !kind.is_task() && is_expected(error);
         if counted_kind
             && !error.is_logged()
             && !error.is_intentional()

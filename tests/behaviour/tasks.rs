@@ -102,8 +102,9 @@ async fn with_logged_task() -> StatusCode {
 }
 
 async fn with_succeeding_tasks() -> StatusCode {
-    tokio::spawn(async {}.reported());
-    tokio::spawn(async { Ok::<_, std::io::Error>(7) }.reported());
+    // Awaited, so that the count read after the answer has seen them end.
+    tokio::spawn(async {}.reported()).await.unwrap();
+    let _ = tokio::spawn(async { Ok::<_, std::io::Error>(7) }.reported()).await;
     let aborted = tokio::spawn(
         async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -258,9 +259,9 @@ async fn successes_aborted_tasks_and_tasks_that_log_their_failure_are_not_counte
     );
     let reporting = support::quiet_reporting();
     let address = support::serve(app(&reporting)).await;
+    // Each handler awaits its tasks before it answers: counted by then, if they were.
     assert_eq!(post_status(address, "/fine").await, StatusCode::CREATED);
     assert_eq!(post_status(address, "/logged").await, StatusCode::CREATED);
-    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
         reporting.unhandled_count(),
         0,
