@@ -6,10 +6,18 @@
 # after a warm-up, so a run's fixed costs are spread over N.
 #   bash benches/where.sh                         # unhandled against pass_through, N=2000
 #   bash benches/where.sh error_unhandled error_pass_through
+#   BIN=tasks bash benches/where.sh reported plain   # per task (benches/tasks.rs), N tasks
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bin=${BIN:-requests}
 variant=${1:-unhandled}
 base=${2:-pass_through}
+# The function whose run is counted, in each binary.
+case $bin in
+  requests) counted='*serve_counted*' ;;
+  tasks) counted='*spawn_counted*' ;;
+  *) echo "BIN is requests or tasks, not $bin" >&2; exit 2 ;;
+esac
 n=${N:-2000}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 work=$(mktemp -d)
@@ -18,10 +26,10 @@ trap 'rm -rf "$work"' EXIT
 # release build the other scripts count.
 target=${CARGO_TARGET_DIR:-target}/where
 CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --quiet --release --target-dir "$target" \
-  -p unhandled-benches --bin requests
+  -p unhandled-benches --bin "$bin"
 for v in "$base" "$variant"; do
-  valgrind --tool=callgrind --toggle-collect='*serve_counted*' --callgrind-out-file="$work/$v.out" \
-    "$target/release/requests" "$v" "$n" >/dev/null 2>&1
+  valgrind --tool=callgrind --toggle-collect="$counted" --callgrind-out-file="$work/$v.out" \
+    "$target/release/$bin" "$v" "$n" >/dev/null 2>&1
   callgrind_annotate --threshold=100 --auto=no "$work/$v.out" >"$work/$v.txt"
 done
 python3 - "$work/$base.txt" "$work/$variant.txt" "$n" "$base" "$variant" <<'PY'

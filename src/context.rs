@@ -246,13 +246,21 @@ impl<'a> ErrorContext<'a> {
     }
 }
 
-/// `method` as a static: the standard method's own, or `_OTHER` for any other (a task keeps it,
-/// and tokio moves the task: 8 bytes, no allocation).
-pub(crate) fn static_method(method: &Method) -> &'static Method {
+/// `method` as a task keeps it, in a byte: the index of the standard method, 9 for any other
+/// ([`method_at`] gives it back).
+#[inline]
+pub(crate) fn method_index(method: &Method) -> u8 {
+    (0u8..)
+        .zip(&LABELS)
+        .find(|(_, (known, _))| known == method)
+        .map_or(9, |(index, _)| index)
+}
+
+/// The method a task kept ([`method_index`]): the standard one, else `_OTHER`.
+pub(crate) fn method_at(index: u8) -> &'static Method {
     LABELS
-        .iter()
-        .find(|(known, _)| known == method)
-        .map_or(&OTHER_METHOD, |(known, _)| known)
+        .get(usize::from(index))
+        .map_or(&OTHER_METHOD, |(method, _)| method)
 }
 
 /// The method of a failure outside any request: none of the standard ones, so its label is

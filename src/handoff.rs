@@ -34,7 +34,7 @@
 //! Work a request hands to a task ([`TaskExt::reported`](crate::TaskExt::reported)) learns whose
 //! it is from the same place: while an error handler polls its inner service, the request it
 //! serves is in force on the thread ([`Serving`], a pointer set and reset per poll), with the
-//! handler its tasks' failures go to ([`TaskSink`]). A task keeps a copy of what it needs
+//! handler its tasks' failures go to ([`Sink`]). A task keeps a copy of what it needs
 //! ([`Spawner`]) and puts it in force again while it runs, so that a task spawned by a task is
 //! the same request's. No allocation, and no write to memory another thread uses.
 
@@ -42,6 +42,7 @@ use std::{any::TypeId, cell::Cell, error::Error as StdError, fmt};
 
 use axum::{
     body::{Body, HttpBody},
+    extract::MatchedPath,
     http::Response,
 };
 
@@ -55,8 +56,9 @@ use crate::{
 /// The request an error handler serves, in force on the thread while it polls its inner service.
 pub(crate) struct Serving {
     pub(crate) head: RequestHead,
-    /// Where a failure of the work the request hands to a task goes: the error handler's handler.
-    pub(crate) tasks: &'static Sink,
+    /// Where the request's failures go, and those of the work it hands to a task: the error
+    /// handler's handler, kept for the process.
+    pub(crate) handler: &'static Sink,
 }
 
 scoped_tls::scoped_thread_local!(static SERVING: Serving);
@@ -68,17 +70,18 @@ pub(crate) fn serve<R>(serving: &Serving, f: impl FnOnce() -> R) -> R {
 }
 
 /// What a task keeps of the request that spawned it, and puts in force again while it runs, so
-/// that the tasks it spawns are the request's too. Copied, never shared: the method as one of the
-/// standard methods' statics, the route template as the process keeps it ([`route_kept`]), the
-/// trace id (feature `opentelemetry`) and where failures go. tokio moves it with the task, and
-/// each of the task's polls puts it in force with two copies, no reference count.
+/// that the tasks it spawns are the request's too. Copied, never shared, 16 bytes: where failures
+/// go, the method as the index of a standard one ([`method_index`](crate::context::method_index)),
+/// the route template as the index of the process's copy ([`route_index`]), and the trace id
+/// (feature `opentelemetry`). tokio moves it with the task, and each of the task's polls puts it
+/// in force with two copies, no reference count.
 #[derive(Clone, Copy)]
 pub(crate) struct Spawner {
-    pub(crate) method: &'static axum::http::Method,
-    pub(crate) route: Option<&'static str>,
+    pub(crate) handler: &'static Sink,
+    method: u8,
+    route: u8,
     #[cfg(feature = "opentelemetry")]
-    pub(crate) trace_id: Option<crate::TraceId>,
-    pub(crate) tasks: &'static Sink,
+    trace_id: Option<crate::TraceId>,
 }
 
 impl Spawner {
@@ -90,24 +93,15 @@ impl Spawner {
             return Some(SERVING.with(|serving| {
                 let head = &serving.head;
                 Self {
-                    method: crate::context::static_method(head.method()),
-                    route: head.route().map(|route| route_kept(route.as_str())),
+                    handler: serving.handler,
+                    method: crate::context::method_index(head.method()),
+                    route: head.route().map_or(NO_ROUTE, route_index),
                     #[cfg(feature = "opentelemetry")]
                     trace_id: head.trace_id(),
-                    tasks: serving.tasks,
                 }
             }));
         }
         STATE.with(|state| state.spawned.get())
-    }
-
-    /// Runs `f`, which must not unwind, with this task's request in force.
-    #[inline(always)]
-    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        let outer = STATE.with(|state| state.spawned.replace(Some(*self)));
-        let ran = f();
-        STATE.with(|state| state.spawned.set(outer));
-        ran
     }
 
     /// The context of a failure of `kind` of the task spawned at `site`.
@@ -116,8 +110,10 @@ impl Spawner {
         kind: ErrorKind,
         site: &'static std::panic::Location<'static>,
     ) -> ErrorContext<'static> {
-        let path = self.route.unwrap_or("unmatched");
-        let context = ErrorContext::new(self.method, path, self.route, kind).with_spawned_at(site);
+        let route = route_at(self.route);
+        let path = route.unwrap_or("unmatched");
+        let method = crate::context::method_at(self.method);
+        let context = ErrorContext::new(method, path, route, kind).with_spawned_at(site);
         #[cfg(feature = "opentelemetry")]
         let context = context.with_trace_id(self.trace_id);
         context
@@ -128,61 +124,104 @@ impl Spawner {
 /// application's (a task keeps its request's template, never a path), so few; beyond them a task
 /// is labelled `_OTHER`, as failures beyond the report's groups are.
 const KEPT_ROUTES: usize = 64;
+/// The route index of a request no route matched.
+const NO_ROUTE: u8 = u8::MAX;
+/// The route index of a template beyond the [`KEPT_ROUTES`] kept ones.
+const OTHER_ROUTE: u8 = u8::MAX - 1;
 
-/// `route`, as the process keeps it: found by its text (an address alone could be a freed
-/// template's, reused), else kept now.
-fn route_kept(route: &str) -> &'static str {
-    static ROUTES: [std::sync::OnceLock<&'static str>; KEPT_ROUTES] =
-        [const { std::sync::OnceLock::new() }; KEPT_ROUTES];
-    for slot in &ROUTES {
-        let kept = *slot.get_or_init(|| Box::leak(route.into()));
-        if kept == route {
-            return kept;
+static ROUTES: [std::sync::OnceLock<MatchedPath>; KEPT_ROUTES] =
+    [const { std::sync::OnceLock::new() }; KEPT_ROUTES];
+
+/// The index of `route` in the process's copies, kept now if it is new. Found by address first:
+/// axum hands every request to a route the same template, and a kept one is never freed, so that
+/// its address is never another template's. Else by text (a router built twice has two copies).
+#[inline]
+fn route_index(route: &MatchedPath) -> u8 {
+    let text = route.as_str();
+    for (index, slot) in (0u8..).zip(&ROUTES) {
+        match slot.get() {
+            Some(kept) if std::ptr::eq(kept.as_str(), text) => return index,
+            Some(_) => {}
+            None => break,
         }
     }
-    "_OTHER"
+    for (index, slot) in (0u8..).zip(&ROUTES) {
+        if slot.get_or_init(|| route.clone()).as_str() == text {
+            return index;
+        }
+    }
+    OTHER_ROUTE
 }
 
-/// Where a spawned task's failure goes: an error handler's [`ServerErrorHandler`], kept for the
-/// process (a task outlives its request), what it renders dropped.
-pub(crate) trait TaskSink: Send + Sync + 'static {
-    fn failed(&self, error: &Error, context: &ErrorContext<'_>);
+/// The template of the route `index`, `_OTHER` beyond the kept ones; `None` for no route.
+fn route_at(index: u8) -> Option<&'static str> {
+    match index {
+        NO_ROUTE => None,
+        _ => Some(
+            ROUTES
+                .get(usize::from(index))
+                .and_then(std::sync::OnceLock::get)
+                .map_or("_OTHER", MatchedPath::as_str),
+        ),
+    }
+}
+
+/// An error handler's [`ServerErrorHandler`], its type erased: failures are rare, so that a call
+/// through a vtable costs nothing that matters, and the types that hold it are not generic.
+pub(crate) trait DynHandler: Send + Sync + 'static {
+    fn on_error(&self, error: &Error, context: &ErrorContext<'_>) -> Option<Response<Body>>;
 
     /// Whether the handler may read an error's text ([`ServerErrorHandler::reads_errors`]).
     fn reads_errors(&self) -> bool;
 }
 
-impl<H: ServerErrorHandler> TaskSink for H {
+impl<H: ServerErrorHandler> DynHandler for H {
+    fn on_error(&self, error: &Error, context: &ErrorContext<'_>) -> Option<Response<Body>> {
+        ServerErrorHandler::on_error(self, error, context)
+    }
+
     fn reads_errors(&self) -> bool {
         ServerErrorHandler::reads_errors(self)
     }
-
-    fn failed(&self, error: &Error, context: &ErrorContext<'_>) {
-        if let Some(Some(response)) = crate::unwind::catch(|| self.on_error(error, context)) {
-            let _ = crate::unwind::catch(move || drop(response));
-        }
-    }
 }
 
-/// A [`TaskSink`] behind a thin pointer: the response future, which every request moves, holds
-/// 8 bytes of it, not 16.
-pub(crate) struct Sink(pub(crate) Box<dyn TaskSink>);
+/// An error handler's handler, kept for the process: a task can outlive the request that spawned
+/// it. Behind a thin pointer: the response future, which every request moves, holds 8 bytes of
+/// it, not 16, and no copy of the handler (cloning one that counts through an `Arc` would be a
+/// write to a cache line every request shares).
+pub(crate) struct Sink(Box<dyn DynHandler>);
 
 impl Sink {
+    /// `handler`, kept for the process: one small allocation per error-handler layer built.
+    pub(crate) fn keep<H: ServerErrorHandler>(handler: &H) -> &'static Self {
+        Box::leak(Box::new(Self(Box::new(handler.clone()))))
+    }
+
+    /// `handler`, in a `static`'s place (the process-wide reporter's).
+    pub(crate) fn new<H: ServerErrorHandler>(handler: H) -> Self {
+        Self(Box::new(handler))
+    }
+
+    /// The response the handler renders for `error`; `None` when it defers, or panics itself.
+    pub(crate) fn on_error(
+        &self,
+        error: &Error,
+        context: &ErrorContext<'_>,
+    ) -> Option<Response<Body>> {
+        crate::unwind::catch(|| self.0.on_error(error, context)).flatten()
+    }
+
+    /// Hands a failure with no response to render (a spawned task's) to the handler; what it
+    /// renders is dropped, under a guard.
     pub(crate) fn failed(&self, error: &Error, context: &ErrorContext<'_>) {
-        self.0.failed(error, context);
+        if let Some(response) = self.on_error(error, context) {
+            let _ = crate::unwind::catch(move || drop(response));
+        }
     }
 
     pub(crate) fn reads_errors(&self) -> bool {
         self.0.reads_errors()
     }
-}
-
-/// The sink of `handler`, kept for the process: one small allocation per error-handler layer
-/// built (tasks outlive the requests that spawn them, and the layer's services are cloned per
-/// request, so that a count they shared would be a write every request makes).
-pub(crate) fn sink_of<H: ServerErrorHandler>(handler: &H) -> &'static Sink {
-    Box::leak(Box::new(Sink(Box::new(handler.clone()))))
 }
 
 /// Left by an error handler in a 5xx response without an [`Error`] that it saw (an
@@ -235,7 +274,7 @@ struct State {
     /// The scope in which the application last recorded an event at the subscriber layer's
     /// level (0: none since it was collected).
     app_logged: Cell<u64>,
-    /// The request of the reported task polling on this thread ([`Spawner::run`]).
+    /// The request of the reported task polling on this thread ([`TaskScope`]).
     spawned: Cell<Option<Spawner>>,
 }
 
@@ -320,6 +359,48 @@ fn close(state: &State, id: u64, outer: u64) -> bool {
         state.app_logged.set(outer);
     }
     logged
+}
+
+/// One poll of a reported task (or its blocking closure): a [`Scope`] of its own, with the
+/// task's request in force ([`Spawner`]); one thread-local access to enter, one to leave.
+pub(crate) struct TaskScope {
+    scope: Scope,
+    /// The request in force before, restored on leaving; `None` when the task has none to put
+    /// in force (a background task), and nothing changes.
+    outer: Option<Option<Spawner>>,
+}
+
+impl TaskScope {
+    #[inline]
+    pub(crate) fn enter(spawner: Option<Spawner>) -> Self {
+        STATE.with(|state| {
+            let id = state.last.get().wrapping_add(1);
+            state.last.set(id);
+            Self {
+                scope: Scope {
+                    id,
+                    outer: state.current.replace(id),
+                    watched: state.watched.get(),
+                },
+                outer: spawner.map(|spawner| state.spawned.replace(Some(spawner))),
+            }
+        })
+    }
+
+    /// Closes the scope, restoring the request in force before; whether the application logged
+    /// at the subscriber layer's level while it was in force ([`Scope::leave`]).
+    #[inline]
+    pub(crate) fn leave(self) -> bool {
+        let Self { scope, outer } = self;
+        let logged = STATE.with(|state| {
+            if let Some(outer) = outer {
+                state.spawned.set(outer);
+            }
+            close(state, scope.id, scope.outer)
+        });
+        std::mem::forget(scope);
+        logged
+    }
 }
 
 /// Whether an error handler's scope is in force on this thread; never panics (the panic hook asks).
@@ -474,21 +555,45 @@ impl StdError for BodyFailed {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_route_is_kept_once_found_by_address_or_text_and_the_table_is_bounded() {
-        let template = String::from("/tests/kept/{id}");
-        let kept = route_kept(&template);
-        assert_eq!(kept, template);
-        // The same address, and the same text elsewhere, find the same copy.
-        assert!(std::ptr::eq(route_kept(&template), kept));
-        assert!(std::ptr::eq(route_kept(&template.clone()), kept));
+    /// The `MatchedPath` axum gives a request to `template` (a path without parameters), from a
+    /// router built for it: each router has its own copy of the text.
+    async fn matched(template: &str) -> MatchedPath {
+        use tower::ServiceExt as _;
+        let found = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let keep = found.clone();
+        let app = axum::Router::new().route(
+            template,
+            axum::routing::get(move |route: MatchedPath| async move {
+                *keep.lock().unwrap() = Some(route);
+            }),
+        );
+        let request = axum::http::Request::get(template)
+            .body(Body::empty())
+            .unwrap();
+        app.oneshot(request).await.unwrap();
+        let route = found.lock().unwrap().take();
+        route.expect("the route matched")
+    }
+
+    #[tokio::test]
+    async fn a_route_is_kept_once_found_by_address_or_text_and_the_table_is_bounded() {
+        let route = matched("/tests/kept").await;
+        let index = route_index(&route);
+        assert_eq!(route_at(index), Some("/tests/kept"));
+        // The same template, and the same text from another router, find the same copy.
+        assert_eq!(route_index(&route.clone()), index);
+        let elsewhere = matched("/tests/kept").await;
+        assert!(!std::ptr::eq(elsewhere.as_str(), route.as_str()));
+        assert_eq!(route_index(&elsewhere), index);
         // The table keeps at most KEPT_ROUTES; beyond, `_OTHER`.
-        let mut last = "";
-        for index in 0..KEPT_ROUTES {
-            last = route_kept(&format!("/tests/bounded/{index}"));
+        let mut last = NO_ROUTE;
+        for n in 0..KEPT_ROUTES {
+            last = route_index(&matched(&format!("/tests/bounded/{n}")).await);
         }
-        assert_eq!(last, "_OTHER");
-        assert!(std::ptr::eq(route_kept(&template), kept), "kept ones stay");
+        assert_eq!(last, OTHER_ROUTE);
+        assert_eq!(route_at(last), Some("_OTHER"));
+        assert_eq!(route_at(NO_ROUTE), None);
+        assert_eq!(route_index(&route), index, "kept ones stay");
     }
 
     #[test]

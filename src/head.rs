@@ -64,17 +64,18 @@ impl RequestHead {
     #[inline(always)]
     pub(crate) fn capture<B>(request: &Request<B>) -> Self {
         let grpc = crate::grpc::is_grpc(request);
-        let path = request.uri().path();
+        // Path and query read once (`Uri::path` would look for them again); an authority-form
+        // target (`CONNECT host:443`) has neither.
+        let (path, target) = match request.uri().path_and_query() {
+            Some(target) => (target.path(), target.as_str()),
+            None => ("", ""),
+        };
         let route = request.extensions().get::<MatchedPath>();
         // A gRPC call routed to a catch-all of a service's shape (`/package.Service/{*rest}`) may
         // be labelled by its method, when the answer says it is gRPC ([`Self::context`]).
         let by_method =
             grpc && route.is_some_and(|route| crate::grpc::routes_service(route.as_str(), path));
         let mut bytes = [0; INLINE];
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or(path, |target| target.as_str());
         let path_len = copy_cut(target, &mut bytes);
         // A path cut before its query ends with the mark, and has no query.
         let query_at = path.len().min(path_len);

@@ -110,9 +110,9 @@ pub use crate::{
 /// person sees it, and that setting keeps its default.
 pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
     // The process-wide reporter's sink is process-wide too: each call keeps nothing more.
-    static TASKS: std::sync::LazyLock<handoff::Sink> =
-        std::sync::LazyLock::new(|| handoff::Sink(Box::new(ReportingErrorHandler::global())));
-    ErrorHandlerLayer::with_sink(ReportingErrorHandler::global(), &TASKS)
+    static KEPT: std::sync::LazyLock<handoff::Sink> =
+        std::sync::LazyLock::new(|| handoff::Sink::new(ReportingErrorHandler::global()));
+    ErrorHandlerLayer::with_sink(ReportingErrorHandler::global(), &KEPT)
 }
 
 /// README's snippets, compiled and run as doctests, so that each recipe works as copied.

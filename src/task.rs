@@ -91,7 +91,7 @@ use tokio::task::JoinHandle;
 use crate::{
     context::ErrorKind,
     error::{Chain, Error, Origin},
-    handoff::{Scope, Spawner},
+    handoff::{Spawner, TaskScope},
     panic_location, reporting,
     text::text_of,
 };
@@ -258,11 +258,8 @@ impl Spawned {
     /// force; a panic is reported, then resumed.
     #[inline]
     fn run<R>(&self, logged: &mut bool, f: impl FnOnce() -> R) -> R {
-        let scope = Scope::enter();
-        let ran = match &self.request {
-            Ok(spawner) => spawner.run(|| catch_unwind(AssertUnwindSafe(f))),
-            Err(_) => catch_unwind(AssertUnwindSafe(f)),
-        };
+        let scope = TaskScope::enter(self.request.ok());
+        let ran = catch_unwind(AssertUnwindSafe(f));
         *logged |= scope.leave();
         match ran {
             Ok(value) => value,
@@ -289,7 +286,7 @@ impl Spawned {
     #[inline(never)]
     fn failed_with<O: TaskOutput<M>, M>(&self, output: &O, error: Error, logged: bool) {
         let reads = match &self.request {
-            Ok(spawner) => spawner.tasks.reads_errors(),
+            Ok(spawner) => spawner.handler.reads_errors(),
             Err(_) => false,
         };
         if reads {
@@ -314,7 +311,7 @@ impl Spawned {
         }
         match &self.request {
             Ok(spawner) => spawner
-                .tasks
+                .handler
                 .failed(error, &spawner.context(kind, self.site)),
             Err(name) => reporting::background(error, kind, name, Some(self.site)),
         }

@@ -148,6 +148,11 @@ pub(crate) struct Escaped<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Printable ASCII without `\` and `"` (a path, a status line, most errors): one write.
+        let plain = |b: &u8| matches!(b, b' '..=b'~') && !matches!(b, b'\\' | b'"');
+        if self.0.as_bytes().iter().all(plain) {
+            return f.write_str(self.0);
+        }
         let mut buffer = [0; 12];
         let mut rest = self.0;
         // Runs of characters written as they are go in one write.

@@ -1,6 +1,7 @@
 use std::{
     convert::Infallible,
     future::Future,
+    marker::PhantomData,
     panic::{AssertUnwindSafe, catch_unwind},
     pin::Pin,
     task::{Context, Poll},
@@ -21,7 +22,7 @@ use crate::{
     error::{BoxError, Error},
     grpc,
     handler::ServerErrorHandler,
-    handoff::{self, RenderedStatus, Scope, Serving, needs_watching},
+    handoff::{self, RenderedStatus, Scope, Serving, Sink, needs_watching},
     head::RequestHead,
 };
 
@@ -30,8 +31,9 @@ pin_project! {
     pub struct ResponseFuture<F, H> {
         #[pin]
         kind: Kind<F>,
+        // The request, and the handler kept for the process: no copy of `H` per request.
         serving: Serving,
-        handler: H,
+        handler: PhantomData<fn() -> H>,
     }
 }
 
@@ -50,21 +52,21 @@ pin_project! {
 
 impl<F, H> ResponseFuture<F, H> {
     #[inline]
-    pub(super) fn new(future: F, serving: Serving, handler: H) -> Self {
+    pub(super) fn new(future: F, serving: Serving) -> Self {
         Self {
             kind: Kind::Future { future },
             serving,
-            handler,
+            handler: PhantomData,
         }
     }
 
-    pub(super) fn failed(error: Error, kind: ErrorKind, serving: Serving, handler: H) -> Self {
+    pub(super) fn failed(error: Error, kind: ErrorKind, serving: Serving) -> Self {
         Self {
             kind: Kind::Failed {
                 failure: Some((error, kind)),
             },
             serving,
-            handler,
+            handler: PhantomData,
         }
     }
 }
@@ -103,7 +105,8 @@ where
                         let response = response.map(Body::new);
                         let enclosed = scope.is_enclosed();
                         head.set_app_logged(scope.leave());
-                        let response = responded(this.handler, head, response, enclosed);
+                        let response =
+                            responded::<H>(this.serving.handler, head, response, enclosed);
                         return Poll::Ready(Ok(response));
                     }
                     Ok(Poll::Ready(Err(error))) => {
@@ -116,7 +119,7 @@ where
             }
         };
         let head = &mut this.serving.head;
-        let response = handle(this.handler, &error, head, kind)
+        let response = handle(this.serving.handler, &error, head, kind)
             .unwrap_or_else(|| render_default(&error, head.answers_grpc()));
         Poll::Ready(Ok(with_rendered(response, error, kind)))
     }
@@ -140,17 +143,17 @@ where
 /// (`benches/where.sh` shows the difference).
 #[inline(always)]
 fn responded<H: ServerErrorHandler>(
-    handler: &H,
+    handler: &'static Sink,
     head: &mut RequestHead,
     response: Response<Body>,
     enclosed: bool,
 ) -> Response<Body> {
     let carries_error = || response.extensions().get::<Error>().is_some();
     if head.is_grpc() || response.status().is_server_error() || carries_error() {
-        return inspected(handler, head, response, enclosed);
+        return inspected::<H>(handler, head, response, enclosed);
     }
     if needs_watching(&response, head) {
-        return WatchedBody::wrap(response, head.take(), handler.clone());
+        return WatchedBody::<H>::wrap(response, head.take(), handler);
     }
     response
 }
@@ -160,7 +163,7 @@ fn responded<H: ServerErrorHandler>(
 #[cold]
 #[inline(never)]
 fn inspected<H: ServerErrorHandler>(
-    handler: &H,
+    handler: &'static Sink,
     head: &mut RequestHead,
     mut response: Response<Body>,
     enclosed: bool,
@@ -187,7 +190,7 @@ fn inspected<H: ServerErrorHandler>(
     }
     if !status.is_server_error() {
         if needs_watching(&response, head) {
-            return WatchedBody::wrap(response, head.take(), handler.clone());
+            return WatchedBody::<H>::wrap(response, head.take(), handler);
         }
         return response;
     }

@@ -7,16 +7,15 @@ use crate::{
     context::ErrorKind,
     error::Error,
     grpc,
-    handler::ServerErrorHandler,
-    handoff::{Failure, Scope},
+    handoff::{Failure, Scope, Sink},
     head::RequestHead,
     panic_location, unwind,
 };
 
 /// Asks `handler` for the response; `None` when it defers, or panics itself. The error is marked
 /// logged first when the application logged the failure itself ([`RequestHead::app_logged`]).
-pub(super) fn handle<H: ServerErrorHandler>(
-    handler: &H,
+pub(super) fn handle(
+    handler: &Sink,
     error: &Error,
     head: &RequestHead,
     kind: ErrorKind,
@@ -26,7 +25,7 @@ pub(super) fn handle<H: ServerErrorHandler>(
     }
     let answered = head.grpc_answer() && grpc::GrpcStatus::is_in(error);
     let context = head.context(kind, answered).with_trace_id(head.trace_id());
-    unwind::catch(|| handler.on_error(error, &context)).flatten()
+    handler.on_error(error, &context)
 }
 
 /// `response` with `error` in its extensions, marked as rendered by this error handler.

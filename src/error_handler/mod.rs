@@ -260,10 +260,7 @@ use std::fmt;
 use tower_layer::Layer;
 
 pub use self::{future::ResponseFuture, service::ErrorHandlerService};
-use crate::{
-    handler::DefaultErrorHandler,
-    handoff::{self, Sink},
-};
+use crate::{handler::DefaultErrorHandler, handoff::Sink};
 
 /// A [`Layer`] that applies [`ErrorHandlerService`]: every failure goes to the handler `H`.
 ///
@@ -272,8 +269,9 @@ use crate::{
 #[must_use]
 pub struct ErrorHandlerLayer<H = DefaultErrorHandler> {
     handler: H,
-    /// Where the failures of the tasks its requests spawn go ([`TaskExt`](crate::TaskExt)).
-    tasks: &'static Sink,
+    /// The handler, kept for the process: for the response futures, the watched bodies and the
+    /// tasks its requests spawn ([`TaskExt`](crate::TaskExt)).
+    kept: &'static Sink,
 }
 
 impl<H: fmt::Debug> fmt::Debug for ErrorHandlerLayer<H> {
@@ -297,13 +295,13 @@ impl<H: crate::handler::ServerErrorHandler> ErrorHandlerLayer<H> {
     /// [`TaskExt::reported`](crate::TaskExt::reported): a copy of it is kept for the process,
     /// since a task can outlive its request (one small allocation per layer built).
     pub fn new(handler: H) -> Self {
-        let tasks = handoff::sink_of(&handler);
-        Self::with_sink(handler, tasks)
+        let kept = Sink::keep(&handler);
+        Self::with_sink(handler, kept)
     }
 
-    pub(crate) fn with_sink(handler: H, tasks: &'static Sink) -> Self {
+    pub(crate) fn with_sink(handler: H, kept: &'static Sink) -> Self {
         crate::panic_location::install();
-        Self { handler, tasks }
+        Self { handler, kept }
     }
 }
 
@@ -318,6 +316,6 @@ impl<S, H: Clone> Layer<S> for ErrorHandlerLayer<H> {
     type Service = ErrorHandlerService<S, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ErrorHandlerService::with_sink(inner, self.handler.clone(), self.tasks)
+        ErrorHandlerService::with_sink(inner, self.handler.clone(), self.kept)
     }
 }

@@ -28,8 +28,9 @@ use crate::{
 pub struct ErrorHandlerService<S, H> {
     inner: S,
     handler: H,
-    /// Where the failures of the tasks its requests spawn go (the layer's, kept for the process).
-    tasks: &'static Sink,
+    /// The handler, kept for the process: where the response futures and the tasks the requests
+    /// spawn send failures.
+    kept: &'static Sink,
     /// The error `poll_ready` saw, failing the next request.
     not_ready: Option<BoxError>,
 }
@@ -46,7 +47,7 @@ impl<S: fmt::Debug, H: fmt::Debug> fmt::Debug for ErrorHandlerService<S, H> {
 
 impl<S: Clone, H: Clone> Clone for ErrorHandlerService<S, H> {
     fn clone(&self) -> Self {
-        Self::with_sink(self.inner.clone(), self.handler.clone(), self.tasks)
+        Self::with_sink(self.inner.clone(), self.handler.clone(), self.kept)
     }
 }
 
@@ -55,17 +56,17 @@ impl<S, H: ServerErrorHandler> ErrorHandlerService<S, H> {
     /// [`TaskExt::reported`](crate::TaskExt::reported), to `handler` (a copy of which is kept for
     /// the process: a task can outlive its request).
     pub fn new(inner: S, handler: H) -> Self {
-        let tasks = crate::handoff::sink_of(&handler);
-        Self::with_sink(inner, handler, tasks)
+        let kept = Sink::keep(&handler);
+        Self::with_sink(inner, handler, kept)
     }
 }
 
 impl<S, H> ErrorHandlerService<S, H> {
-    pub(crate) fn with_sink(inner: S, handler: H, tasks: &'static Sink) -> Self {
+    pub(crate) fn with_sink(inner: S, handler: H, kept: &'static Sink) -> Self {
         Self {
             inner,
             handler,
-            tasks,
+            kept,
             not_ready: None,
         }
     }
@@ -122,23 +123,22 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let mut serving = Serving {
             head: RequestHead::capture(&request),
-            tasks: self.tasks,
+            handler: self.kept,
         };
-        let handler = self.handler.clone();
         if let Some(error) = self.not_ready.take() {
             let error = Error::from_parts(StatusCode::SERVICE_UNAVAILABLE, Some(error));
-            return ResponseFuture::failed(error, ErrorKind::Service, serving, handler);
+            return ResponseFuture::failed(error, ErrorKind::Service, serving);
         }
         let scope = Scope::enter();
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(future) => {
                 serving.head.set_app_logged(scope.leave());
-                ResponseFuture::new(future, serving, handler)
+                ResponseFuture::new(future, serving)
             }
             Err(payload) => {
                 let error = super::handle::caught(&scope, payload);
                 serving.head.set_app_logged(scope.leave());
-                ResponseFuture::failed(error, ErrorKind::Panic, serving, handler)
+                ResponseFuture::failed(error, ErrorKind::Panic, serving)
             }
         }
     }

@@ -72,9 +72,15 @@
 //!
 //! An error counts as logged only when the subscriber records the failure event (target
 //! `unhandled::logging`); filtered out, it is counted as usual. The end event carries `method`,
-//! `path`, `route`, `status`, `latency_ms` (to the microsecond), `trace_id` (feature
+//! `path`, `route`, `status`, `latency_us` (whole microseconds, an integer), `trace_id` (feature
 //! `opentelemetry`), and on failure `kind`, `error` (the source chain or the panic message),
 //! `location` and `exception.type`.
+//!
+//! Text fields of the event and the span are recorded as `Display` values, as tower-http's
+//! `TraceLayer` records its own: `fmt` writes them unquoted (`method=GET path=/users/7`), JSON and
+//! OpenTelemetry as plain strings. What a client or an error sends is escaped first (controls,
+//! bidirectional marks, `\` and `"`), so that it cannot break or disguise a line. Why not `&str`
+//! fields and a float latency: BENCHMARKS.md, "The whole stack".
 //!
 //! axum boxes every route again for each `Router::layer` call (about 1,000 instructions per
 //! request, whatever the layer). To pay that once, hand both layers to one call in a
