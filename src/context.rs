@@ -246,15 +246,18 @@ impl<'a> ErrorContext<'a> {
     }
 }
 
-/// `method` as a task keeps it, in a byte: the index of the standard method, 9 for any other
-/// ([`method_at`] gives it back).
+/// `method` in a byte, as a task keeps it: the index of the standard method, one past them for
+/// any other ([`method_at`] gives it back).
 #[inline]
 pub(crate) fn method_index(method: &Method) -> u8 {
     (0u8..)
         .zip(&LABELS)
         .find(|(_, (known, _))| known == method)
-        .map_or(9, |(index, _)| index)
+        .map_or(OTHER_INDEX, |(index, _)| index)
 }
+
+/// The index [`method_index`] gives a method outside the standard ones.
+const OTHER_INDEX: u8 = LABELS.len() as u8;
 
 /// The method a task kept ([`method_index`]): the standard one, else `_OTHER`.
 pub(crate) fn method_at(index: u8) -> &'static Method {
@@ -271,8 +274,7 @@ pub(crate) static OTHER_METHOD: std::sync::LazyLock<Method> =
 /// The bounded label of `method`: the nine standard methods by name, any other `_OTHER`.
 pub(crate) fn method_label(method: &Method) -> &'static str {
     LABELS
-        .iter()
-        .find(|(known, _)| known == method)
+        .get(usize::from(method_index(method)))
         .map_or("_OTHER", |(_, label)| label)
 }
 

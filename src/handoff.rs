@@ -70,16 +70,19 @@ pub(crate) fn serve<R>(serving: &Serving, f: impl FnOnce() -> R) -> R {
 }
 
 /// What a task keeps of the request that spawned it, and puts in force again while it runs, so
-/// that the tasks it spawns are the request's too. Copied, never shared, 16 bytes: where failures
-/// go, the method as the index of a standard one ([`method_index`](crate::context::method_index)),
-/// the route template as the index of the process's copy ([`route_index`]), and the trace id
-/// (feature `opentelemetry`). tokio moves it with the task, and each of the task's polls puts it
+/// that the tasks it spawns are the request's too. Copied, never shared, 16 bytes (without the
+/// feature `opentelemetry`, which adds the trace id): where failures go, the method as the index
+/// of a standard one ([`method_index`](crate::context::method_index)), the route template as the
+/// index of the process's copy ([`route_index`]). tokio moves it with the task, and each of the task's polls puts it
 /// in force with two copies, no reference count.
 #[derive(Clone, Copy)]
 pub(crate) struct Spawner {
     pub(crate) handler: &'static Sink,
     method: u8,
     route: u8,
+    /// No request's: a task spawned outside any, labelled by its name. Its own polls put it in
+    /// force (one way for every task), but a task it spawns is no request's either.
+    background: bool,
     #[cfg(feature = "opentelemetry")]
     trace_id: Option<crate::TraceId>,
 }
@@ -95,33 +98,54 @@ impl Spawner {
                 Self {
                     handler: serving.handler,
                     method: crate::context::method_index(head.method()),
-                    route: head.route().map_or(NO_ROUTE, route_index),
+                    route: head.route().map_or(NO_ROUTE, template_index),
+                    background: false,
                     #[cfg(feature = "opentelemetry")]
                     trace_id: head.trace_id(),
                 }
             }));
         }
-        STATE.with(|state| state.spawned.get())
+        let spawned = STATE.with(|state| state.spawned.get());
+        spawned.filter(|spawner| !spawner.background)
     }
 
-    /// The context of a failure of `kind` of the task spawned at `site`.
-    pub(crate) fn context(
+    /// Work outside any request, labelled `name` (a constant, the route label) with the method
+    /// `_OTHER`, its failures handed to `handler`.
+    pub(crate) fn background(name: &'static str, handler: &'static Sink) -> Self {
+        Self {
+            handler,
+            method: crate::context::method_index(&crate::context::OTHER_METHOD),
+            route: route_index(name, || Kept::Name(name)),
+            background: true,
+            #[cfg(feature = "opentelemetry")]
+            trace_id: None,
+        }
+    }
+
+    /// Hands `error`, a failure of `kind` of work spawned at `site` (a stray panic has none), to
+    /// the handler; what it renders is dropped.
+    pub(crate) fn failed(
         &self,
+        error: &Error,
         kind: ErrorKind,
-        site: &'static std::panic::Location<'static>,
-    ) -> ErrorContext<'static> {
+        site: Option<&'static std::panic::Location<'static>>,
+    ) {
         let route = route_at(self.route);
         let path = route.unwrap_or("unmatched");
         let method = crate::context::method_at(self.method);
-        let context = ErrorContext::new(method, path, route, kind).with_spawned_at(site);
+        let context = ErrorContext::new(method, path, route, kind);
+        let context = match site {
+            Some(site) => context.with_spawned_at(site),
+            None => context,
+        };
         #[cfg(feature = "opentelemetry")]
         let context = context.with_trace_id(self.trace_id);
-        context
+        self.handler.failed(error, &context);
     }
 }
 
-/// Route templates a task kept, once per process: at most [`KEPT_ROUTES`]. They are the
-/// application's (a task keeps its request's template, never a path), so few; beyond them a task
+/// Route labels tasks kept, once per process: at most [`KEPT_ROUTES`]. They are the application's
+/// (a request's template, never a path, or a background task's name), so few; beyond them a task
 /// is labelled `_OTHER`, as failures beyond the report's groups are.
 const KEPT_ROUTES: usize = 64;
 /// The route index of a request no route matched.
@@ -129,28 +153,49 @@ const NO_ROUTE: u8 = u8::MAX;
 /// The route index of a template beyond the [`KEPT_ROUTES`] kept ones.
 const OTHER_ROUTE: u8 = u8::MAX - 1;
 
-static ROUTES: [std::sync::OnceLock<MatchedPath>; KEPT_ROUTES] =
+/// A route label kept for the process: its text is never freed, so that its address is never
+/// another label's.
+enum Kept {
+    /// A request's route template, as axum hands it to every request to that route.
+    Route(MatchedPath),
+    /// A background task's name.
+    Name(&'static str),
+}
+
+impl Kept {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Route(route) => route.as_str(),
+            Self::Name(name) => name,
+        }
+    }
+}
+
+static ROUTES: [std::sync::OnceLock<Kept>; KEPT_ROUTES] =
     [const { std::sync::OnceLock::new() }; KEPT_ROUTES];
 
-/// The index of `route` in the process's copies, kept now if it is new. Found by address first:
-/// axum hands every request to a route the same template, and a kept one is never freed, so that
-/// its address is never another template's. Else by text (a router built twice has two copies).
+/// The index of the label `text` in the process's copies, kept now (`keep`) if it is new. Found
+/// by address first (a kept label's address is its own), else by text (a router built twice has
+/// two copies of a template).
 #[inline]
-fn route_index(route: &MatchedPath) -> u8 {
-    let text = route.as_str();
-    for (index, slot) in (0u8..).zip(&ROUTES) {
-        match slot.get() {
-            Some(kept) if std::ptr::eq(kept.as_str(), text) => return index,
-            Some(_) => {}
-            None => break,
-        }
-    }
-    for (index, slot) in (0u8..).zip(&ROUTES) {
-        if slot.get_or_init(|| route.clone()).as_str() == text {
-            return index;
-        }
-    }
-    OTHER_ROUTE
+fn route_index(text: &str, keep: impl Fn() -> Kept) -> u8 {
+    let found = ROUTES
+        .iter()
+        .map_while(std::sync::OnceLock::get)
+        .position(|kept| std::ptr::eq(kept.as_str(), text));
+    let found = found.or_else(|| {
+        ROUTES
+            .iter()
+            .position(|slot| slot.get_or_init(&keep).as_str() == text)
+    });
+    // At most KEPT_ROUTES (64).
+    found.map_or(OTHER_ROUTE, |index| index as u8)
+}
+
+/// The index of the route template `route` ([`route_index`]).
+#[inline]
+fn template_index(route: &MatchedPath) -> u8 {
+    route_index(route.as_str(), || Kept::Route(route.clone()))
 }
 
 /// The template of the route `index`, `_OTHER` beyond the kept ones; `None` for no route.
@@ -161,7 +206,7 @@ fn route_at(index: u8) -> Option<&'static str> {
             ROUTES
                 .get(usize::from(index))
                 .and_then(std::sync::OnceLock::get)
-                .map_or("_OTHER", MatchedPath::as_str),
+                .map_or("_OTHER", Kept::as_str),
         ),
     }
 }
@@ -186,9 +231,9 @@ impl<H: ServerErrorHandler> DynHandler for H {
 }
 
 /// An error handler's handler, kept for the process: a task can outlive the request that spawned
-/// it. Behind a thin pointer: the response future, which every request moves, holds 8 bytes of
-/// it, not 16, and no copy of the handler (cloning one that counts through an `Arc` would be a
-/// write to a cache line every request shares).
+/// it. The response futures and watched bodies use it too, so that they are not generic over
+/// their handler's state. Behind a thin pointer: the response future, which every request moves,
+/// holds 8 bytes of it, not 16.
 pub(crate) struct Sink(Box<dyn DynHandler>);
 
 impl Sink {
@@ -274,7 +319,7 @@ struct State {
     /// The scope in which the application last recorded an event at the subscriber layer's
     /// level (0: none since it was collected).
     app_logged: Cell<u64>,
-    /// The request of the reported task polling on this thread ([`TaskScope`]).
+    /// The reported task polling on this thread ([`TaskScope`]).
     spawned: Cell<Option<Spawner>>,
 }
 
@@ -302,15 +347,19 @@ pub(crate) struct Scope {
 impl Scope {
     #[inline]
     pub(crate) fn enter() -> Self {
-        STATE.with(|state| {
-            let id = state.last.get().wrapping_add(1);
-            state.last.set(id);
-            Self {
-                id,
-                outer: state.current.replace(id),
-                watched: state.watched.get(),
-            }
-        })
+        STATE.with(Self::open)
+    }
+
+    /// The next scope of this thread, put in force.
+    #[inline(always)]
+    fn open(state: &State) -> Self {
+        let id = state.last.get().wrapping_add(1);
+        state.last.set(id);
+        Self {
+            id,
+            outer: state.current.replace(id),
+            watched: state.watched.get(),
+        }
     }
 
     /// Whether another error handler or a logging layer encloses this scope on this thread: it
@@ -365,37 +414,26 @@ fn close(state: &State, id: u64, outer: u64) -> bool {
 /// task's request in force ([`Spawner`]); one thread-local access to enter, one to leave.
 pub(crate) struct TaskScope {
     scope: Scope,
-    /// The request in force before, restored on leaving; `None` when the task has none to put
-    /// in force (a background task), and nothing changes.
-    outer: Option<Option<Spawner>>,
+    /// The task in force before, restored on leaving.
+    outer: Option<Spawner>,
 }
 
 impl TaskScope {
-    #[inline]
-    pub(crate) fn enter(spawner: Option<Spawner>) -> Self {
-        STATE.with(|state| {
-            let id = state.last.get().wrapping_add(1);
-            state.last.set(id);
-            Self {
-                scope: Scope {
-                    id,
-                    outer: state.current.replace(id),
-                    watched: state.watched.get(),
-                },
-                outer: spawner.map(|spawner| state.spawned.replace(Some(spawner))),
-            }
+    #[inline(always)]
+    pub(crate) fn enter(spawner: Spawner) -> Self {
+        STATE.with(|state| Self {
+            scope: Scope::open(state),
+            outer: state.spawned.replace(Some(spawner)),
         })
     }
 
     /// Closes the scope, restoring the request in force before; whether the application logged
     /// at the subscriber layer's level while it was in force ([`Scope::leave`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn leave(self) -> bool {
         let Self { scope, outer } = self;
         let logged = STATE.with(|state| {
-            if let Some(outer) = outer {
-                state.spawned.set(outer);
-            }
+            state.spawned.set(outer);
             close(state, scope.id, scope.outer)
         });
         std::mem::forget(scope);
@@ -575,25 +613,37 @@ mod tests {
         route.expect("the route matched")
     }
 
+    #[test]
+    #[cfg(not(feature = "opentelemetry"))]
+    fn a_task_keeps_16_bytes_of_its_request() {
+        assert_eq!(std::mem::size_of::<Spawner>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Spawner>>(), 16);
+    }
+
     #[tokio::test]
     async fn a_route_is_kept_once_found_by_address_or_text_and_the_table_is_bounded() {
         let route = matched("/tests/kept").await;
-        let index = route_index(&route);
+        let index = template_index(&route);
         assert_eq!(route_at(index), Some("/tests/kept"));
         // The same template, and the same text from another router, find the same copy.
-        assert_eq!(route_index(&route.clone()), index);
+        assert_eq!(template_index(&route.clone()), index);
         let elsewhere = matched("/tests/kept").await;
         assert!(!std::ptr::eq(elsewhere.as_str(), route.as_str()));
-        assert_eq!(route_index(&elsewhere), index);
+        assert_eq!(template_index(&elsewhere), index);
+        // A background task's name shares the table, found by its text too.
+        let name = Spawner::background("tests-kept-name", Sink::keep(&crate::DefaultErrorHandler));
+        assert_eq!(route_at(name.route), Some("tests-kept-name"));
+        let copy: &'static str = String::from("tests-kept-name").leak();
+        assert_eq!(route_index(copy, || Kept::Name(copy)), name.route);
         // The table keeps at most KEPT_ROUTES; beyond, `_OTHER`.
         let mut last = NO_ROUTE;
         for n in 0..KEPT_ROUTES {
-            last = route_index(&matched(&format!("/tests/bounded/{n}")).await);
+            last = template_index(&matched(&format!("/tests/bounded/{n}")).await);
         }
         assert_eq!(last, OTHER_ROUTE);
         assert_eq!(route_at(last), Some("_OTHER"));
         assert_eq!(route_at(NO_ROUTE), None);
-        assert_eq!(route_index(&route), index, "kept ones stay");
+        assert_eq!(template_index(&route), index, "kept ones stay");
     }
 
     #[test]

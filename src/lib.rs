@@ -100,7 +100,7 @@ pub use crate::{
 /// [`ReportingErrorHandler::global`] around [`DefaultErrorHandler`].
 ///
 /// It reads four environment variables (a fifth, [`UNHANDLED_COUNT_STRAY_PANICS`](config::STRAY_PANICS_VAR),
-/// is read by the panic hook at the first panic outside any request): the reporter's three, as
+/// is read by the panic hook, at the latest at the first panic outside any request): the reporter's three, as
 /// [`ReportingErrorHandlerBuilder::from_env`] does
 /// ([`UNHANDLED_ERRORS_REPORT_INTERVAL`](config::INTERVAL_VAR), 10 s when unset;
 /// [`UNHANDLED_ERRORS_REPORT_TO`](config::REPORT_TO_VAR);
@@ -110,9 +110,7 @@ pub use crate::{
 /// person sees it, and that setting keeps its default.
 pub fn layer() -> ErrorHandlerLayer<ReportingErrorHandler> {
     // The process-wide reporter's sink is process-wide too: each call keeps nothing more.
-    static KEPT: std::sync::LazyLock<handoff::Sink> =
-        std::sync::LazyLock::new(|| handoff::Sink::new(ReportingErrorHandler::global()));
-    ErrorHandlerLayer::with_sink(ReportingErrorHandler::global(), &KEPT)
+    ErrorHandlerLayer::with_sink(ReportingErrorHandler::global(), reporting::kept_global())
 }
 
 /// README's snippets, compiled and run as doctests, so that each recipe works as copied.

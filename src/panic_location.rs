@@ -31,7 +31,7 @@ struct Note {
     site: Site,
 }
 
-/// Whether the hook notes anything: set by [`set_panic_locations`], or else decided by
+/// Whether the hook notes locations: set by [`set_panic_locations`], or else decided by
 /// [`PANIC_LOCATIONS_VAR`](crate::config::PANIC_LOCATIONS_VAR) when the hook is installed.
 static SWITCH: Switch = Switch::new();
 
@@ -39,7 +39,8 @@ static SWITCH: Switch = Switch::new();
 /// [`ErrorHandlerLayer`](crate::ErrorHandlerLayer) catches; by default on, unless
 /// [`UNHANDLED_PANIC_LOCATIONS`](crate::config::PANIC_LOCATIONS_VAR) says off. The notes come from
 /// a panic hook, one per process, which the first `ErrorHandlerLayer` built installs: called off
-/// before that, no hook is installed; called off later, the hook stays and notes nothing.
+/// before that, no hook is installed (unless [`count_stray_panics`] needs it); called off later,
+/// the hook stays and notes nothing.
 ///
 /// ```
 /// // An application whose own panic hook must be the only one: before any layer is built.
@@ -58,9 +59,10 @@ thread_local! {
     static NOTES: RefCell<Vec<Note>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Installs the noting hook, once per process, unless [`set_panic_locations`] or
-/// [`PANIC_LOCATIONS_VAR`] turns it off. Once installed, a call is one load: every reported
-/// task's spawn makes one.
+/// Installs the hook, once per process, unless both of its jobs are off: the location notes
+/// ([`set_panic_locations`], [`PANIC_LOCATIONS_VAR`]) and the count of stray panics
+/// ([`count_stray_panics`]). Once installed, a call is one load: every reported task's spawn
+/// makes one.
 ///
 /// [`PANIC_LOCATIONS_VAR`]: crate::config::PANIC_LOCATIONS_VAR
 #[inline]
@@ -80,7 +82,7 @@ fn install_now() {
     if std::thread::panicking() {
         return;
     }
-    if !SWITCH.is_on(enabled) {
+    if !SWITCH.is_on(enabled) && !STRAY.is_on(stray_enabled) {
         return;
     }
     INSTALLED.call_once(|| {
@@ -118,15 +120,18 @@ const KEPT_ELSEWHERE: usize = 16;
 
 /// The hook's part: never panics (a panic in a hook aborts the process).
 fn note(info: &std::panic::PanicHookInfo<'_>) {
-    if SWITCH.is_off() {
-        return;
-    }
     let Some(location) = info.location() else {
         return;
     };
-    let key = key_of(info.payload());
-    if !handoff::in_scope() {
+    let in_scope = handoff::in_scope();
+    if !in_scope {
         stray(info, location);
+    }
+    if SWITCH.is_off() {
+        return;
+    }
+    let key = key_of(info.payload());
+    if !in_scope {
         if key != 0 {
             let site = Site::Panic {
                 file: location.file().into(),
@@ -162,18 +167,20 @@ static STRAY: Switch = Switch::new();
 /// ([`ReportingErrorHandler::global`](crate::ReportingErrorHandler::global)). Off by default,
 /// unless [`UNHANDLED_COUNT_STRAY_PANICS`](crate::config::STRAY_PANICS_VAR) says on: a library may
 /// catch its own panics, which are then no failure. Turn it on where every panic of the process
-/// is a bug. The panic hook that counts them is installed by the first error-handler layer or
-/// reported task.
+/// is a bug. Turned on, it installs the panic hook that counts them, if no error-handler layer or
+/// reported task did: set the application's own hook before, as for [`set_panic_locations`].
 ///
 /// ```
-/// unhandled::count_stray_panics(true);
-/// let layer = unhandled::layer(); // installs the hook
+/// unhandled::count_stray_panics(true); // installs the hook
 /// std::thread::spawn(|| panic!("the cache warmer fell over")).join().unwrap_err();
 /// let group = &unhandled::ReportingErrorHandler::global().breakdown().groups[0];
 /// assert_eq!((group.route.as_str(), group.kind), ("_unscoped", unhandled::ErrorKind::TaskPanic));
 /// ```
 pub fn count_stray_panics(on: bool) {
     STRAY.set(on);
+    if on {
+        install();
+    }
 }
 
 /// Counts a panic outside every scope, when [`STRAY`] is on. Never panics: a panic in a hook
@@ -191,7 +198,8 @@ fn stray(info: &std::panic::PanicHookInfo<'_>, location: &std::panic::Location<'
     }
     let error = crate::error::Error::from_panic(info.payload(), Some(located_at(location)));
     let _ = crate::unwind::catch(|| {
-        crate::reporting::background(&error, crate::ErrorKind::TaskPanic, UNSCOPED, None);
+        let unscoped = handoff::Spawner::background(UNSCOPED, crate::reporting::kept_global());
+        unscoped.failed(&error, crate::ErrorKind::TaskPanic, None);
     });
     let _ = COUNTING.try_with(|counting| counting.set(false));
 }

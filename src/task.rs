@@ -43,12 +43,12 @@
 //! [`ServerErrorHandler`](crate::ServerErrorHandler) sees it with [`ErrorContext::is_task`](crate::ErrorContext::is_task)
 //! (there is no response to render: what it returns is dropped). The report names where it
 //! failed and where it was spawned: `POST /users task at src/mail.rs:40:9 ×3, spawned at
-//! src/users.rs:88:5`. A task keeps its request's route template as the process keeps it, once,
-//! for at most 64 templates (the application's routes); beyond them its route is `_OTHER`. Made
-//! outside any request, a task's failure is counted by the process-wide
-//! reporter ([`ReportingErrorHandler::global`](crate::ReportingErrorHandler::global), the one
+//! src/users.rs:88:5`. Made outside any request (a task that such a task spawns included), a
+//! task's failure is counted by the process-wide reporter
+//! ([`ReportingErrorHandler::global`](crate::ReportingErrorHandler::global), the one
 //! [`layer()`](crate::layer()) uses) under the route [`reported_as`](TaskExt::reported_as) gave,
-//! else `_background`, and the method `_OTHER`.
+//! else `_background`, and the method `_OTHER`. Tasks keep their route labels (templates and
+//! names) as the process keeps them, once, 64 at most; beyond them a task's route is `_OTHER`.
 //!
 //! # Logged means not counted
 //!
@@ -68,9 +68,10 @@
 //! # Cost
 //!
 //! A request pays for a pointer set and reset around each poll, which puts it in force for the
-//! tasks its handler spawns. `.reported()` copies the request's method, route template and trace
-//! id into the task (the template is kept once per process, so no reference count is shared), and
-//! each of the task's polls opens a scope. `benches/tasks.rs` compares it with `tokio::spawn` of
+//! tasks its handler spawns. `.reported()` keeps 16 bytes of the request in the task (the method
+//! and the route template as indexes, the template kept once per process, so that no reference
+//! count is shared), and its trace id with the feature `opentelemetry`. Each of the task's polls
+//! opens a scope. `benches/tasks.rs` compares it with `tokio::spawn` of
 //! the same future (BENCHMARKS.md §12).
 
 use std::{
@@ -239,7 +240,7 @@ where
 /// Where a task came from: the request it was spawned for, else the route of a task spawned
 /// outside any request; and the spawn site.
 struct Spawned {
-    request: Result<Spawner, &'static str>,
+    request: Spawner,
     site: &'static Location<'static>,
 }
 
@@ -249,7 +250,8 @@ impl Spawned {
         // A task's panic is located by the hook, as a handler's is.
         panic_location::install();
         Self {
-            request: Spawner::in_force().ok_or(name),
+            request: Spawner::in_force()
+                .unwrap_or_else(|| Spawner::background(name, reporting::kept_global())),
             site,
         }
     }
@@ -258,7 +260,7 @@ impl Spawned {
     /// force; a panic is reported, then resumed.
     #[inline]
     fn run<R>(&self, logged: &mut bool, f: impl FnOnce() -> R) -> R {
-        let scope = TaskScope::enter(self.request.ok());
+        let scope = TaskScope::enter(self.request);
         let ran = catch_unwind(AssertUnwindSafe(f));
         *logged |= scope.leave();
         match ran {
@@ -285,10 +287,7 @@ impl Spawned {
     #[cold]
     #[inline(never)]
     fn failed_with<O: TaskOutput<M>, M>(&self, output: &O, error: Error, logged: bool) {
-        let reads = match &self.request {
-            Ok(spawner) => spawner.handler.reads_errors(),
-            Err(_) => false,
-        };
+        let reads = self.request.handler.reads_errors();
         if reads {
             output.describe(&error);
         }
@@ -309,12 +308,7 @@ impl Spawned {
         if logged {
             error.mark_logged();
         }
-        match &self.request {
-            Ok(spawner) => spawner
-                .handler
-                .failed(error, &spawner.context(kind, self.site)),
-            Err(name) => reporting::background(error, kind, name, Some(self.site)),
-        }
+        self.request.failed(error, kind, Some(self.site));
     }
 }
 

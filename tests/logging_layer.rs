@@ -332,3 +332,73 @@ async fn both_layers_in_one_service_builder_log_and_do_not_count() {
     assert_eq!(kinds, ["error", "panic", "status"]);
     assert_eq!(reporting.unhandled_count(), 0);
 }
+
+/// A `fmt` subscriber's writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Written(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Written {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn fmt_writes_tokens_unquoted_and_free_text_quoted_and_escaped() {
+    let written = Written::default();
+    let writer = written.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let app = Router::new()
+        .route(
+            "/users/{id}",
+            get(|| async { Err::<(), _>(Error::msg("bad id=7 status=200 \"x\"\nforged")) }),
+        )
+        .layer(LoggingLayer::new())
+        .layer(ErrorHandlerLayer::new(reporting()));
+    let request = Request::get("/users/\u{202e}7")
+        .header("user-agent", "curl/8 status=200")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.contains("request failed"))
+        .unwrap_or_else(|| panic!("no failure event in {text:?}"));
+    // Tokens and a URI's path unquoted, as tower-http's TraceLayer writes its fields; the
+    // client's bidirectional control escaped.
+    for field in [
+        "method=GET",
+        r"path=/users/\u{202e}7",
+        "route=/users/{id}",
+        "kind=error",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert!(line.contains("latency_us="), "{line}");
+    // Free text quoted and escaped, so that it cannot forge a field or a line.
+    assert!(
+        line.contains(r#"error="bad id=7 status=200 \"x\"\nforged""#),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#"user_agent.original="curl/8 status=200""#),
+        "{line}"
+    );
+    assert_eq!(
+        text.lines().filter(|line| line.contains("forged")).count(),
+        1
+    );
+    assert!(!text.contains('\u{202e}'), "{text}");
+}

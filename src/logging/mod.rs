@@ -76,11 +76,12 @@
 //! `opentelemetry`), and on failure `kind`, `error` (the source chain or the panic message),
 //! `location` and `exception.type`.
 //!
-//! Text fields of the event and the span are recorded as `Display` values, as tower-http's
-//! `TraceLayer` records its own: `fmt` writes them unquoted (`method=GET path=/users/7`), JSON and
-//! OpenTelemetry as plain strings. What a client or an error sends is escaped first (controls,
-//! bidirectional marks, `\` and `"`), so that it cannot break or disguise a line. Why not `&str`
-//! fields and a float latency: BENCHMARKS.md, "The whole stack".
+//! The method, path, route and kind, and the span's `http.*`, `url.path`, `url.scheme` and
+//! `network.protocol.version`, are recorded as `Display` values, as tower-http's `TraceLayer`
+//! records its own: `fmt` writes them unquoted (`method=GET path=/users/7`), JSON and OpenTelemetry
+//! as strings. None of them can hold a space (a URI's path, a token); what a client sent is
+//! escaped first (controls, bidirectional marks, `\` and `"`), so that it cannot break or
+//! disguise a line. `error` and `user_agent.original`, free text, stay quoted `&str` fields. Why not `&str` fields and a float latency: BENCHMARKS.md, "The whole stack".
 //!
 //! axum boxes every route again for each `Router::layer` call (about 1,000 instructions per
 //! request, whatever the layer). To pay that once, hand both layers to one call in a

@@ -262,7 +262,8 @@ impl Outcome {
             grpc_status,
             latency_us = micros(started),
             kind = field::display(kind.as_str()),
-            error = field::display(Escaped(error)),
+            // Free text, which may hold spaces and `key=value`: `fmt` quotes a `&str`.
+            error,
             // A line of `core` (`.map_err(Error::from)`) is no place to look: left out.
             location = origin
                 .and_then(Error::location)
@@ -287,9 +288,9 @@ fn trace_id(span: &Span) -> Option<crate::TraceId> {
     }
 }
 
-/// The time since `started` in whole microseconds: an integer, which a subscriber writes for a
-/// fraction of what a float costs it (`benches/instructions.sh`, `ONLY=stack`), and an `i64`, which
-/// OpenTelemetry exports as a number (a `u64` it exports as a string).
+/// The time since `started` in whole microseconds: an integer, which `fmt` writes for a fraction
+/// of a float's cost (BENCHMARKS.md §13), and an `i64`, which OpenTelemetry exports as a number (a
+/// `u64` it exports as a string).
 fn micros(started: &Instant) -> i64 {
     i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX)
 }

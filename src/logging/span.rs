@@ -76,7 +76,8 @@ pub(crate) fn open<B>(level: Level, query: Query, request: &Request<B>) -> Span 
         url.query = query,
         url.scheme = field::display(uri.scheme_str().unwrap_or("http")),
         network.protocol.version = field::display(protocol_version(request.version())),
-        user_agent.original = user_agent.map(|agent| field::display(Escaped(agent))),
+        // A client's free text, spaces included: `fmt` quotes a `&str`.
+        user_agent.original = user_agent,
         client.address = peer.map(|peer| field::display(peer.ip())),
         client.port = peer.map(|peer| i64::from(peer.port())),
         network.peer.address = peer.map(|peer| field::display(peer.ip())),

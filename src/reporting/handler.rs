@@ -12,6 +12,7 @@ use crate::{
     error::Error,
     expected::is_expected,
     handler::{DefaultErrorHandler, ServerErrorHandler},
+    handoff::Sink,
     unwind,
 };
 
@@ -148,21 +149,13 @@ impl<H: ServerErrorHandler> ServerErrorHandler for ReportingErrorHandler<H> {
     }
 }
 
-/// Counts `error`, a failure outside any request (a background task's, a stray panic), with the
-/// process-wide reporter, under `route` and the method `_OTHER`; `spawned_at` where a task was
-/// spawned.
-pub(crate) fn background(
-    error: &Error,
-    kind: ErrorKind,
-    route: &'static str,
-    spawned_at: Option<&'static std::panic::Location<'static>>,
-) {
-    let context = ErrorContext::new(&crate::context::OTHER_METHOD, route, Some(route), kind);
-    let context = match spawned_at {
-        Some(site) => context.with_spawned_at(site),
-        None => context,
-    };
-    let _ = ReportingErrorHandler::global().on_error(error, &context);
+/// The process-wide reporter ([`ReportingErrorHandler::global`]), kept as a layer keeps its
+/// handler: `unhandled::layer()`'s, and where a failure outside any request goes (a background
+/// task's, a stray panic).
+pub(crate) fn kept_global() -> &'static Sink {
+    static KEPT: std::sync::LazyLock<Sink> =
+        std::sync::LazyLock::new(|| Sink::new(ReportingErrorHandler::global()));
+    &KEPT
 }
 
 /// Whether `error` is an error a handler returned with a 1xx, 3xx or 4xx status

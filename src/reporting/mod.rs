@@ -249,7 +249,7 @@ mod handler;
 mod offload;
 mod reporter;
 
-pub(crate) use self::handler::background;
+pub(crate) use self::handler::kept_global;
 pub use self::{
     builder::ReportingErrorHandlerBuilder,
     groups::{Breakdown, ErrorGroup},

@@ -325,6 +325,24 @@ async fn outside_a_request_a_task_is_counted_by_the_process_wide_reporter_under_
     let before = background();
     let _ = unhandled::spawn(async { Err::<(), _>(std::io::Error::other("unnamed")) }).await;
     assert_eq!(background(), before + 1);
+
+    // A task a named background task spawns is no request's, nor that task's: `_background`.
+    let _ = tokio::spawn(
+        async {
+            let inner = unhandled::spawn(async { Err::<(), _>(std::io::Error::other("inner")) });
+            let _ = inner.await;
+        }
+        .reported_as("tests-outer-job"),
+    )
+    .await;
+    assert_eq!(background(), before + 2);
+    let outer = global.breakdown().groups.into_iter();
+    assert!(
+        outer
+            .filter(|group| group.route == "tests-outer-job")
+            .count()
+            == 0
+    );
 }
 
 use tracing_subscriber::prelude::*;

@@ -29,11 +29,7 @@ fn hooks_set_before_keep_running_and_hooks_set_after_lose_only_the_location() {
 #[ignore = "run as a child process by the test above"]
 async fn child() {
     // Before the first layer: it runs once per panic, and the location is still noted.
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&runs);
-    std::panic::set_hook(Box::new(move |_| {
-        counted.fetch_add(1, Ordering::SeqCst);
-    }));
+    let runs = application_hook();
     let (events, _guard) = support::capture();
     let reporting = support::quiet_reporting();
     let app = Router::new().route("/panic", get(fall_over));
@@ -74,6 +70,16 @@ async fn child() {
         "{location}"
     );
     assert!(location.contains("std::panic::take_hook"), "{location}");
+}
+
+/// Sets an application's panic hook that counts its runs.
+fn application_hook() -> Arc<AtomicUsize> {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    std::panic::set_hook(Box::new(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+    }));
+    runs
 }
 
 /// The stray panics of a child: a `std::thread` and a plain `tokio::spawn` that panic, outside
@@ -122,6 +128,14 @@ fn stray_panics_are_counted_only_when_asked_and_the_application_s_hook_still_run
         "counted 0, hook ran 2",
         "code decides over the environment"
     );
+    assert_eq!(
+        stray_panics_counted(&[
+            ("UNHANDLED_COUNT_STRAY_PANICS", "true"),
+            ("UNHANDLED_PANIC_LOCATIONS", "false")
+        ]),
+        "counted 2 at panic_hook.rs, hook ran 2",
+        "the hook counts them with the location notes off"
+    );
     let (counted, stderr) = stray_child_output(&[("UNHANDLED_COUNT_STRAY_PANICS", "maybe")]);
     assert_eq!(
         counted, "counted 0, hook ran 2",
@@ -138,11 +152,7 @@ fn stray_panics_are_counted_only_when_asked_and_the_application_s_hook_still_run
 #[ignore = "run as a child process by the test above"]
 async fn stray_child() {
     // The application's hook, set before the first layer: it must keep running once per panic.
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&runs);
-    std::panic::set_hook(Box::new(move |_| {
-        counted.fetch_add(1, Ordering::SeqCst);
-    }));
+    let runs = application_hook();
     match std::env::var("STRAY_BY_CODE").as_deref() {
         Ok("1") => unhandled::count_stray_panics(true),
         Ok("0") => unhandled::count_stray_panics(false),
