@@ -10,7 +10,8 @@
 # body wrappers of unhandled and of tower-http's TraceLayer side by side.
 # The tasks table: instructions per task a handler spawns, plain and reported (benches/tasks.rs).
 # The stack table (ONLY=stack, not in the default run): unhandled::layer() + LoggingLayer against
-# TraceLayer + CatchPanicLayer, at DEBUG and INFO, a 200 and a plain 500.
+# TraceLayer + CatchPanicLayer, at DEBUG and INFO, a 200 and a plain 500; and what fmt costs for
+# each stack's failure event alone (event_*).
 #   bash benches/instructions.sh           # N=2000 RUNS=3; ONLY=success, errors, subscriber, frames, tasks or feature
 #   BEFORE=path/to/requests bash benches/instructions.sh  # also: the same variants built from another commit
 set -euo pipefail
@@ -98,6 +99,8 @@ if [[ $only == *stack* ]]; then
         'BEGIN { printf "| %s | %s | %d | %d | %.3f |\n", l, (r == "ok" ? 200 : 500), o, t, t / o }'
     done
   done
+  echo; echo "A failure event alone, emitted by a handler, under the same subscriber at INFO:"; echo
+  table event_none event_message event_tower event_unhandled
 fi
 if [[ $only == *tasks* ]]; then
   echo; echo "Per task a request's handler spawns, polls and awaits (benches/tasks.rs):"; echo

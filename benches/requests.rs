@@ -26,7 +26,12 @@
 //! `DEBUG` or `INFO` writing to a sink, for a route answering 200 (`ok`) and one answering a plain
 //! 500 (`500`): `stack_unhandled_{debug,info}_{ok,500}` (`unhandled::layer()` outside
 //! `LoggingLayer`, as README writes it) and `stack_tower_{debug,info}_{ok,500}` (tower-http's
-//! `TraceLayer::new_for_http()` outside `CatchPanicLayer`, as axum's examples write them).
+//! `TraceLayer::new_for_http()` outside `CatchPanicLayer`, as axum's examples write them). Each
+//! is proved in a child process (`requests VARIANT prove`): the line only it writes, and for the
+//! unhandled stack, a logged failure not counted. `event_message`, `event_tower` and
+//! `event_unhandled`: no layer, a handler that emits one event shaped like the stacks' failure
+//! events (the message alone, tower-http's two fields, `LoggingLayer`'s seven), under the same
+//! subscriber at `INFO`, against `event_none`: what `fmt` costs for the event alone.
 
 use axum::{
     Router,
@@ -41,7 +46,11 @@ use unhandled_benches::{app_error_routes, log_app_errors, status_routes, unhandl
 fn main() {
     let mut args = std::env::args().skip(1);
     let variant = args.next().unwrap_or_default();
-    let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let count = args.next();
+    // `requests VARIANT prove`: only the proof that a stack variant is what it says, in a process
+    // of its own, so that its allocations leave the counted process's heap as it was.
+    let prove = count.as_deref() == Some("prove");
+    let count: u64 = count.and_then(|n| n.parse().ok()).unwrap_or(1000);
     let ok = || Router::new().route("/users/{id}", get(|| async { "user" }));
     let unhandled_error = unhandled_error_routes;
     let app_error = app_error_routes;
@@ -122,6 +131,10 @@ fn main() {
             StatusCode::INTERNAL_SERVER_ERROR,
         ),
         stack if stack.starts_with("stack_") => stack_variant(stack),
+        "event_none" => (ok(), StatusCode::OK),
+        "event_message" | "event_tower" | "event_unhandled" => {
+            (event_variant(&variant), StatusCode::OK)
+        }
         other => {
             eprintln!("unknown variant {other:?}; see the module docs");
             std::process::exit(2);
@@ -130,7 +143,7 @@ fn main() {
     if variant.contains("error") || variant.contains("sink") {
         let _ = tracing::dispatcher::set_global_default(unhandled_benches::sink_subscriber());
     }
-    if variant.starts_with("stack_") {
+    if variant.starts_with("stack_") || variant.starts_with("event_") {
         let level = match variant.contains("_debug_") {
             true => tracing::Level::DEBUG,
             false => tracing::Level::INFO,
@@ -170,10 +183,55 @@ fn main() {
             variant.ends_with("_layer"),
         ));
     }
-    if variant.starts_with("stack_") {
-        runtime.block_on(prove_stack(&app, &variant));
+    if prove {
+        prove_stack(&runtime, &app, &variant);
+        return;
+    }
+    if variant.starts_with("stack_") || variant.starts_with("event_") {
+        // Not followed by valgrind: its instructions are not counted.
+        let proved = std::process::Command::new(std::env::current_exe().expect("this program"))
+            .args([variant.as_str(), "prove"])
+            .status()
+            .expect("run the proof");
+        assert!(proved.success(), "{variant}: the proof failed");
     }
     serve_counted(&runtime, &app, count, expected, traceparent);
+}
+
+/// A route whose handler emits one event shaped like a stack's failure event, and answers 200:
+/// what `fmt` costs for the event alone, by its fields (`event_none` emits nothing).
+fn event_variant(variant: &str) -> Router {
+    let route = match variant {
+        "event_message" => get(|| async {
+            tracing::warn!("request failed");
+            "user"
+        }),
+        // tower-http's `on_failure` line (`trace/on_failure.rs`): two `Display` fields.
+        "event_tower" => get(|| async {
+            let latency = std::time::Duration::from_micros(20).as_millis();
+            tracing::error!(
+                classification = display("Status code: 500 Internal Server Error"),
+                latency = display(format_args!("{latency} ms")),
+                "response failed"
+            );
+            "user"
+        }),
+        // `LoggingLayer`'s failure event for a plain 500 (`logging/outcome.rs`), its seven fields.
+        _ => get(|| async {
+            tracing::warn!(
+                method = display("GET"),
+                path = display("/users/7"),
+                route = display("/users/{id}"),
+                status = 500_u16,
+                latency_us = 20_i64,
+                kind = display("status"),
+                error = "500 Internal Server Error",
+                "request failed"
+            );
+            "user"
+        }),
+    };
+    Router::new().route("/users/{id}", route)
 }
 
 /// The stack `variant` names: its layers in one `ServiceBuilder`, around a route answering 200 or
@@ -202,22 +260,71 @@ fn stack_variant(variant: &str) -> (Router, StatusCode) {
     (app, expected)
 }
 
-/// Shows that the two stacks differ: a failing response leaves the unhandled stack with an
-/// `unhandled::Error` in its extensions (the logging layer's, marked logged), the tower-http
-/// stack without one. Panics otherwise.
-async fn prove_stack(app: &Router, variant: &str) {
-    let request = Request::get("/users/7")
-        .body(Body::empty())
-        .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let marked = response.extensions().get::<unhandled::Error>().is_some();
+/// Shows that the two stacks differ: one request, under a subscriber like the counted one (at
+/// the variant's level) that keeps what it writes, leaves the line only that stack writes; and the
+/// unhandled stack's failure was logged, so not counted. Panics otherwise.
+fn prove_stack(runtime: &tokio::runtime::Runtime, app: &Router, variant: &str) {
+    use std::sync::{Arc, Mutex};
+    let level = match variant.contains("_debug_") {
+        true => tracing::Level::DEBUG,
+        false => tracing::Level::INFO,
+    };
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let keep = written.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(move || Kept(keep.clone()))
+        .finish();
+    let counted = unhandled::ReportingErrorHandler::global().unhandled_count();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let request = Request::get("/users/7")
+                .body(Body::empty())
+                .expect("request");
+            app.clone().oneshot(request).await.expect("infallible");
+        })
+    });
+    let written = String::from_utf8(written.lock().expect("written").clone()).expect("UTF-8");
     let fails = variant.ends_with("_500");
-    let unhandled = variant.starts_with("stack_unhandled_");
-    assert_eq!(
-        marked,
-        fails && unhandled,
-        "{variant}: an unhandled::Error in the response"
+    let line = match (variant, fails, level) {
+        ("event_none", ..) => "",
+        ("event_message", ..) => "WARN requests: request failed",
+        ("event_tower", ..) => "response failed classification=Status code: 500",
+        ("event_unhandled", ..) => "request failed method=GET path=/users/7 route=/users/{id}",
+        (stack, true, _) if stack.starts_with("stack_unhandled_") => {
+            "unhandled::logging: request failed method=GET path=/users/7"
+        }
+        (stack, false, tracing::Level::DEBUG) if stack.starts_with("stack_unhandled_") => {
+            "unhandled::logging: request completed"
+        }
+        (_, true, _) => "tower_http::trace::on_failure: response failed",
+        (_, false, tracing::Level::DEBUG) => "tower_http::trace::on_response",
+        // At INFO, neither stack logs a success.
+        (_, false, _) => "",
+    };
+    assert!(
+        written.contains(line),
+        "{variant}: no {line:?} in {written:?}"
     );
+    if line.is_empty() {
+        assert_eq!(written, "", "{variant}: logged");
+    }
+    let now = unhandled::ReportingErrorHandler::global().unhandled_count();
+    assert_eq!(now, counted, "{variant}: a logged failure was counted");
+}
+
+/// A writer into memory, for [`prove_stack`].
+struct Kept(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Kept {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("written").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The part callgrind counts (`--toggle-collect=*serve_counted*`).

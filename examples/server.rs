@@ -17,8 +17,8 @@
 //!   renders its own `500` (counted as `kind="status"`)
 //! - `GET /app-error/attached`: the same error type attaching its cause in one line (counted as
 //!   `kind="error"`, with the whole context chain in the report)
-//! - `GET /logged/error`, `GET /logged/panic`: the same failures behind `unhandled::LoggingLayer`,
-//!   logged at once and never counted
+//! - `GET /logged/error`, `GET /logged/panic`, `GET /logged/app-error`: the same failures behind
+//!   `unhandled::LoggingLayer`, logged at once and never counted
 //! - `GET /own-log/error`: the same error logged by the handler itself with
 //!   `#[tracing::instrument(err)]`; `unhandled::subscriber::layer()` in the subscriber makes it
 //!   count as logged (never counted)
@@ -200,6 +200,7 @@ fn logged_routes() -> Router {
     Router::new()
         .route("/logged/error", get(error))
         .route("/logged/panic", get(panic))
+        .route("/logged/app-error", get(app_error))
         .route("/logged/stream-error", get(stream_error))
 }
 

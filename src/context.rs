@@ -248,12 +248,22 @@ impl<'a> ErrorContext<'a> {
 
 /// `method` in a byte, as a task keeps it: the index of the standard method, one past them for
 /// any other ([`method_at`] gives it back).
+/// A `match`, which compiles to one jump on the method's variant: a search of [`LABELS`] compares
+/// each in turn. In the order of `LABELS` (a test checks it).
 #[inline]
 pub(crate) fn method_index(method: &Method) -> u8 {
-    (0u8..)
-        .zip(&LABELS)
-        .find(|(_, (known, _))| known == method)
-        .map_or(OTHER_INDEX, |(index, _)| index)
+    match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => OTHER_INDEX,
+    }
 }
 
 /// The index [`method_index`] gives a method outside the standard ones.
@@ -290,3 +300,21 @@ static LABELS: [(Method, &str); 9] = [
     (Method::CONNECT, "CONNECT"),
     (Method::TRACE, "TRACE"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_index_is_its_place_in_the_labels_and_gives_it_back() {
+        for (index, (method, label)) in (0u8..).zip(&LABELS) {
+            assert_eq!(method_index(method), index, "{label}");
+            assert_eq!(method_at(index), method);
+            assert_eq!(method_label(method), *label);
+        }
+        let other = Method::from_bytes(b"PURGE").unwrap();
+        assert_eq!(method_index(&other), OTHER_INDEX);
+        assert_eq!(method_label(&other), "_OTHER");
+        assert_eq!(method_at(OTHER_INDEX), &*OTHER_METHOD);
+    }
+}

@@ -1,16 +1,15 @@
 //! How a [`LoggingLayer`](crate::LoggingLayer) tells the [`ErrorHandlerLayer`](crate::ErrorHandlerLayer)
 //! around it that it logged a failure, so that the failure is not counted.
 //!
-//! - An [`Error`](crate::Error) in a response is marked on the error itself; a 5xx response
-//!   without one gets one, with no cause, marked logged.
-//! - A panic or a service `Err` has no such place: the logging layer passes it on unchanged (the
-//!   panic resumes with its own payload). Instead, the error handler opens a [`Scope`] around
-//!   every call and poll of its inner service, numbered by a per-thread counter, so that no two
-//!   scopes on a thread share a number; the logging layer notes the failure it logged under the
-//!   scope in force, identified by what survives the trip: a panic by the address of its payload
-//!   (the box `resume_unwind` hands on), a service error by its type, a response body's error by
-//!   the scope alone (one poll of a body yields at most one). The handler accepts a note
-//!   only for its own scope and the same failure. Two requests never share a scope, so two
+//! - An [`Error`](crate::Error) in a response is marked on the error itself.
+//! - A 5xx response without one, a panic or a service `Err` has no such place (an extension
+//!   would allocate the response's map; the panic resumes with its own payload). Instead, the
+//!   error handler opens a [`Scope`] around every call and poll of its inner service, numbered
+//!   by a per-thread counter, so that no two scopes on a thread share a number; the logging layer
+//!   notes the failure it logged under the scope in force, identified by what survives the trip:
+//!   a panic by the address of its payload (the box `resume_unwind` hands on), a service error by
+//!   its type, a 5xx response or a response body's error by the scope alone (one poll yields at
+//!   most one). The handler accepts a note only for its own scope and the same failure. Two requests never share a scope, so two
 //!   failures with the same text can never be taken for one another; nothing is formatted.
 //!
 //! A logging layer whose failure event the filter disables notes the failure too, as *filtered*
@@ -287,6 +286,8 @@ pub(crate) enum Failure {
     Service(TypeId),
     /// The error a response body yielded (one per poll, and so per scope).
     Body,
+    /// A 5xx response without an [`Error`](crate::Error) (one per poll, and so per scope).
+    Status,
 }
 
 impl Failure {
@@ -368,19 +369,17 @@ impl Scope {
         self.outer != 0 || self.watched
     }
 
-    /// `error`, marked logged when a logging layer inside this scope noted `failure`; any note
+    /// `error`, marked logged when a logging layer inside this scope noted `failure`; that note
     /// is used up.
     pub(crate) fn claim(&self, failure: Failure, error: Error) -> Error {
-        let noted = STATE.with(|state| state.note.take());
-        match noted.filter(|note| note.scope == self.id && note.failure == failure) {
-            Some(Note { filtered: None, .. }) => error.mark_logged(),
-            Some(Note {
-                filtered: Some(level),
-                ..
-            }) => error.mark_filtered(level),
-            None => {}
-        }
-        error
+        claim(self.id, failure, error)
+    }
+
+    /// The scope's number, to [`claim`] a note after the scope closed (a 5xx response, seen once
+    /// the poll that made it ended).
+    #[inline(always)]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Closes the scope; whether the application recorded an event at the subscriber layer's
@@ -397,6 +396,33 @@ impl Drop for Scope {
     fn drop(&mut self) {
         STATE.with(|state| close(state, self.id, self.outer));
     }
+}
+
+/// `error`, marked logged when a logging layer noted `failure` under the scope `id`; that note is
+/// used up.
+#[inline]
+pub(crate) fn claim(id: u64, failure: Failure, error: Error) -> Error {
+    // Read before it is taken: most failures find no note of theirs (no logging layer inside),
+    // and a note of another scope is never claimed (scope numbers are not reused).
+    let noted = STATE.with(|state| {
+        let note = state
+            .note
+            .get()
+            .filter(|note| note.scope == id && note.failure == failure);
+        if note.is_some() {
+            state.note.set(None);
+        }
+        note
+    });
+    match noted {
+        Some(Note { filtered: None, .. }) => error.mark_logged(),
+        Some(Note {
+            filtered: Some(level),
+            ..
+        }) => error.mark_filtered(level),
+        None => {}
+    }
+    error
 }
 
 /// Restores the `outer` scope; whether `id` saw an application's event, which `outer` inherits.

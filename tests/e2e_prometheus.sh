@@ -84,7 +84,7 @@ start_server b; b=$address
 echo "instances: a=$a b=$b"
 send "$a" /error 3 500; send "$a" /panic 2 500; send "$a" /not-found 4 404; send "$a" /ok 5 200
 send "$b" /error 7 500; send "$b" /panic 1 500; send "$b" /not-found 2 404; send "$b" /ok 1 200
-send "$b" /logged/error 6 500; send "$b" /logged/panic 2 500
+send "$b" /logged/error 6 500; send "$b" /logged/panic 2 500; send "$b" /logged/app-error 3 500
 send "$a" /app-error 4 500; send "$b" /app-error 1 500; send "$b" /app-error/attached 2 500
 send_stream "$a" /stream-error 3; send_stream "$b" /stream-error 2; send_stream "$b" /stream-panic 2
 send_stream "$b" /logged/stream-error 4; send "$b" /ok 1 200

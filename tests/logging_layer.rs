@@ -402,3 +402,40 @@ async fn fmt_writes_tokens_unquoted_and_free_text_quoted_and_escaped() {
     );
     assert!(!text.contains('\u{202e}'), "{text}");
 }
+
+/// A plain 5xx the logging layer logged is handed to the error handler by the note of the poll that
+/// made it (here the second poll, after the handler yielded), not by an `Error` in the response:
+/// it leaves the stack as the handler built it, logged once and not counted.
+#[tokio::test]
+async fn a_logged_plain_5xx_is_handed_over_without_an_extension_and_not_counted() {
+    let (events, _guard) = capture();
+    let reporting = reporting();
+    let slow_502 = || async {
+        tokio::task::yield_now().await;
+        StatusCode::BAD_GATEWAY
+    };
+    let logged = Router::new()
+        .route("/upstream", get(slow_502))
+        .layer(LoggingLayer::new())
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let request = || Request::get("/upstream").body(Body::empty()).unwrap();
+
+    let response = logged.oneshot(request()).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(response.extensions().get::<Error>().is_none());
+    let failed: Vec<(Level, String)> = request_events(&events)
+        .iter()
+        .map(|event| (event.level, event.field("error").to_owned()))
+        .collect();
+    assert_eq!(failed, [(Level::WARN, "502 Bad Gateway".to_owned())]);
+    assert_eq!(reporting.unhandled_count(), 0);
+
+    // Without the logging layer, the same response is counted.
+    let unlogged = Router::new()
+        .route("/upstream", get(slow_502))
+        .layer(ErrorHandlerLayer::new(reporting.clone()));
+    let response = unlogged.oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(reporting.unhandled_count(), 1);
+}

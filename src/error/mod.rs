@@ -507,6 +507,26 @@ pub(crate) fn render(status: StatusCode) -> Response {
     (status, [(header::CONTENT_TYPE, TEXT_PLAIN)], reason).into_response()
 }
 
+/// `status` as `http` displays it (`500 Internal Server Error`), the text of a 5xx failure with
+/// no cause. The server errors `http` names are constants: logging one allocates nothing.
+pub(crate) fn status_text(status: StatusCode) -> std::borrow::Cow<'static, str> {
+    let text = match status.as_u16() {
+        500 => "500 Internal Server Error",
+        501 => "501 Not Implemented",
+        502 => "502 Bad Gateway",
+        503 => "503 Service Unavailable",
+        504 => "504 Gateway Timeout",
+        505 => "505 HTTP Version Not Supported",
+        506 => "506 Variant Also Negotiates",
+        507 => "507 Insufficient Storage",
+        508 => "508 Loop Detected",
+        510 => "510 Not Extended",
+        511 => "511 Network Authentication Required",
+        _ => return status.to_string().into(),
+    };
+    text.into()
+}
+
 /// Displays an [`Error`] with `{:#}`: its whole chain.
 struct Alternate<'a>(&'a Error);
 
@@ -531,6 +551,14 @@ impl StdError for Message {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_text_of_a_server_error_is_what_http_displays() {
+        for code in 100..=999 {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(status_text(status), status.to_string(), "{code}");
+        }
+    }
 
     #[test]
     fn a_cause_less_error_is_reused_only_once_nothing_holds_it() {

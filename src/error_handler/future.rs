@@ -22,7 +22,7 @@ use crate::{
     error::{BoxError, Error},
     grpc,
     handler::ServerErrorHandler,
-    handoff::{self, RenderedStatus, Scope, Serving, Sink, needs_watching},
+    handoff::{self, Failure, RenderedStatus, Scope, Serving, Sink, needs_watching},
     head::RequestHead,
 };
 
@@ -103,10 +103,10 @@ where
                     }
                     Ok(Poll::Ready(Ok(response))) => {
                         let response = response.map(Body::new);
-                        let enclosed = scope.is_enclosed();
+                        let (enclosed, id) = (scope.is_enclosed(), scope.id());
                         head.set_app_logged(scope.leave());
                         let response =
-                            responded::<H>(this.serving.handler, head, response, enclosed);
+                            responded::<H>(this.serving.handler, head, response, enclosed, id);
                         return Poll::Ready(Ok(response));
                     }
                     Ok(Poll::Ready(Err(error))) => {
@@ -127,8 +127,8 @@ where
 
 /// The response of the inner service, after the error handler saw the failure it carries.
 ///
-/// A failure is the [`Error`] a handler returned or attached (one without a cause is a
-/// [`Status`](ErrorKind::Status) failure that a logging layer logged), else a 5xx status alone.
+/// A failure is the [`Error`] a handler returned or attached, else a 5xx status alone (which a
+/// logging layer inside may have noted as logged in the poll that made it, the scope `scope`).
 /// Any other response is the success path: one extension lookup (nothing to look up when the
 /// response has no extensions), one status comparison and the body's size hint; a body that can
 /// still fail ([`needs_watching`]) leaves in a [`WatchedBody`] with the request's head. A
@@ -147,10 +147,11 @@ fn responded<H: ServerErrorHandler>(
     head: &mut RequestHead,
     response: Response<Body>,
     enclosed: bool,
+    scope: u64,
 ) -> Response<Body> {
     let carries_error = || response.extensions().get::<Error>().is_some();
     if head.is_grpc() || response.status().is_server_error() || carries_error() {
-        return inspected::<H>(handler, head, response, enclosed);
+        return inspected::<H>(handler, head, response, enclosed, scope);
     }
     if needs_watching(&response, head) {
         return WatchedBody::<H>::wrap(response, head.take(), handler);
@@ -167,6 +168,7 @@ fn inspected<H: ServerErrorHandler>(
     head: &mut RequestHead,
     mut response: Response<Body>,
     enclosed: bool,
+    scope: u64,
 ) -> Response<Body> {
     let status = response.status();
     // Only a gRPC answer's `grpc-status` is read: a REST route's response is not a gRPC status.
@@ -197,7 +199,8 @@ fn inspected<H: ServerErrorHandler>(
     if response.extensions().get::<RenderedStatus>().is_some() {
         return response;
     }
-    let error = Error::without_cause(status);
+    // A logging layer inside noted it, logged or filtered, in the poll that made it (`scope`).
+    let error = handoff::claim(scope, Failure::Status, Error::without_cause(status));
     let mut response = handle(handler, &error, head, ErrorKind::Status).unwrap_or(response);
     if enclosed {
         // A zero-sized marker rather than the error, which would say no more than the status.

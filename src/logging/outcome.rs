@@ -12,7 +12,7 @@ use tracing::{Span, field};
 use super::{Levels, TARGET, span};
 use crate::{
     context::ErrorKind,
-    error::{BodyFailure, Chain, Error, panic_message, past_axum, text_of},
+    error::{BodyFailure, Chain, Error, panic_message, past_axum, status_text, text_of},
     grpc,
     handoff::{self, BodyFailed, Failure, RenderedStatus, needs_watching},
     head::RequestHead,
@@ -24,22 +24,30 @@ use crate::{
 /// What a request needs to be logged at its end: captured only when an event could be emitted.
 pub(crate) struct Outcome {
     levels: Levels,
+    /// Whether the filter enabled the success event, and the failure event, when the request
+    /// came: asked once, not again at its end.
+    success_on: bool,
+    failure_on: bool,
     pub(super) started: Option<(Instant, RequestHead)>,
 }
 
 impl Outcome {
     pub(crate) fn start<B>(levels: Levels, request: &Request<B>) -> Self {
-        let wanted = enabled_at!(target: TARGET, levels.success)
-            || enabled_at!(target: TARGET, levels.failure);
+        let success_on = enabled_at!(target: TARGET, levels.success);
+        let failure_on = enabled_at!(target: TARGET, levels.failure);
         Self {
             levels,
-            started: wanted.then(|| (Instant::now(), RequestHead::capture(request))),
+            success_on,
+            failure_on,
+            started: (success_on || failure_on)
+                .then(|| (Instant::now(), RequestHead::capture(request))),
         }
     }
 
     /// Logs a response: a failure when it carries an unhandled error or is a 5xx, else a success.
     /// Once the failure event was emitted, an error returned inside this layer is marked logged,
-    /// and a 5xx without one gets one (with no cause) marked logged, for the error handler.
+    /// and a 5xx without one is noted logged under the error handler's scope
+    /// ([`Failure::Status`]).
     ///
     /// `true` when nothing is logged yet: a success whose body can still fail
     /// ([`needs_watching`]), to be logged when it ends ([`LoggedBody`](super::body::LoggedBody)).
@@ -82,24 +90,22 @@ impl Outcome {
             self.body_ended(span, status);
             return false;
         }
-        let text = unhandled.map_or_else(|| status.to_string(), Error::chain_text);
+        let text = match unhandled {
+            Some(error) => error.chain_text().into(),
+            None => status_text(status),
+        };
         if self.is_grpc() {
             self.close_rpc(span, true, grpc_code);
         }
         let kind = kind.unwrap_or(ErrorKind::Status);
         let logged = self.failed(span, kind, Some(status), &text, grpc_code, unhandled);
         if rendered.is_none() {
-            let mark = |error: &Error| match logged {
-                true => error.mark_logged(),
-                false => error.mark_filtered(self.levels.failure),
-            };
             match error {
-                Some(error) => mark(error),
-                None => {
-                    let marked = Error::without_cause(status);
-                    mark(&marked);
-                    response.extensions_mut().insert(marked);
-                }
+                Some(error) if logged => error.mark_logged(),
+                Some(error) => error.mark_filtered(self.levels.failure),
+                // The error handler outside makes the error of a 5xx without one: it reads the
+                // note, and the response needs no extension (whose map would be allocated).
+                None => self.hand_over(Failure::Status, logged),
             }
         }
         false
@@ -108,8 +114,8 @@ impl Outcome {
     /// This outcome, leaving one that logs nothing in its place.
     pub(crate) fn take(&mut self) -> Self {
         Self {
-            levels: self.levels,
             started: self.started.take(),
+            ..*self
         }
     }
 
@@ -183,7 +189,7 @@ impl Outcome {
         };
         // The head is kept for a failure's event: a success whose event is disabled (a production
         // filter at INFO) builds nothing of it.
-        if !enabled_at!(target: TARGET, self.levels.success) {
+        if !self.success_on {
             return;
         }
         let context = head.context(ErrorKind::Error, grpc_status.is_some());
@@ -248,7 +254,7 @@ impl Outcome {
         let Some((started, head)) = &self.started else {
             return false;
         };
-        if !enabled_at!(target: TARGET, self.levels.failure) {
+        if !self.failure_on {
             return false;
         }
         let context = head.context(kind, grpc_status.is_some());
