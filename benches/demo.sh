@@ -2,9 +2,10 @@
 # and tests/soak.sh; source it from the repository's root. It defines functions only.
 
 # start_demo VARIANT LOG [COMMAND...]: starts the release demo server (target/release/examples/server)
-# on 127.0.0.1 as VARIANT (bare, pass-through, catch-panic or layered: examples/server.rs, UNHANDLED_BARE), run
-# under COMMAND when given (taskset, valgrind), its output in LOG; the report interval is
-# UNHANDLED_ERRORS_REPORT_INTERVAL, 0 when unset. Once it listens (within 60 s), sets DEMO_PID and
+# on 127.0.0.1 as VARIANT (bare, pass-through, catch-panic, layered, stack or tower-stack:
+# examples/server.rs, UNHANDLED_BARE), run under COMMAND when given (taskset, valgrind), its output
+# in LOG; the report interval is UNHANDLED_ERRORS_REPORT_INTERVAL, 0 when unset; its log filter
+# DEMO_LOG (RUST_LOG), off when unset. Once it listens (within 60 s), sets DEMO_PID and
 # DEMO_ADDRESS, and checks that its x-unhandled-variant header names VARIANT.
 start_demo() {
   local variant=$1 log=$2 bare seen
@@ -14,9 +15,10 @@ start_demo() {
     pass-through) bare=pass-through ;;
     catch-panic) bare=catch-panic ;;
     layered) bare=0 ;;
+    stack | tower-stack) bare=$variant ;;
     *) echo "unknown demo variant $variant" >&2; return 1 ;;
   esac
-  UNHANDLED_BARE=$bare ADDR=127.0.0.1:0 RUST_LOG=off RUST_BACKTRACE=0 \
+  UNHANDLED_BARE=$bare ADDR=127.0.0.1:0 RUST_LOG=${DEMO_LOG:-off} RUST_BACKTRACE=0 \
     UNHANDLED_ERRORS_REPORT_INTERVAL=${UNHANDLED_ERRORS_REPORT_INTERVAL:-0} \
     "$@" target/release/examples/server >"$log" 2>&1 &
   DEMO_PID=$!

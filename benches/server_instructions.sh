@@ -9,7 +9,10 @@
 # Variants (examples/server.rs, UNHANDLED_BARE): bare (no layer), pass-through (a layer that does
 # nothing: axum's per-route boxing alone), catch-panic (tower-http's CatchPanicLayer), layered
 # (unhandled::layer()).
-#   bash benches/server_instructions.sh     # N=500 RUNS=3; PATHS="/ok" for one path
+# ONLY=stack: the whole stack a user runs instead, stack (unhandled::layer() + LoggingLayer) against
+# tower-stack (tower-http's TraceLayer + CatchPanicLayer), GET /ok and GET /app-error (a plain 500),
+# the demo's fmt subscriber at INFO (RUST_LOG=info) and with both stacks' request events at DEBUG.
+#   bash benches/server_instructions.sh     # N=500 RUNS=3; PATHS="/ok" for one path; ONLY=stack
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/demo.sh
@@ -41,6 +44,22 @@ count() {
   pid=
   sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$work/server.log"
 }
+
+if [ "${ONLY:-}" = stack ]; then
+  echo
+  echo "The whole stack, instructions of the server per request:"
+  echo
+  printf '| RUST_LOG | request | stack | tower-stack | tower-stack ÷ stack |\n|---|---|---:|---:|---:|\n'
+  for log in info,tower_http=debug,unhandled=debug info; do
+    for path in /ok /app-error; do
+      ours=$(DEMO_LOG=$log per_request count stack "$path")
+      theirs=$(DEMO_LOG=$log per_request count tower-stack "$path")
+      awk -v l="$log" -v p="$path" -v o="$ours" -v t="$theirs" \
+        'BEGIN { printf "| `%s` | `GET %s` | %d | %d | %.3f |\n", l, p, o, t, t / o }'
+    done
+  done
+  exit 0
+fi
 
 for path in ${PATHS:-/ok /error}; do
   echo

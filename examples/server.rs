@@ -36,7 +36,10 @@
 //! `Router::layer` costs in axum, which boxes every layered route; `UNHANDLED_BARE=catch-panic` puts
 //! tower-http's `CatchPanicLayer` there, which only catches panics. Every response carries
 //! `x-unhandled-variant: bare`, `pass-through`, `catch-panic` or `layered`, so that a benchmark can
-//! tell them apart.
+//! tell them apart. `UNHANDLED_BARE=stack` and `UNHANDLED_BARE=tower-stack` serve every route
+//! behind the whole stack a user runs, in one `ServiceBuilder` each: `unhandled::layer()` and
+//! `LoggingLayer`, or tower-http's `TraceLayer` and `CatchPanicLayer` as axum's examples write
+//! them (`benches/server_instructions.sh`, `ONLY=stack`).
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
@@ -215,6 +218,10 @@ enum Variant {
     PassThrough,
     /// tower-http's `CatchPanicLayer`, in place of both.
     CatchPanic,
+    /// `unhandled::layer()` outside `LoggingLayer`, around every route.
+    Stack,
+    /// tower-http's `TraceLayer` outside `CatchPanicLayer`, around every route.
+    TowerStack,
 }
 
 impl Variant {
@@ -226,15 +233,19 @@ impl Variant {
             Ok("1") => Ok(Self::Bare),
             Ok("pass-through") => Ok(Self::PassThrough),
             Ok("catch-panic") => Ok(Self::CatchPanic),
+            Ok("stack") => Ok(Self::Stack),
+            Ok("tower-stack") => Ok(Self::TowerStack),
             Ok(other) => Err(format!(
                 "invalid {}={other:?}: expected \"1\" (no layer), \"pass-through\" (a layer \
-                 that does nothing), \"catch-panic\" (tower-http's CatchPanicLayer) or \"0\" \
-                 (unhandled's layers, the default)",
+                 that does nothing), \"catch-panic\" (tower-http's CatchPanicLayer), \"stack\" \
+                 (unhandled::layer() and LoggingLayer on every route), \"tower-stack\" \
+                 (tower-http's TraceLayer and CatchPanicLayer) or \"0\" (unhandled's layers, \
+                 the default)",
                 Self::VAR
             )),
             Err(std::env::VarError::NotUnicode(value)) => Err(format!(
                 "invalid {}={value:?}: not UTF-8; expected \"1\", \"pass-through\", \
-                 \"catch-panic\" or \"0\"",
+                 \"catch-panic\", \"stack\", \"tower-stack\" or \"0\"",
                 Self::VAR
             )),
         }
@@ -246,6 +257,8 @@ impl Variant {
             Self::Bare => "bare",
             Self::PassThrough => "pass-through",
             Self::CatchPanic => "catch-panic",
+            Self::Stack => "stack",
+            Self::TowerStack => "tower-stack",
         }
     }
 }
@@ -263,6 +276,16 @@ fn app(metrics: PrometheusHandle, variant: Variant) -> Router {
             let logged = logged_routes().layer(LoggingLayer::new());
             routes().merge(logged).layer(unhandled::layer())
         }
+        Variant::Stack => routes().merge(logged_routes()).layer(
+            tower::ServiceBuilder::new()
+                .layer(unhandled::layer())
+                .layer(LoggingLayer::new()),
+        ),
+        Variant::TowerStack => routes().merge(logged_routes()).layer(
+            tower::ServiceBuilder::new()
+                .layer(tower_http::trace::TraceLayer::new_for_http())
+                .layer(tower_http::catch_panic::CatchPanicLayer::new()),
+        ),
     };
     let variant = HeaderValue::from_static(variant.name());
     served
@@ -314,6 +337,10 @@ async fn main() -> Result<(), Fatal> {
         Variant::Bare => "bare: without unhandled::layer()".to_owned(),
         Variant::PassThrough => "pass-through: a layer that does nothing".to_owned(),
         Variant::CatchPanic => "catch-panic: tower-http's CatchPanicLayer".to_owned(),
+        Variant::Stack => "stack: unhandled::layer() and LoggingLayer on every route".to_owned(),
+        Variant::TowerStack => {
+            "tower-stack: tower-http's TraceLayer and CatchPanicLayer".to_owned()
+        }
     };
     println!("listening on http://{} ({serving})", listener.local_addr()?);
     // Stopped by Ctrl+C or by SIGTERM (how containers stop a service): the last request is

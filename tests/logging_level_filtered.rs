@@ -25,12 +25,17 @@ async fn failure_level_filtered_out_means_not_logged_and_counted() {
     let app = Router::new()
         .route("/users/{id}", get(fails))
         .route("/panic", get(panics))
+        .route(
+            "/plain-500",
+            get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+        )
         .layer(LoggingLayer::new())
         .layer(ErrorHandlerLayer::new(reporting.clone()));
 
     send(&app, "/users/7").await;
     send(&app, "/panic").await;
+    send(&app, "/plain-500").await;
 
     assert!(events.all().is_empty(), "{:?}", events.all());
-    assert_eq!(reporting.unhandled_count(), 2);
+    assert_eq!(reporting.unhandled_count(), 3);
 }
