@@ -248,8 +248,9 @@ impl<'a> ErrorContext<'a> {
 
 /// `method` in a byte, as a task keeps it: the index of the standard method, one past them for
 /// any other ([`method_at`] gives it back).
-/// A `match`, which compiles to one jump on the method's variant: a search of [`LABELS`] compares
-/// each in turn. In the order of `LABELS` (a test checks it).
+///
+/// A `match`, which compiles to one jump on the method's variant, where a search of [`LABELS`]
+/// compares each in turn. Its order is `LABELS`' (a test checks it).
 #[inline]
 pub(crate) fn method_index(method: &Method) -> u8 {
     match *method {

@@ -9,8 +9,9 @@
 //!   notes the failure it logged under the scope in force, identified by what survives the trip:
 //!   a panic by the address of its payload (the box `resume_unwind` hands on), a service error by
 //!   its type, a 5xx response or a response body's error by the scope alone (one poll yields at
-//!   most one). The handler accepts a note only for its own scope and the same failure. Two requests never share a scope, so two
-//!   failures with the same text can never be taken for one another; nothing is formatted.
+//!   most one). The handler accepts a note only for its own scope and the same failure. Two
+//!   requests never share a scope, so two failures with the same text can never be taken for one
+//!   another; nothing is formatted.
 //!
 //! A logging layer whose failure event the filter disables notes the failure too, as *filtered*
 //! with the event's level, and marks an [`Error`](crate::Error) in the response the same way: the
