@@ -260,9 +260,10 @@ fn stack_variant(variant: &str) -> (Router, StatusCode) {
     (app, expected)
 }
 
-/// Shows that the two stacks differ: one request, under a subscriber like the counted one (at
-/// the variant's level) that keeps what it writes, leaves the line only that stack writes; and the
-/// unhandled stack's failure was logged, so not counted. Panics otherwise.
+/// Shows that a `stack_*` or `event_*` variant is what it says: one request, under a subscriber
+/// like the counted one (at the variant's level) that keeps what it writes, leaves the line only
+/// that variant writes; and the unhandled stack's failure was logged, so not counted. Panics
+/// otherwise.
 fn prove_stack(runtime: &tokio::runtime::Runtime, app: &Router, variant: &str) {
     use std::sync::{Arc, Mutex};
     let level = match variant.contains("_debug_") {

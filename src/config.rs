@@ -6,8 +6,9 @@
 //! its settings come from code alone. Two more are the process's, since the panic hook is:
 //! [`UNHANDLED_PANIC_LOCATIONS`](PANIC_LOCATIONS_VAR) is read by the first error-handler layer
 //! built, whichever builder is used, as it installs the hook, and
-//! [`UNHANDLED_COUNT_STRAY_PANICS`](STRAY_PANICS_VAR) at the first panic outside any scope. (Backtraces follow std's own variables, `RUST_LIB_BACKTRACE` and
-//! `RUST_BACKTRACE`, unless [`set_backtraces`](crate::set_backtraces) decides for the process.
+//! [`UNHANDLED_COUNT_STRAY_PANICS`](STRAY_PANICS_VAR) at the first panic outside any scope.
+//! (Backtraces follow std's own variables, `RUST_LIB_BACKTRACE` and `RUST_BACKTRACE`, unless
+//! [`set_backtraces`](crate::set_backtraces) decides for the process.
 //! The first backtrace resolved loads the binary's debug info, which stays in memory: tens of
 //! megabytes for a debug build, the report's thread resolves it.)
 //!

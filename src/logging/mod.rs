@@ -81,7 +81,8 @@
 //! records its own: `fmt` writes them unquoted (`method=GET path=/users/7`), JSON and OpenTelemetry
 //! as strings. None of them can hold a space (a URI's path, a token); what a client sent is
 //! escaped first (controls, bidirectional marks, `\` and `"`), so that it cannot break or
-//! disguise a line. `error` and `user_agent.original`, free text, stay quoted `&str` fields. Why not `&str` fields and a float latency: BENCHMARKS.md, "The whole stack".
+//! disguise a line. `error` and `user_agent.original`, free text, stay quoted `&str` fields. Why
+//! not `&str` fields and a float latency: BENCHMARKS.md, "The whole stack".
 //!
 //! axum boxes every route again for each `Router::layer` call (about 1,000 instructions per
 //! request, whatever the layer). To pay that once, hand both layers to one call in a

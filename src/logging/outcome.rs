@@ -24,23 +24,20 @@ use crate::{
 /// What a request needs to be logged at its end: captured only when an event could be emitted.
 pub(crate) struct Outcome {
     levels: Levels,
-    /// Whether the filter enabled the success event, and the failure event, when the request
-    /// came: asked once, not again at its end.
+    /// Whether the filter enabled the success event when the request came: asked once, not
+    /// again at a success's end. The failure event's filter is asked when one fails.
     success_on: bool,
-    failure_on: bool,
     pub(super) started: Option<(Instant, RequestHead)>,
 }
 
 impl Outcome {
     pub(crate) fn start<B>(levels: Levels, request: &Request<B>) -> Self {
         let success_on = enabled_at!(target: TARGET, levels.success);
-        let failure_on = enabled_at!(target: TARGET, levels.failure);
+        let wanted = success_on || enabled_at!(target: TARGET, levels.failure);
         Self {
             levels,
             success_on,
-            failure_on,
-            started: (success_on || failure_on)
-                .then(|| (Instant::now(), RequestHead::capture(request))),
+            started: wanted.then(|| (Instant::now(), RequestHead::capture(request))),
         }
     }
 
@@ -254,7 +251,7 @@ impl Outcome {
         let Some((started, head)) = &self.started else {
             return false;
         };
-        if !self.failure_on {
+        if !enabled_at!(target: TARGET, self.levels.failure) {
             return false;
         }
         let context = head.context(kind, grpc_status.is_some());

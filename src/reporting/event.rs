@@ -116,7 +116,8 @@ pub(crate) const STD_NOTE: &str = "inside the standard library: the error went t
 
 /// What the report adds to a spawned task's error that carries no location: a standard error,
 /// `anyhow` or `eyre` returned as the task's output was never converted by a `?`.
-pub(crate) const TASK_LOCATION_NOTE: &str = "the task returned an error that records no line;      make the task return unhandled::Result, so that its ? names the line";
+pub(crate) const TASK_LOCATION_NOTE: &str = "the task returned an error that records no line; \
+     make the task return unhandled::Result, so that its ? names the line";
 
 /// What the report's `sample.location` says of a panic whose location was lost.
 pub(crate) const LOCATION_LOST: &str = "unknown: a panic hook set after the first \

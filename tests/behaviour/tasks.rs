@@ -237,6 +237,11 @@ async fn a_task_spawned_by_a_task_join_sets_task_trackers_and_spawn_blocking_are
                 .contains("make the task return unhandled::Result"),
             "{report:?}"
         );
+        assert_eq!(
+            report.field("sample.location_note"),
+            "the task returned an error that records no line; make the task return \
+             unhandled::Result, so that its ? names the line"
+        );
     }
 }
 
